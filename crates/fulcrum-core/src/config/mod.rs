@@ -1,0 +1,259 @@
+//! The file format: serde types for `fulcrum.toml`, their defaults, and parsing with
+//! every error reported as `file:line: key: reason`.
+//!
+//! These types are the stable interface users write; the runtime (`fulcrum::state`)
+//! compiles them into its own types and never deserializes directly.
+
+mod duration;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+
+use serde::Deserialize;
+
+pub use duration::Duration;
+pub use validate::{parse, ConfigError};
+
+/// A whole config file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Worker threads, each with its own listener socket and upstream pools. Default: cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// How long in-flight requests may run after SIGTERM before the process exits.
+    #[serde(default = "defaults::shutdown_timeout")]
+    pub shutdown_timeout: Duration,
+    /// The admin listener (metrics, API, dashboard).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// Where and how requests are logged.
+    #[serde(default)]
+    pub access_log: AccessLogConfig,
+    /// Listeners by name.
+    #[serde(default)]
+    pub listeners: BTreeMap<String, ListenerConfig>,
+    /// Routes, tried in order; the first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Pools of backends by name.
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolConfig>,
+}
+
+/// `[admin]`: loopback unless `allow_public = true`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to bind, `host:port`.
+    pub address: String,
+    /// Allows a non-loopback admin address (refused otherwise).
+    #[serde(default)]
+    pub allow_public: bool,
+}
+
+/// `[access_log]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// Whether one line per request is written.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// `json` (one object per line) or `text` (space-separated fields).
+    #[serde(default)]
+    pub format: AccessLogFormat,
+    /// `stdout`, `stderr`, or a file path (appended to).
+    #[serde(default = "defaults::access_log_path")]
+    pub path: String,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            format: AccessLogFormat::default(),
+            path: defaults::access_log_path(),
+        }
+    }
+}
+
+/// The access log's line format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// Space-separated fields, documented in the README.
+    Text,
+}
+
+/// `[listeners.NAME]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address to bind, `ip:port` (port 0 picks a free port).
+    pub address: String,
+    /// What the listener speaks.
+    #[serde(default)]
+    pub protocol: ListenerProtocol,
+    /// Pool for L4 listeners (tcp, udp, tls-passthrough); HTTP listeners use routes.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// Largest request head (request line + headers) accepted; over it is 431.
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Largest request body accepted; over it is 413. Unlimited when unset.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// Time a client has to send a whole request head once it started one, or
+    /// its first byte on a new connection.
+    #[serde(default = "defaults::header_timeout")]
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive client connection is kept open.
+    #[serde(default = "defaults::keepalive_timeout")]
+    pub keepalive_timeout: Duration,
+    /// Time allowed between two reads of a request body, or two writes of a response.
+    #[serde(default = "defaults::client_timeout")]
+    pub client_timeout: Duration,
+}
+
+/// `protocol` of a listener.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListenerProtocol {
+    /// HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port.
+    #[default]
+    Http,
+    /// HTTP over TLS (not yet served).
+    Https,
+    /// Plain TCP proxy (not yet served).
+    Tcp,
+    /// UDP proxy (not yet served).
+    Udp,
+    /// TLS passthrough by SNI (not yet served).
+    TlsPassthrough,
+}
+
+/// One `[[routes]]` entry. Every predicate set must match.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Listener name; when unset the route applies to every HTTP listener.
+    #[serde(default)]
+    pub listener: Option<String>,
+    /// Host, exact (`api.example.com`) or a suffix wildcard (`*.example.com`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Exact path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Path prefix.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Pool that serves matching requests.
+    pub pool: String,
+}
+
+/// `[pools.NAME]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// The balancing algorithm.
+    #[serde(default)]
+    pub balance: BalanceConfig,
+    /// The backends; at least one.
+    pub backends: Vec<BackendConfig>,
+    /// What the pool speaks to its backends.
+    #[serde(default)]
+    pub protocol: PoolProtocol,
+    /// Time to establish a connection to a backend.
+    #[serde(default = "defaults::connect_timeout")]
+    pub connect_timeout: Duration,
+    /// Time a backend has to start its response (and between two reads of it).
+    #[serde(default = "defaults::upstream_timeout")]
+    pub upstream_timeout: Duration,
+    /// Backends tried when connecting fails before any byte was sent.
+    #[serde(default = "defaults::connect_attempts")]
+    pub connect_attempts: NonZeroU32,
+    /// Idle keep-alive connections kept per backend and worker.
+    #[serde(default = "defaults::max_idle_per_backend")]
+    pub max_idle_per_backend: usize,
+    /// Time an idle upstream connection is kept.
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout: Duration,
+}
+
+/// `balance` of a pool.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceConfig {
+    /// Each backend in turn, weights ignored.
+    #[default]
+    RoundRobin,
+    /// Smooth weighted round robin (nginx): exact over a cycle, interleaved.
+    WeightedRoundRobin,
+}
+
+/// `protocol` of a pool.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolProtocol {
+    /// HTTP/1.1 over pooled keep-alive connections.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge, multiplexed.
+    H2c,
+}
+
+/// One backend: `"host:port"` or `{ address = "host:port", weight = 2 }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// `host:port`; a host name is resolved when the config is loaded.
+    pub address: String,
+    /// Relative share of requests for weighted algorithms; at least 1.
+    pub weight: u32,
+}
+
+mod defaults {
+    use super::Duration;
+    use std::num::NonZeroU32;
+
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn access_log_path() -> String {
+        "stdout".to_owned()
+    }
+    pub fn shutdown_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_header_bytes() -> usize {
+        32 * 1024
+    }
+    pub fn header_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn keepalive_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn client_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn upstream_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn connect_attempts() -> NonZeroU32 {
+        NonZeroU32::MIN.saturating_add(2)
+    }
+    pub fn max_idle_per_backend() -> usize {
+        64
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+}

@@ -1,0 +1,12 @@
+//! Fulcrum's decisions, apart from I/O: the config model and its validation, the
+//! sans-I/O HTTP/1.1 codec, the route table and the balancers.
+//!
+//! Nothing here touches a socket, a clock or a global random source: time and
+//! randomness come in as arguments, so every decision can be replayed in a test.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod balance;
+pub mod config;
+pub mod http1;
+pub mod route;
