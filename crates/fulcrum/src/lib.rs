@@ -1,1 +1,19 @@
-//! Fulcrum.
+//! Fulcrum: a reverse proxy and load balancer. This crate does the I/O, one module per
+//! stage of the data path; every decision comes from `fulcrum_core`.
+//!
+//! ```text
+//! client ─► listen/ ─► l7/ (h1 | h2) ─► route ─► balance ─► upstream/ ─► backend
+//! ```
+
+pub mod access_log;
+pub mod demo;
+pub mod io;
+pub mod l7;
+pub mod listen;
+pub mod reload;
+pub mod server;
+pub mod state;
+pub mod upstream;
+pub mod worker;
+
+pub use server::{run, RunError};

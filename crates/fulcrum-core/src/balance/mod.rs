@@ -1,73 +1,197 @@
-//! Pool → backend. STUB: replaced by the balancer work.
+//! Stage: pool → backend.
+//!
+//! Input: one pool snapshot (`&[Backend]`) and a [`PickCtx`] (backends this
+//! request already tried, a hash key, caller-supplied randomness). Output: the
+//! [`BackendId`] to try next, or `None` when no backend is eligible (→ 503).
+//!
+//! Owns the algorithms and their small mutable state (a cursor, smooth weights).
+//! Never does I/O, never reads a clock, never draws its own randomness: the same
+//! inputs give the same picks, so simulations replay exactly.
+//!
+//! A backend is *eligible* for a pick when it is available
+//! ([`BackendState::is_available`]) and not in `ctx.exclude`. Balancers are
+//! built off the data path on each reload ([`build`]); per-backend live state
+//! sits behind `Arc<BackendState>` so the caller can carry it over by
+//! [`BackendKey`].
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::config::BalanceConfig;
 
-/// Position of a backend in one pool snapshot.
+mod round_robin;
+mod weighted;
+
+pub use round_robin::RoundRobin;
+pub use weighted::WeightedRoundRobin;
+
+/// Position of a backend in one pool snapshot. Cheap to copy; not stable across reloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BackendId(pub u32);
 
-/// Stable identity of a backend across reloads.
+impl BackendId {
+    /// The id of the backend at `index` in the pool, or `None` past `u32::MAX`.
+    pub fn from_index(index: usize) -> Option<Self> {
+        u32::try_from(index).ok().map(Self)
+    }
+
+    /// The position of this backend in its pool slice.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Stable identity of a backend (address or name). Per-backend state is carried across
+/// reloads by this key, so in-flight counts and health survive a rebuild.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BackendKey(pub String);
 
-/// Live state of one backend.
+/// Live, shared state of one backend: written by health and upstream, read by balancers.
+///
+/// The default is *available*: until health checks land, every backend is
+/// eligible unless something marks it otherwise.
 #[derive(Debug, Default)]
 pub struct BackendState {
-    /// Requests in flight.
+    /// Requests (or connections) currently leased to this backend.
     pub in_flight: AtomicU32,
+    /// Inverted so that `Default` means available.
+    unavailable: AtomicBool,
+}
+
+impl BackendState {
+    /// Whether balancers may pick this backend.
+    pub fn is_available(&self) -> bool {
+        // Relaxed: a flag read on every pick; a stale read costs one pick at most.
+        !self.unavailable.load(Ordering::Relaxed)
+    }
+
+    /// Marks the backend available (`true`) or not (`false`) for later picks.
+    pub fn set_available(&self, available: bool) {
+        self.unavailable.store(!available, Ordering::Relaxed);
+    }
 }
 
 /// One backend as a balancer sees it.
 #[derive(Debug)]
 pub struct Backend {
-    /// Stable key.
+    /// Stable identity, used to carry `state` across reloads.
     pub key: BackendKey,
     /// Resolved address.
     pub addr: SocketAddr,
-    /// Weight.
+    /// Relative share for weighted algorithms; ignored by plain round robin.
     pub weight: NonZeroU32,
-    /// Shared state.
+    /// Live state shared with health checks and upstream leases.
     pub state: Arc<BackendState>,
 }
 
-/// Inputs to one pick.
-#[derive(Debug, Default)]
-pub struct PickCtx<'a> {
-    /// Hash key.
-    pub hash: Option<u64>,
-    /// Already tried.
-    pub exclude: &'a [BackendId],
-    /// Random bits.
-    pub entropy: u64,
-}
-
-/// Chooses a backend.
-pub trait Balancer: Send + Sync + std::fmt::Debug {
-    /// Picks.
-    fn pick(&self, pool: &[Backend], ctx: &PickCtx<'_>) -> Option<BackendId>;
-}
-
-#[derive(Debug, Default)]
-struct Rr(AtomicUsize);
-
-impl Balancer for Rr {
-    fn pick(&self, pool: &[Backend], ctx: &PickCtx<'_>) -> Option<BackendId> {
-        for _ in 0..pool.len() {
-            let i = self.0.fetch_add(1, Ordering::Relaxed) % pool.len();
-            let id = BackendId(i as u32);
-            if !ctx.exclude.contains(&id) {
-                return Some(id);
-            }
+impl Backend {
+    /// A backend with fresh (available, idle) state, keyed by its address.
+    pub fn new(addr: SocketAddr, weight: NonZeroU32) -> Self {
+        Self {
+            key: BackendKey(addr.to_string()),
+            addr,
+            weight,
+            state: Arc::default(),
         }
-        None
     }
 }
 
-/// Builds a balancer.
-pub fn build(_cfg: BalanceConfig, _pool: &[Backend]) -> Box<dyn Balancer> {
-    Box::<Rr>::default()
+/// Inputs to one pick. The caller supplies randomness, so tests are deterministic.
+#[derive(Debug, Default)]
+pub struct PickCtx<'a> {
+    /// Consistent-hash or sticky key, when the algorithm uses one.
+    pub hash: Option<u64>,
+    /// Backends already tried by this request (retries); never picked again.
+    pub exclude: &'a [BackendId],
+    /// Random bits for random choice and tie-breaks.
+    pub entropy: u64,
+}
+
+/// Chooses a backend for one connection or request.
+pub trait Balancer: Send + Sync + std::fmt::Debug {
+    /// Returns an eligible backend (available, not excluded), or `None` when the
+    /// pool has none.
+    fn pick(&self, pool: &[Backend], ctx: &PickCtx<'_>) -> Option<BackendId>;
+}
+
+/// Builds the configured algorithm for a backend set. Called off the data path,
+/// on each reload or membership change; `pool` must be the slice later passed to `pick`.
+pub fn build(cfg: BalanceConfig, pool: &[Backend]) -> Box<dyn Balancer> {
+    match cfg {
+        BalanceConfig::RoundRobin => Box::new(RoundRobin::new()),
+        BalanceConfig::WeightedRoundRobin => Box::new(WeightedRoundRobin::new(pool)),
+    }
+}
+
+/// Whether `pool[index]` may be picked under `exclude`.
+fn is_eligible(backend: &Backend, index: usize, exclude: &[BackendId]) -> bool {
+    backend.state.is_available() && !exclude.iter().any(|id| id.index() == index)
+}
+
+/// Helpers shared by the balancer unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A pool of backends on 127.0.0.1 with the given weights.
+    pub(crate) fn pool(weights: &[u32]) -> Vec<Backend> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16));
+                Backend::new(addr, NonZeroU32::new(w).unwrap())
+            })
+            .collect()
+    }
+
+    /// Picks `n` times with `ctx` and returns how often each backend was chosen.
+    pub(crate) fn counts(
+        b: &dyn Balancer,
+        pool: &[Backend],
+        ctx: &PickCtx<'_>,
+        n: usize,
+    ) -> Vec<usize> {
+        let mut counts = vec![0; pool.len()];
+        for _ in 0..n {
+            counts[b.pick(pool, ctx).unwrap().index()] += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::pool;
+    use super::*;
+
+    #[test]
+    fn build_dispatches_on_config() {
+        let pool = pool(&[3, 1]);
+        let ctx = PickCtx::default();
+        let rr = build(BalanceConfig::RoundRobin, &pool);
+        let picks: Vec<_> = (0..4).map(|_| rr.pick(&pool, &ctx).unwrap().0).collect();
+        assert_eq!(picks, [0, 1, 0, 1]);
+        let wrr = build(BalanceConfig::WeightedRoundRobin, &pool);
+        let picks: Vec<_> = (0..4).map(|_| wrr.pick(&pool, &ctx).unwrap().0).collect();
+        assert_eq!(picks, [0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn state_defaults_to_available() {
+        let state = BackendState::default();
+        assert!(state.is_available());
+        state.set_available(false);
+        assert!(!state.is_available());
+        state.set_available(true);
+        assert!(state.is_available());
+    }
+
+    #[test]
+    fn empty_pool_gives_none() {
+        for cfg in [BalanceConfig::RoundRobin, BalanceConfig::WeightedRoundRobin] {
+            assert_eq!(build(cfg, &[]).pick(&[], &PickCtx::default()), None);
+        }
+    }
 }

@@ -4,7 +4,13 @@
 //! These types are the stable interface users write; the runtime (`fulcrum::state`)
 //! compiles them into its own types and never deserializes directly.
 
+mod address;
+mod backend;
 mod duration;
+mod locate;
+mod rules;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -12,7 +18,7 @@ use std::num::NonZeroU32;
 
 use serde::Deserialize;
 
-pub use duration::Duration;
+pub use duration::{Duration, DurationError};
 pub use validate::{parse, ConfigError};
 
 /// A whole config file.

@@ -1,9 +1,16 @@
-//! Parsing and validation. STUB: replaced by the config work.
+//! Parsing and validation: text in, a [`Config`] or every problem found out.
+//!
+//! Syntax and type errors come from the toml deserializer, which stops at the first
+//! one; its byte span is turned into a line and a key path. Semantic rules
+//! (`rules.rs`) then run on the typed config and report all their problems at once,
+//! each placed on the line of its key.
+
 use std::path::{Path, PathBuf};
 
-use super::{BackendConfig, Config};
+use super::locate::{KeyPath, Locator};
+use super::{rules, Config};
 
-/// One problem in a config file.
+/// One problem in a config file, displayed as `FILE:LINE: KEY: REASON`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{line}: {key}: {reason}", file.display())]
 pub struct ConfigError {
@@ -17,21 +24,163 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// Parses and validates a config; returns every error.
+/// Parses and validates a config; returns every error, sorted by line.
+///
+/// `file` is only used to label errors: nothing is read from disk.
 pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
-    toml::from_str(text).map_err(|e| {
-        vec![ConfigError {
+    let locator = Locator::new(text);
+    let config: Config = match toml::from_str(text) {
+        Ok(config) => config,
+        Err(e) => return Err(vec![from_toml(file, &locator, &e)]),
+    };
+    let line_of = |path: &KeyPath| locator.line_of(path);
+    let mut errors: Vec<ConfigError> = rules::check(&config, &line_of)
+        .into_iter()
+        .map(|p| ConfigError {
             file: file.to_owned(),
-            line: 0,
-            key: String::new(),
-            reason: e.to_string(),
-        }]
-    })
+            line: locator.line_of(&p.path),
+            key: p.path.to_string(),
+            reason: p.reason,
+        })
+        .collect();
+    if errors.is_empty() {
+        return Ok(config);
+    }
+    errors.sort_by_key(|e| e.line);
+    Err(errors)
 }
 
-impl<'de> serde::Deserialize<'de> for BackendConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let address = String::deserialize(d)?;
-        Ok(Self { address, weight: 1 })
+/// A syntax or type error from the toml deserializer, placed on its line and key.
+fn from_toml(file: &Path, locator: &Locator<'_>, e: &toml::de::Error) -> ConfigError {
+    let span = e.span();
+    let line = span.as_ref().map_or(0, |s| locator.line_at(s.start));
+    let mut path = span
+        .as_ref()
+        .and_then(|s| locator.path_at(s))
+        .unwrap_or_else(|| locator.guess_path(line));
+    let (missing, reason) = humanize(e.message());
+    if let Some(field) = missing {
+        path = path.key(&field);
+    }
+    ConfigError {
+        file: file.to_owned(),
+        line,
+        key: path.to_string(),
+        reason,
+    }
+}
+
+/// Rewrites serde's messages in the file's own words ("key", "table", "array").
+/// Returns the name of a missing key, which belongs in the key path, apart.
+fn humanize(message: &str) -> (Option<String>, String) {
+    let names = ticked(message);
+    if message.starts_with("unknown field `") {
+        let reason = match names.get(1..).unwrap_or_default() {
+            [] => "unknown key".to_owned(),
+            [one] => format!("unknown key (expected: {one})"),
+            many => format!("unknown key (expected one of: {})", many.join(", ")),
+        };
+        return (None, reason);
+    }
+    if let (true, Some(name)) = (message.starts_with("missing field `"), names.first()) {
+        return (Some((*name).to_owned()), "missing required key".to_owned());
+    }
+    if let (true, Some(value)) = (message.starts_with("unknown variant `"), names.first()) {
+        let allowed = names.get(1..).unwrap_or_default().join(", ");
+        return (
+            None,
+            format!("unknown value {value:?} (expected one of: {allowed})"),
+        );
+    }
+    if let (true, Some(name)) = (message.starts_with("duplicate field `"), names.first()) {
+        return (None, format!("key {name:?} is set twice"));
+    }
+    if message.contains("expected a nonzero") {
+        return (None, "must be at least 1".to_owned());
+    }
+    if let Some(rest) = message.strip_prefix("invalid value: integer `-") {
+        let number = rest.split('`').next().unwrap_or_default();
+        return (None, format!("must not be negative (found -{number})"));
+    }
+    if let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        let found = match found {
+            "sequence" => "an array",
+            "map" => "a table",
+            other => other,
+        };
+        return (None, format!("expected {}, found {found}", noun(expected)));
+    }
+    (None, message.to_owned())
+}
+
+/// Serde's name for an expected type, in TOML's terms.
+fn noun(expected: &str) -> &str {
+    match expected {
+        "usize" | "u8" | "u16" | "u32" | "u64" => "a non-negative integer",
+        "a sequence" => "an array",
+        "a map" => "a table",
+        other if other.starts_with("struct ") => "a table",
+        other => other,
+    }
+}
+
+/// The texts between backticks: `` unknown field `a`, expected `b` `` gives `[a, b]`.
+fn ticked(message: &str) -> Vec<&str> {
+    message.split('`').skip(1).step_by(2).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_serde_messages() {
+        let cases = [
+            (
+                "unknown field `adress`, expected `address` or `protocol`",
+                "unknown key (expected one of: address, protocol)",
+            ),
+            (
+                "unknown field `pol`, expected `pool`",
+                "unknown key (expected: pool)",
+            ),
+            ("unknown field `x`, there are no fields", "unknown key"),
+            (
+                "unknown variant `tcpx`, expected one of `http`, `tcp`",
+                "unknown value \"tcpx\" (expected one of: http, tcp)",
+            ),
+            (
+                "invalid value: integer `0`, expected a nonzero u32",
+                "must be at least 1",
+            ),
+            (
+                "invalid value: integer `-3`, expected usize",
+                "must not be negative (found -3)",
+            ),
+            (
+                "invalid type: string \"a\", expected a sequence",
+                "expected an array, found string \"a\"",
+            ),
+            (
+                "invalid type: sequence, expected a map",
+                "expected a table, found an array",
+            ),
+            (
+                "invalid type: string \"a\", expected usize",
+                "expected a non-negative integer, found string \"a\"",
+            ),
+            ("duplicate field `weight`", "key \"weight\" is set twice"),
+            ("something else", "something else"),
+        ];
+        for (message, want) in cases {
+            assert_eq!(humanize(message), (None, want.to_owned()), "{message}");
+        }
+        assert_eq!(
+            humanize("missing field `pool`"),
+            (Some("pool".to_owned()), "missing required key".to_owned())
+        );
     }
 }

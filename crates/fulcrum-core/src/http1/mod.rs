@@ -1,1 +1,36 @@
-//! Sans-I/O HTTP/1.1.
+//! Sans-I/O HTTP/1.1: parse a head, decide the body's framing (refusing every
+//! ambiguity a backend could read differently), decode and encode chunked bodies, and
+//! rewrite a head for the other side into one buffer.
+//!
+//! The I/O crate only pumps bytes through these functions, so every byte-level rule
+//! here is unit-tested without sockets.
+
+mod chunked;
+mod head;
+mod rewrite;
+
+pub use chunked::{write_chunk, write_last_chunk, ChunkError, ChunkedDecoder, Decoded};
+pub use head::{parse_request, parse_response, Field, HeadError, RequestHead, ResponseHead, Span};
+pub use rewrite::{is_hop_by_hop, reason, write_request_head, write_response_head, Forwarded};
+
+/// How a message body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the sender closes (responses only; the connection cannot be reused).
+    UntilClose,
+}
+
+/// HTTP/1.x minor version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+}

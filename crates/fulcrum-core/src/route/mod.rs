@@ -1,50 +1,162 @@
-//! Request → route → pool. STUB: replaced by the routing work.
+//! Stage: request head → route → pool.
+//!
+//! Input: the routing view of a request head ([`Request`]), h1 or h2 alike.
+//! Output: the first configured route that matches, by config order, with the
+//! index of the pool that serves it.
+//!
+//! Owns the compiled route table of one listener. Never allocates while
+//! matching and never scans every host route: exact hosts and wildcard
+//! suffixes are hashed, so a lookup costs one hash probe per label of the
+//! request's host plus a scan of the routes that share its host.
+//!
+//! Matching rules (every predicate a route sets must match; none = match all):
+//! - `host`: exact, ASCII case-insensitive; the request's `:port` and one
+//!   trailing dot are ignored (`[::1]:8080` is `[::1]`). `*.example.com`
+//!   matches any name under `example.com` but not `example.com` itself.
+//! - `path`: exact; `path_prefix`: byte prefix. Both ignore the query.
+use std::collections::HashMap;
+
 use crate::config::RouteConfig;
 
-/// What routing looks at.
+mod host;
+
+use host::HostPattern;
+
+/// What routing looks at in a request head.
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
-    /// Method.
+    /// Method, as sent.
     pub method: &'a str,
-    /// Host, possibly with a port, any case.
+    /// `Host` (h1) or `:authority` (h2), possibly with a port, any case.
     pub host: Option<&'a str>,
     /// Origin-form target, possibly with a query.
     pub path: &'a str,
 }
 
-/// A compiled route.
-#[derive(Clone, Debug)]
+/// A matched route: which config entry it was and which pool serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
-    /// Index in the config's routes.
+    /// Position in the config's `routes`.
     pub index: usize,
-    /// Index of the pool.
+    /// Index into the `pools` given to [`RouteTable::build`].
     pub pool: usize,
     /// Whether the route names a host.
     pub has_host: bool,
 }
 
-/// Routes of one listener.
+/// One compiled route: its identity plus the path predicates checked after
+/// the host index has narrowed the candidates.
+#[derive(Clone, Debug)]
+struct Entry {
+    route: Route,
+    path: Option<Box<str>>,
+    path_prefix: Option<Box<str>>,
+}
+
+impl Entry {
+    fn matches_path(&self, path: &str) -> bool {
+        self.path.as_deref().is_none_or(|p| p == path)
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+    }
+}
+
+/// The routes of one listener, compiled for lookup.
+///
+/// Candidate lists hold positions in `entries`, which is in config order, so
+/// each list is sorted and "first match wins" is "lowest position wins".
 #[derive(Clone, Debug, Default)]
 pub struct RouteTable {
-    routes: Vec<Route>,
+    entries: Vec<Entry>,
+    /// Lowercase exact host → its routes.
+    exact: HashMap<Box<str>, Vec<usize>>,
+    /// Lowercase wildcard suffix (`example.com` for `*.example.com`) → its routes.
+    wildcard: HashMap<Box<str>, Vec<usize>>,
+    /// Routes without a host predicate.
+    any_host: Vec<usize>,
 }
 
 impl RouteTable {
-    /// Builds.
+    /// Compiles the routes that apply to `listener` (theirs is unset or equal).
+    /// Routes naming a pool absent from `pools` are skipped: validation reports them.
     pub fn build(routes: &[RouteConfig], listener: &str, pools: &[String]) -> Self {
-        let routes = routes
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.listener.as_deref().is_none_or(|l| l == listener))
-            .filter_map(|(index, r)| {
-                let pool = pools.iter().position(|p| *p == r.pool)?;
-                Some(Route { index, pool, has_host: r.host.is_some() })
-            })
-            .collect();
-        Self { routes }
+        let mut table = Self::default();
+        for (index, cfg) in routes.iter().enumerate() {
+            if cfg.listener.as_deref().is_some_and(|l| l != listener) {
+                continue;
+            }
+            let Some(pool) = pools.iter().position(|p| *p == cfg.pool) else {
+                continue;
+            };
+            let position = table.entries.len();
+            table.entries.push(Entry {
+                route: Route {
+                    index,
+                    pool,
+                    has_host: cfg.host.is_some(),
+                },
+                path: cfg.path.as_deref().map(Into::into),
+                path_prefix: cfg.path_prefix.as_deref().map(Into::into),
+            });
+            let list = match cfg.host.as_deref().map(HostPattern::parse) {
+                None => &mut table.any_host,
+                Some(HostPattern::Exact(name)) => table.exact.entry(name).or_default(),
+                Some(HostPattern::Wildcard(suffix)) => table.wildcard.entry(suffix).or_default(),
+            };
+            list.push(position);
+        }
+        table
     }
-    /// Finds.
-    pub fn find(&self, _req: &Request<'_>) -> Option<&Route> {
-        self.routes.first()
+
+    /// The first route, in config order, that matches `req`.
+    pub fn find(&self, req: &Request<'_>) -> Option<&Route> {
+        let path = req.path.find('?').map_or(req.path, |q| &req.path[..q]);
+        let mut best = None;
+        if let Some(raw) = req.host {
+            if !self.exact.is_empty() || !self.wildcard.is_empty() {
+                let mut buf = [0; host::MAX_HOST];
+                if let Some(name) = host::fold(host::normalize(raw), &mut buf) {
+                    if let Some(list) = self.exact.get(name) {
+                        best = self.first_match(list, path, best);
+                    }
+                    if !self.wildcard.is_empty() {
+                        for suffix in host::wildcard_suffixes(name) {
+                            if let Some(list) = self.wildcard.get(suffix) {
+                                best = self.first_match(list, path, best);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Last: a catch-all usually sits at the end, and `best` cuts its scan short.
+        best = self.first_match(&self.any_host, path, best);
+        best.and_then(|position| self.entries.get(position))
+            .map(|e| &e.route)
+    }
+
+    /// The lowest position in `list` below `bound` whose path predicates
+    /// match, or `bound` when none does.
+    fn first_match(&self, list: &[usize], path: &str, bound: Option<usize>) -> Option<usize> {
+        list.iter()
+            .copied()
+            .take_while(|&p| bound.is_none_or(|b| p < b))
+            .find(|&p| self.entries.get(p).is_some_and(|e| e.matches_path(path)))
+            .or(bound)
+    }
+
+    /// Number of routes compiled for this listener.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no route applies to this listener (every request is a 404).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;

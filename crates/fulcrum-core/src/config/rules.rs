@@ -1,0 +1,255 @@
+//! Semantic rules, checked after the file deserialized: every problem is collected,
+//! none stops the others from being found.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::locate::{key, KeyPath};
+use super::{address, Config, ListenerConfig, ListenerProtocol, PoolConfig, RouteConfig};
+
+/// One semantic problem: where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub(crate) path: KeyPath,
+    pub(crate) reason: String,
+}
+
+/// Collects problems; `line_of` orders duplicates so the later one in the file is
+/// the one reported.
+struct Checker<'a> {
+    problems: Vec<Problem>,
+    line_of: &'a dyn Fn(&KeyPath) -> usize,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, path: KeyPath, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            path,
+            reason: reason.into(),
+        });
+    }
+}
+
+/// Checks every rule on `config`.
+pub(crate) fn check(config: &Config, line_of: &dyn Fn(&KeyPath) -> usize) -> Vec<Problem> {
+    let mut c = Checker {
+        problems: Vec::new(),
+        line_of,
+    };
+    if let Some(workers) = config.workers {
+        if !(1..=1024).contains(&workers) {
+            c.report(key("workers"), "must be between 1 and 1024");
+        }
+    }
+    let binds = listeners(&mut c, config);
+    if let Some(admin) = &config.admin {
+        let path = key("admin").key("address");
+        match address::bind(&admin.address) {
+            Err(why) => c.report(path, why),
+            Ok(addr) if !addr.ip().is_loopback() && !admin.allow_public => c.report(
+                path,
+                "admin must bind to a loopback address unless allow_public = true",
+            ),
+            Ok(addr) => {
+                if let Some((_, name)) = binds.iter().find(|(a, _)| *a == addr && addr.port() != 0)
+                {
+                    c.report(path, format!("same address as listeners.{name}"));
+                }
+            }
+        }
+    }
+    for (name, pool) in &config.pools {
+        check_pool(&mut c, &key("pools").key(name), pool);
+    }
+    for (i, route) in config.routes.iter().enumerate() {
+        check_route(&mut c, config, &key("routes").index(i), route);
+    }
+    c.problems
+}
+
+/// Checks the listeners; returns the addresses that parsed, with their listener.
+fn listeners<'c>(c: &mut Checker<'_>, config: &'c Config) -> Vec<(SocketAddr, &'c str)> {
+    if config.listeners.is_empty() {
+        c.report(key("listeners"), "no listeners");
+    }
+    let mut binds: Vec<(SocketAddr, &str, usize)> = Vec::new();
+    for (name, listener) in &config.listeners {
+        let path = key("listeners").key(name);
+        check_listener(c, config, &path, listener);
+        if let Ok(addr) = address::bind(&listener.address) {
+            binds.push((addr, name, (c.line_of)(&path)));
+        }
+    }
+    // Report each clash once, on the listener further down the file.
+    binds.sort_by_key(|&(_, _, line)| line);
+    for (i, &(addr, name, _)) in binds.iter().enumerate() {
+        if addr.port() == 0 {
+            continue;
+        }
+        let path = key("listeners").key(name).key("address");
+        let earlier = binds[..i].iter().find_map(|&(other, other_name, _)| {
+            let same = other == addr;
+            // SO_REUSEPORT would let 0.0.0.0:80 and 127.0.0.1:80 both bind and share
+            // the traffic unpredictably, so an overlap is a clash too.
+            let overlap = other.port() == addr.port()
+                && other.is_ipv4() == addr.is_ipv4()
+                && (other.ip().is_unspecified() || addr.ip().is_unspecified());
+            (same || overlap).then_some((same, other_name))
+        });
+        match earlier {
+            Some((true, other)) => c.report(
+                path,
+                format!("duplicate listener address, also used by listeners.{other}"),
+            ),
+            Some((false, other)) => c.report(
+                path,
+                format!("port {} is also bound by listeners.{other}", addr.port()),
+            ),
+            None => {}
+        }
+    }
+    binds.into_iter().map(|(a, n, _)| (a, n)).collect()
+}
+
+fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &ListenerConfig) {
+    if let Err(why) = address::bind(&l.address) {
+        c.report(path.key("address"), why);
+    }
+    let protocol = match l.protocol {
+        ListenerProtocol::Http => None,
+        ListenerProtocol::Https => Some("https"),
+        ListenerProtocol::Tcp => Some("tcp"),
+        ListenerProtocol::Udp => Some("udp"),
+        ListenerProtocol::TlsPassthrough => Some("tls-passthrough"),
+    };
+    if let Some(protocol) = protocol {
+        c.report(
+            path.key("protocol"),
+            format!("protocol \"{protocol}\" is not supported yet"),
+        );
+    }
+    match (&l.pool, l.protocol) {
+        (Some(_), ListenerProtocol::Http | ListenerProtocol::Https) => c.report(
+            path.key("pool"),
+            "an http listener picks pools through [[routes]], not pool",
+        ),
+        (Some(pool), _) if !config.pools.contains_key(pool) => {
+            c.report(path.key("pool"), unknown("pool", pool, &config.pools));
+        }
+        _ => {}
+    }
+    if !(1024..=1_048_576).contains(&l.max_header_bytes) {
+        c.report(
+            path.key("max_header_bytes"),
+            "must be between 1024 and 1048576",
+        );
+    }
+    for (name, value) in [
+        ("header_timeout", l.header_timeout),
+        ("client_timeout", l.client_timeout),
+    ] {
+        if value.is_zero() {
+            c.report(path.key(name), "must be greater than 0");
+        }
+    }
+}
+
+fn check_pool(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
+    let backends = path.key("backends");
+    if pool.backends.is_empty() {
+        c.report(backends.clone(), "pool has no backends");
+    }
+    for (i, backend) in pool.backends.iter().enumerate() {
+        let at = backends.index(i);
+        if backend.weight == 0 {
+            c.report(at.key("weight"), "must be at least 1");
+        }
+        if let Err(why) = address::backend(&backend.address) {
+            c.report(at.key("address"), why);
+            continue;
+        }
+        let earlier = pool.backends[..i]
+            .iter()
+            .position(|b| b.address.eq_ignore_ascii_case(&backend.address));
+        if let Some(first) = earlier {
+            c.report(
+                at.key("address"),
+                format!(
+                    "duplicate backend address {:?}, also at {}",
+                    backend.address,
+                    backends.index(first)
+                ),
+            );
+        }
+    }
+    for (name, value) in [
+        ("connect_timeout", pool.connect_timeout),
+        ("upstream_timeout", pool.upstream_timeout),
+    ] {
+        if value.is_zero() {
+            c.report(path.key(name), "must be greater than 0");
+        }
+    }
+    if pool.max_idle_per_backend > 100_000 {
+        c.report(path.key("max_idle_per_backend"), "must be at most 100000");
+    }
+}
+
+fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &RouteConfig) {
+    if !config.pools.contains_key(&route.pool) {
+        c.report(
+            path.key("pool"),
+            unknown("pool", &route.pool, &config.pools),
+        );
+    }
+    if let Some(name) = &route.listener {
+        match config.listeners.get(name) {
+            None => c.report(
+                path.key("listener"),
+                unknown("listener", name, &config.listeners),
+            ),
+            Some(l) if !matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https) => {
+                c.report(
+                    path.key("listener"),
+                    format!("listener {name:?} is not an http listener; it uses its pool"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(host) = &route.host {
+        if let Err(why) = address::route_host(host) {
+            c.report(path.key("host"), why);
+        }
+    }
+    for (name, value) in [("path", &route.path), ("path_prefix", &route.path_prefix)] {
+        let Some(value) = value else { continue };
+        if !value.starts_with('/') {
+            c.report(path.key(name), "must start with \"/\"");
+        } else if value
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            c.report(
+                path.key(name),
+                "must not contain spaces or control characters",
+            );
+        }
+    }
+    if route.path.is_some() && route.path_prefix.is_some() {
+        c.report(
+            path.key("path_prefix"),
+            "set either path or path_prefix, not both",
+        );
+    }
+}
+
+/// `unknown pool "x" (pools: a, b)`.
+fn unknown<V>(kind: &str, name: &str, known: &BTreeMap<String, V>) -> String {
+    if known.is_empty() {
+        format!("unknown {kind} {name:?} (no {kind}s are defined)")
+    } else {
+        let names: Vec<&str> = known.keys().map(String::as_str).collect();
+        format!("unknown {kind} {name:?} ({kind}s: {})", names.join(", "))
+    }
+}

@@ -1,0 +1,70 @@
+//! Reads and writes on a shared `&TcpStream` with a deadline, so a request's body
+//! reader and response writer can use one socket without splitting it, and an idle
+//! connection holds no buffer until bytes arrive.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+/// Smallest spare room handed to a read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What went wrong on a socket.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// The peer closed or reset, or the socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The deadline passed.
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Reads what is available into `buf` (at least one byte, or 0 at EOF) within `limit`.
+pub async fn read_some(s: &TcpStream, buf: &mut BytesMut, limit: Duration) -> Result<usize, IoError> {
+    tokio::time::timeout(limit, read_now(s, buf))
+        .await
+        .map_err(|_| IoError::Timeout)?
+        .map_err(IoError::Io)
+}
+
+async fn read_now(s: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    loop {
+        match s.try_read_buf(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.readable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes all of `data` within `limit` (the deadline covers the whole write).
+pub async fn write_all(s: &TcpStream, mut data: &[u8], limit: Duration) -> Result<(), IoError> {
+    let write = async {
+        while !data.is_empty() {
+            match s.try_write(data) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => data = data.get(n..).unwrap_or_default(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(limit, write)
+        .await
+        .map_err(|_| IoError::Timeout)?
+        .map_err(IoError::Io)
+}
+
+/// Whether a pooled connection is still open: readable with EOF, data, or an error all
+/// mean it cannot carry a new request.
+pub fn is_reusable(s: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}

@@ -1,0 +1,364 @@
+//! HTTP/1.1 from clients: a byte pump over `fulcrum_core::http1`. An idle connection
+//! holds no buffer; each request runs in a boxed future so the idle future stays small.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use fulcrum_core::balance::BackendId;
+use fulcrum_core::config::PoolProtocol;
+use fulcrum_core::http1::{self, Forwarded, Framing, HeadError, RequestHead, Version};
+use tokio::net::TcpStream;
+
+use super::body::{pump, H1Sink, H1Source, H2Sink, H2Source, Out, PumpError, Sink, Source};
+use super::error::{write_h1_error, ProxyError};
+use super::proxy::{self, Target};
+use super::upstream_h1::{self, Attempt};
+use crate::access_log::Entry;
+use crate::io::{self, IoError};
+use crate::state::{Listener, Pool, Snapshot};
+use crate::upstream::{self as up, Lease};
+use crate::worker::{ConnGuard, Worker};
+
+/// The HTTP/2 connection preface; a connection starting with it is h2c.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves one client connection until it closes, times out or shutdown ends it.
+pub async fn serve(w: Rc<Worker>, io: TcpStream, peer: SocketAddr, listener: Rc<str>) {
+    let _guard = ConnGuard::new(&w);
+    let _ = io.set_nodelay(true);
+    let mut buf = BytesMut::new();
+    let mut first = true;
+    loop {
+        let snap = w.shared.load_full();
+        let Some(l) = snap.listeners.get(&*listener) else { return };
+        if buf.is_empty() {
+            let wait = if first { l.header_timeout } else { l.keepalive_timeout };
+            if w.stopping.get() && !first {
+                return;
+            }
+            let ready = tokio::select! {
+                r = tokio::time::timeout(wait, io.readable()) => matches!(r, Ok(Ok(()))),
+                () = w.stop.notified() => false,
+            };
+            if !ready {
+                return;
+            }
+        }
+        if first {
+            first = false;
+            if is_h2(&io, &mut buf, l).await {
+                drop(snap);
+                super::h2::serve(w.clone(), io, buf, peer, listener).await;
+                return;
+            }
+        }
+        let keep = Box::pin(exchange(&w, &snap, l, &io, &mut buf, peer)).await;
+        if !keep || w.stopping.get() {
+            return;
+        }
+        if buf.is_empty() {
+            // Release the buffer while idle.
+            buf = BytesMut::new();
+        }
+    }
+}
+
+/// Reads enough to tell the h2c preface from an HTTP/1.1 request.
+async fn is_h2(io: &TcpStream, buf: &mut BytesMut, l: &Listener) -> bool {
+    loop {
+        let n = buf.len().min(H2_PREFACE.len());
+        if buf.get(..n) != H2_PREFACE.get(..n) {
+            return false;
+        }
+        if n == H2_PREFACE.len() {
+            return true;
+        }
+        match io::read_some(io, buf, l.header_timeout).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Reads a request head; `Ok(None)` when the client closed or idled out first.
+async fn read_head(io: &TcpStream, buf: &mut BytesMut, l: &Listener) -> Result<Option<RequestHead>, ProxyError> {
+    let deadline = Instant::now() + l.header_timeout;
+    loop {
+        if !buf.is_empty() {
+            match http1::parse_request(buf, l.max_header_bytes) {
+                Ok(Some(head)) => return Ok(Some(head)),
+                Ok(None) => {}
+                Err(HeadError::TooLarge) => return Err(ProxyError::HeaderTooLarge),
+                Err(HeadError::Malformed(why)) => return Err(ProxyError::BadRequest(why)),
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match io::read_some(io, buf, left).await {
+            Ok(0) if buf.is_empty() => return Ok(None),
+            Ok(0) => return Err(ProxyError::Client("closed inside a request head".into())),
+            Ok(_) => {}
+            Err(IoError::Timeout) if buf.is_empty() => return Ok(None),
+            Err(IoError::Timeout) => return Err(ProxyError::Client("request head timed out".into())),
+            Err(IoError::Io(_)) => return Ok(None),
+        }
+    }
+}
+
+/// One request and its response; returns whether the connection stays open.
+async fn exchange(w: &Rc<Worker>, snap: &Snapshot, l: &Listener, io: &TcpStream, buf: &mut BytesMut, peer: SocketAddr) -> bool {
+    let started = Instant::now();
+    let mut e = Entry { listener: &l.name, client: Some(peer), proto: "HTTP/1.1", ..Entry::default() };
+    let head = match read_head(io, buf, l).await {
+        Ok(Some(head)) => head,
+        Ok(None) => return false,
+        Err(err) => {
+            let status = match &err {
+                ProxyError::Client(why) if why.contains("timed out") => 408,
+                other => other.status(),
+            };
+            reply_error(io, l, status, true).await;
+            e.status = status;
+            e.error = Some(err.to_string());
+            e.duration = started.elapsed();
+            w.log.write(&e);
+            return false;
+        }
+    };
+    let hb = buf.split_to(head.len).freeze();
+    if head.version == Version::Http10 {
+        e.proto = "HTTP/1.0";
+    }
+    let result = forward(w, snap, l, io, buf, peer, &head, &hb, &mut e).await;
+    e.duration = started.elapsed();
+    let keep = match result {
+        Ok(keep) => keep,
+        Err(Failed { err, replied }) => {
+            let close = !head.keep_alive || head.body != Framing::Empty || err.side() == super::error::Side::Client;
+            if !replied {
+                reply_error(io, l, err.status(), close).await;
+                e.status = err.status();
+            }
+            e.error = Some(err.to_string());
+            !close && !replied
+        }
+    };
+    if w.log.enabled() {
+        w.log.write(&e);
+    }
+    keep
+}
+
+/// A request that failed; `replied` when a response (or part of one) already went out.
+pub struct Failed {
+    /// What went wrong.
+    pub err: ProxyError,
+    /// Whether the client already got a response head.
+    pub replied: bool,
+}
+
+impl From<ProxyError> for Failed {
+    fn from(err: ProxyError) -> Self {
+        Self { err, replied: false }
+    }
+}
+
+async fn reply_error(io: &TcpStream, l: &Listener, status: u16, close: bool) {
+    let mut out = Vec::with_capacity(160);
+    write_h1_error(&mut out, status, close);
+    let _ = io::write_all(io, &out, l.client_timeout).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward<'h>(
+    w: &Rc<Worker>,
+    snap: &'h Snapshot,
+    l: &'h Listener,
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+    head: &RequestHead,
+    hb: &'h [u8],
+    e: &mut Entry<'h>,
+) -> Result<bool, Failed> {
+    let method = std::str::from_utf8(head.method.get(hb)).map_err(|_| ProxyError::BadRequest("method"))?;
+    e.method = method;
+    if method == "CONNECT" {
+        return Err(ProxyError::MethodNotAllowed.into());
+    }
+    let t = proxy::target(head.target.get(hb), head.host.map(|h| h.get(hb)))?;
+    e.host = t.host;
+    e.path = t.path;
+    let (route, pool) = proxy::route(snap, l, method, &t)?;
+    e.route = Some(route.index);
+    e.pool = &pool.name;
+    if matches!(head.body, Framing::Length(n) if n > l.max_body_bytes) {
+        return Err(ProxyError::BodyTooLarge.into());
+    }
+    let req = Req { method, t, head, hb, peer };
+    match pool.protocol {
+        PoolProtocol::Http1 => to_h1(w, l, pool, io, buf, &req, e).await,
+        PoolProtocol::H2c => to_h2(w, l, pool, io, buf, &req, e).await,
+    }
+}
+
+/// The parts of a client request the upstream side needs.
+struct Req<'h> {
+    method: &'h str,
+    t: Target<'h>,
+    head: &'h RequestHead,
+    hb: &'h [u8],
+    peer: SocketAddr,
+}
+
+async fn to_h1(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &mut BytesMut, req: &Req<'_>, e: &mut Entry<'_>) -> Result<bool, Failed> {
+    let head = req.head;
+    let client_ip = req.peer.ip().to_string();
+    let fwd = Forwarded {
+        client_ip: &client_ip,
+        proto: "http",
+        via_version: if head.version == Version::Http10 { "1.0" } else { "1.1" },
+    };
+    let up_framing = match head.body {
+        Framing::Empty if proxy::expects_body(req.method) => Framing::Length(0),
+        other => other,
+    };
+    let mut out = Vec::with_capacity(req.hb.len() + 192);
+    http1::write_request_head(&mut out, req.method.as_bytes(), req.t.path.as_bytes(), req.t.host.as_bytes(), head.fields(req.hb), up_framing, &fwd);
+    let head_len = out.len();
+    let mut tried: Vec<BackendId> = Vec::new();
+    let mut last = None;
+    for _ in 0..pool.connect_attempts {
+        let Some((id, backend)) = proxy::pick(w, pool, &tried) else { break };
+        tried.push(id);
+        e.backend = Some(backend.addr);
+        e.attempts += 1;
+        let _lease = Lease::new(&backend.state);
+        loop {
+            let (upc, reused) = match w.h1_pool.take(backend.addr, pool.idle_timeout) {
+                Some(s) => (s, true),
+                None => match up::connect(backend.addr, pool.connect_timeout).await {
+                    Ok(s) => (s, false),
+                    Err(err) => {
+                        tracing::warn!(backend = %backend.addr, pool = %pool.name, error = %err, "connect failed");
+                        last = Some(ProxyError::Connect { addr: backend.addr, reason: err.to_string() });
+                        break;
+                    }
+                },
+            };
+            out.truncate(head_len);
+            let attempt = upstream_h1::Exchange { w, l, pool, io, up: &upc, reused, backend: backend.addr, head, is_head: req.method == "HEAD" };
+            match attempt.run(buf, &mut out, e).await {
+                Ok((keep, reusable)) => {
+                    if reusable {
+                        w.h1_pool.put(backend.addr, upc, pool.max_idle);
+                    }
+                    return Ok(keep);
+                }
+                // The pooled connection was closed by the backend as we sent: nothing
+                // was consumed, so the same request goes out on another connection.
+                Err(Attempt::Stale) => continue,
+                Err(Attempt::Failed(f)) => return Err(f),
+            }
+        }
+    }
+    Err(proxy::exhausted(last).into())
+}
+
+async fn to_h2(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &mut BytesMut, req: &Req<'_>, e: &mut Entry<'_>) -> Result<bool, Failed> {
+    let head = req.head;
+    let mut tried: Vec<BackendId> = Vec::new();
+    let mut last = None;
+    let (send, backend) = loop {
+        if tried.len() >= pool.connect_attempts as usize {
+            return Err(proxy::exhausted(last).into());
+        }
+        let Some((id, backend)) = proxy::pick(w, pool, &tried) else {
+            return Err(proxy::exhausted(last).into());
+        };
+        tried.push(id);
+        e.backend = Some(backend.addr);
+        e.attempts += 1;
+        match proxy::h2_conn(w, pool, backend).await {
+            Ok(send) => break (send, backend),
+            Err(err) => last = Some(err),
+        }
+    };
+    let _lease = Lease::new(&backend.state);
+    let via = if head.version == Version::Http10 { "1.0" } else { "1.1" };
+    let headers = proxy::h2_request_headers(head.fields(req.hb), req.t.host, req.peer, "http", via);
+    let uri = format!("http://{}{}", req.t.host, req.t.path);
+    let mut builder = http::Request::builder().method(req.method).uri(uri);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    let request = builder.body(()).map_err(|_| ProxyError::BadRequest("request not representable in HTTP/2"))?;
+    let ended = head.body == Framing::Empty;
+    let mut send = send;
+    let (response, stream) = send.send_request(request, ended).map_err(|err| {
+        w.h2_pool.remove(backend.addr);
+        ProxyError::BadResponse(err.to_string())
+    })?;
+    let sent_at = Instant::now();
+    let mut src = Source::H1(H1Source::new(io, buf, head.body, l.client_timeout, l.max_body_bytes));
+    let mut body_ok = ended;
+    let response = {
+        let timed = tokio::time::timeout(pool.upstream_timeout, response);
+        tokio::pin!(timed);
+        if ended {
+            drop(stream);
+            timed.await
+        } else {
+            let mut sink = Sink::H2(H2Sink::new(stream));
+            let body = async {
+                if head.expect_continue {
+                    let _ = io::write_all(io, b"HTTP/1.1 100 Continue\r\n\r\n", l.client_timeout).await;
+                }
+                pump(&mut src, &mut sink).await
+            };
+            tokio::pin!(body);
+            tokio::select! {
+                biased;
+                r = &mut body => match r {
+                    Ok(()) => { body_ok = true; timed.await }
+                    Err(PumpError::Source(err)) => return Err(client_body_error(err).into()),
+                    Err(PumpError::Sink(_)) => timed.await,
+                },
+                r = &mut timed => r,
+            }
+        }
+    };
+    e.bytes_in = src.received();
+    drop(src);
+    let response = response.map_err(|_| ProxyError::BackendTimeout)?.map_err(|err| ProxyError::BadResponse(err.to_string()))?;
+    e.upstream = Some(sent_at.elapsed());
+    let (parts, recv) = response.into_parts();
+    let client_11 = head.version == Version::Http11;
+    let framing = proxy::h2_body_framing(&parts.headers, recv.is_end_stream() || req.method == "HEAD", client_11);
+    let close = !head.keep_alive || !body_ok || framing == Framing::UntilClose || w.stopping.get();
+    let mut out = Vec::with_capacity(512);
+    http1::write_response_head(&mut out, parts.status.as_u16(), proxy::map_fields(&parts.headers).iter().copied(), framing, close, !close && !client_11);
+    e.status = parts.status.as_u16();
+    let mode = if framing == Framing::Chunked { Out::Chunked } else { Out::Raw };
+    let mut sink = Sink::H1(H1Sink::new(io, out, mode, l.client_timeout));
+    let mut src = Source::H2(H2Source::new(recv, u64::MAX));
+    let result = pump(&mut src, &mut sink).await;
+    e.bytes_out = sink.sent();
+    match result {
+        Ok(()) => Ok(!close),
+        Err(err) => {
+            e.error = Some(err.to_string());
+            Ok(false)
+        }
+    }
+}
+
+/// Maps a failure reading the client's body to its error.
+pub fn client_body_error(err: super::body::BodyError) -> ProxyError {
+    match err {
+        super::body::BodyError::TooLarge => ProxyError::BodyTooLarge,
+        super::body::BodyError::Chunked(_) => ProxyError::BadRequest("invalid chunked body"),
+        other => ProxyError::Client(other.to_string()),
+    }
+}

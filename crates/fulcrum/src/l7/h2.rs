@@ -1,0 +1,382 @@
+//! HTTP/2 from clients (h2c, prior knowledge) with the `h2` crate: each stream is
+//! routed like an HTTP/1.1 request and forwarded to an HTTP/1.1 or h2c backend.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use fulcrum_core::balance::BackendId;
+use fulcrum_core::config::PoolProtocol;
+use fulcrum_core::http1::{self, Forwarded, Framing};
+use http::{Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::body::{pump, H1Sink, H1Source, H2Sink, H2Source, Out, PumpError, Sink, Source};
+use super::error::ProxyError;
+use super::proxy::{self, Target};
+use super::upstream_h1::{client_framing, read_response, HeadFailure};
+use crate::access_log::Entry;
+use crate::io;
+use crate::state::{Listener, Pool, Snapshot};
+use crate::upstream::{self as up, Lease};
+use crate::worker::Worker;
+
+/// Serves an h2c connection whose first bytes (the preface) are already in `prefix`.
+pub async fn serve(w: Rc<Worker>, io: TcpStream, prefix: BytesMut, peer: SocketAddr, listener: Rc<str>) {
+    let snap = w.shared.load_full();
+    let Some(l) = snap.listeners.get(&*listener) else { return };
+    let (keepalive, header_timeout) = (l.keepalive_timeout, l.header_timeout);
+    let max_header = u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX);
+    drop(snap);
+    let io = Rewind { prefix: prefix.freeze(), inner: io };
+    let handshake = h2::server::Builder::new()
+        .max_header_list_size(max_header)
+        .max_concurrent_streams(256)
+        .initial_window_size(1 << 20)
+        .handshake::<_, Bytes>(io);
+    let Ok(Ok(mut conn)) = tokio::time::timeout(header_timeout, handshake).await else { return };
+    let active = Rc::new(Cell::new(0usize));
+    let done = Rc::new(Notify::new());
+    let mut closing = false;
+    loop {
+        if w.stopping.get() && !closing {
+            conn.graceful_shutdown();
+            closing = true;
+        }
+        let idle = active.get() == 0;
+        tokio::select! {
+            r = conn.accept() => match r {
+                Some(Ok((req, respond))) => {
+                    active.set(active.get() + 1);
+                    let (w, listener, active, done) = (w.clone(), listener.clone(), active.clone(), done.clone());
+                    tokio::task::spawn_local(async move {
+                        handle(&w, req, respond, peer, &listener).await;
+                        active.set(active.get() - 1);
+                        done.notify_waiters();
+                    });
+                }
+                Some(Err(_)) | None => break,
+            },
+            () = done.notified() => {}
+            () = w.stop.notified(), if !closing => {}
+            () = tokio::time::sleep(keepalive), if idle && !closing => {
+                conn.graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}
+
+async fn handle(w: &Rc<Worker>, req: Request<h2::RecvStream>, mut respond: h2::server::SendResponse<Bytes>, peer: SocketAddr, listener: &str) {
+    let started = Instant::now();
+    let snap = w.shared.load_full();
+    let Some(l) = snap.listeners.get(listener) else { return };
+    let (parts, body) = req.into_parts();
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
+        .to_owned();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let method = parts.method.as_str().to_owned();
+    let mut e = Entry { listener: &l.name, client: Some(peer), proto: "HTTP/2", method: &method, host: &host, path: &path, ..Entry::default() };
+    let result = forward(w, &snap, l, &parts, body, &mut respond, peer, &mut e).await;
+    if let Err(err) = result {
+        if e.status == 0 {
+            e.status = err.status();
+            send_error(&mut respond, err.status());
+        }
+        e.error = Some(err.to_string());
+    }
+    e.duration = started.elapsed();
+    if w.log.enabled() {
+        w.log.write(&e);
+    }
+}
+
+fn send_error(respond: &mut h2::server::SendResponse<Bytes>, status: u16) {
+    let reason = http1::reason(status);
+    let response = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
+        .header("content-type", "text/plain")
+        .body(())
+        .unwrap_or_default();
+    if let Ok(mut stream) = respond.send_response(response, false) {
+        let _ = stream.send_data(Bytes::from(format!("{reason}\n")), true);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward<'s>(
+    w: &Rc<Worker>,
+    snap: &'s Snapshot,
+    l: &'s Listener,
+    parts: &http::request::Parts,
+    body: h2::RecvStream,
+    respond: &mut h2::server::SendResponse<Bytes>,
+    peer: SocketAddr,
+    e: &mut Entry<'s>,
+) -> Result<(), ProxyError> {
+    let method = parts.method.as_str();
+    if parts.method == http::Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed);
+    }
+    let host = e.host;
+    let t = Target { host, path: e.path, absolute: false };
+    let (route, pool) = proxy::route(snap, l, method, &t)?;
+    e.route = Some(route.index);
+    e.pool = &pool.name;
+    let ended = body.is_end_stream();
+    let framing = proxy::h2_body_framing(&parts.headers, ended, true);
+    if matches!(framing, Framing::Length(n) if n > l.max_body_bytes) {
+        return Err(ProxyError::BodyTooLarge);
+    }
+    let src = H2Source::new(body, l.max_body_bytes);
+    match pool.protocol {
+        PoolProtocol::Http1 => to_h1(w, l, pool, parts, &t, framing, src, respond, peer, e).await,
+        PoolProtocol::H2c => to_h2(w, pool, parts, &t, src, respond, peer, e).await,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn to_h1(
+    w: &Rc<Worker>,
+    _l: &Listener,
+    pool: &Pool,
+    parts: &http::request::Parts,
+    t: &Target<'_>,
+    framing: Framing,
+    src: H2Source,
+    respond: &mut h2::server::SendResponse<Bytes>,
+    peer: SocketAddr,
+    e: &mut Entry<'_>,
+) -> Result<(), ProxyError> {
+    let method = parts.method.as_str();
+    let client_ip = peer.ip().to_string();
+    let fwd = Forwarded { client_ip: &client_ip, proto: "http", via_version: "2" };
+    let up_framing = match framing {
+        Framing::Empty if proxy::expects_body(method) => Framing::Length(0),
+        other => other,
+    };
+    let mut out = Vec::with_capacity(512);
+    http1::write_request_head(&mut out, method.as_bytes(), t.path.as_bytes(), t.host.as_bytes(), proxy::map_fields(&parts.headers).iter().copied(), up_framing, &fwd);
+    let is_head = parts.method == http::Method::HEAD;
+    let mut tried: Vec<BackendId> = Vec::new();
+    let mut last = None;
+    let mut src = Some(src);
+    for _ in 0..pool.connect_attempts {
+        let Some((id, backend)) = proxy::pick(w, pool, &tried) else { break };
+        tried.push(id);
+        e.backend = Some(backend.addr);
+        e.attempts += 1;
+        let _lease = Lease::new(&backend.state);
+        loop {
+            let (upc, reused) = match w.h1_pool.take(backend.addr, pool.idle_timeout) {
+                Some(s) => (s, true),
+                None => match up::connect(backend.addr, pool.connect_timeout).await {
+                    Ok(s) => (s, false),
+                    Err(err) => {
+                        last = Some(ProxyError::Connect { addr: backend.addr, reason: err.to_string() });
+                        break;
+                    }
+                },
+            };
+            match io::write_all(&upc, &out, pool.upstream_timeout).await {
+                Ok(()) => {}
+                Err(_) if reused => continue,
+                Err(err) => return Err(ProxyError::BadResponse(err.to_string())),
+            }
+            let Some(body) = src.take() else {
+                return Err(ProxyError::BadResponse("request body already sent".into()));
+            };
+            let sent_at = Instant::now();
+            let mut resp_buf = BytesMut::new();
+            let mut body_ok = framing == Framing::Empty;
+            let mut body = Source::H2(body);
+            let resp = {
+                let head_fut = read_response(&upc, &mut resp_buf, is_head, pool.upstream_timeout);
+                tokio::pin!(head_fut);
+                if body_ok {
+                    head_fut.await
+                } else {
+                    let mode = if up_framing == Framing::Chunked { Out::Chunked } else { Out::Raw };
+                    let mut sink = Sink::H1(H1Sink::new(&upc, Vec::new(), mode, pool.upstream_timeout));
+                    let pumping = pump(&mut body, &mut sink);
+                    tokio::pin!(pumping);
+                    tokio::select! {
+                        biased;
+                        r = &mut pumping => match r {
+                            Ok(()) => { body_ok = true; head_fut.as_mut().await }
+                            Err(PumpError::Source(err)) => return Err(super::h1::client_body_error(err)),
+                            Err(PumpError::Sink(_)) => head_fut.as_mut().await,
+                        },
+                        r = &mut head_fut => r,
+                    }
+                }
+            };
+            e.bytes_in = body.received();
+            let rh = match resp {
+                Ok(rh) => rh,
+                Err(HeadFailure::Closed { nothing: true, .. }) if reused && framing == Framing::Empty => {
+                    if let Source::H2(b) = body {
+                        src = Some(b);
+                    }
+                    continue;
+                }
+                Err(f) => return Err(f.into_error()),
+            };
+            if rh.status == 101 {
+                return Err(ProxyError::BadResponse("101 without an upgrade request".into()));
+            }
+            e.upstream = Some(sent_at.elapsed());
+            e.status = rh.status;
+            let rhb = resp_buf.split_to(rh.len).freeze();
+            let mut headers = proxy::h2_response_headers(rh.fields(&rhb));
+            if is_head {
+                if let Framing::Length(n) = client_framing(&rh, &rhb, true, true) {
+                    headers.insert(http::header::CONTENT_LENGTH, n.into());
+                }
+            }
+            let body_framing = if is_head { Framing::Empty } else { rh.body };
+            let mut response = Response::new(());
+            *response.status_mut() = StatusCode::from_u16(rh.status).map_err(|_| ProxyError::BadResponse("invalid status".into()))?;
+            *response.headers_mut() = headers;
+            let stream = respond
+                .send_response(response, body_framing == Framing::Empty)
+                .map_err(|err| ProxyError::Client(err.to_string()))?;
+            let reusable;
+            if body_framing == Framing::Empty {
+                reusable = rh.keep_alive && resp_buf.is_empty();
+            } else {
+                let mut rsrc = Source::H1(H1Source::new(&upc, &mut resp_buf, body_framing, pool.upstream_timeout, u64::MAX));
+                let mut sink = Sink::H2(H2Sink::new(stream));
+                let result = pump(&mut rsrc, &mut sink).await;
+                e.bytes_out = sink.sent();
+                let done = matches!(&rsrc, Source::H1(s) if s.is_done());
+                drop(rsrc);
+                if let Err(err) = result {
+                    e.error = Some(err.to_string());
+                    return Ok(());
+                }
+                reusable = rh.keep_alive && done && resp_buf.is_empty();
+            }
+            if reusable && body_ok {
+                w.h1_pool.put(backend.addr, upc, pool.max_idle);
+            }
+            return Ok(());
+        }
+    }
+    Err(proxy::exhausted(last))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn to_h2(
+    w: &Rc<Worker>,
+    pool: &Pool,
+    parts: &http::request::Parts,
+    t: &Target<'_>,
+    src: H2Source,
+    respond: &mut h2::server::SendResponse<Bytes>,
+    peer: SocketAddr,
+    e: &mut Entry<'_>,
+) -> Result<(), ProxyError> {
+    let mut tried: Vec<BackendId> = Vec::new();
+    let mut last = None;
+    let (mut send, backend) = loop {
+        if tried.len() >= pool.connect_attempts as usize {
+            return Err(proxy::exhausted(last));
+        }
+        let Some((id, backend)) = proxy::pick(w, pool, &tried) else {
+            return Err(proxy::exhausted(last));
+        };
+        tried.push(id);
+        e.backend = Some(backend.addr);
+        e.attempts += 1;
+        match proxy::h2_conn(w, pool, backend).await {
+            Ok(send) => break (send, backend),
+            Err(err) => last = Some(err),
+        }
+    };
+    let _lease = Lease::new(&backend.state);
+    let headers = proxy::h2_request_headers(proxy::map_fields(&parts.headers).iter().copied(), t.host, peer, "http", "2");
+    let mut builder = Request::builder().method(parts.method.clone()).uri(format!("http://{}{}", t.host, t.path));
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    let request = builder.body(()).map_err(|_| ProxyError::BadRequest("invalid request"))?;
+    let ended = src.is_end();
+    let (response, stream) = send.send_request(request, ended).map_err(|err| {
+        w.h2_pool.remove(backend.addr);
+        ProxyError::BadResponse(err.to_string())
+    })?;
+    let sent_at = Instant::now();
+    if !ended {
+        // The request body streams on its own task, so a response that comes first
+        // (or a bidirectional stream) is never blocked behind it.
+        tokio::task::spawn_local(async move {
+            let mut src = Source::H2(src);
+            let mut sink = Sink::H2(H2Sink::new(stream));
+            let _ = pump(&mut src, &mut sink).await;
+        });
+    }
+    let response = tokio::time::timeout(pool.upstream_timeout, response)
+        .await
+        .map_err(|_| ProxyError::BackendTimeout)?
+        .map_err(|err| ProxyError::BadResponse(err.to_string()))?;
+    e.upstream = Some(sent_at.elapsed());
+    let (rparts, recv) = response.into_parts();
+    e.status = rparts.status.as_u16();
+    let mut out = Response::new(());
+    *out.status_mut() = rparts.status;
+    *out.headers_mut() = proxy::h2_response_headers(proxy::map_fields(&rparts.headers).iter().copied());
+    let end = recv.is_end_stream();
+    let stream = respond.send_response(out, end).map_err(|err| ProxyError::Client(err.to_string()))?;
+    if !end {
+        let mut src = Source::H2(H2Source::new(recv, u64::MAX));
+        let mut sink = Sink::H2(H2Sink::new(stream));
+        let result = pump(&mut src, &mut sink).await;
+        e.bytes_out = sink.sent();
+        if let Err(err) = result {
+            e.error = Some(err.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// A socket whose first bytes were already read: they are replayed before the rest.
+struct Rewind {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(self.prefix.get(..n).unwrap_or_default());
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,210 @@
+//! The fixed pipeline shared by HTTP/1.1 and HTTP/2 clients: target → route → pool →
+//! backend, plus the header conversions between the two versions.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use fulcrum_core::balance::{Backend, BackendId, PickCtx};
+use fulcrum_core::http1::{self, Framing};
+use fulcrum_core::route::{Request, Route};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::error::ProxyError;
+use crate::state::{Listener, Pool, Snapshot};
+use crate::upstream;
+use crate::worker::Worker;
+
+/// Where a request goes, from its target and Host.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// Host to route by and send as `Host`.
+    pub host: &'a str,
+    /// Origin-form path and query.
+    pub path: &'a str,
+    /// The client sent absolute-form; only routes naming a host may take it.
+    pub absolute: bool,
+}
+
+/// Splits a request target; absolute-form's authority replaces the Host field
+/// (RFC 9112 §3.2.2).
+pub fn target<'a>(raw: &'a [u8], host: Option<&'a [u8]>) -> Result<Target<'a>, ProxyError> {
+    let raw = std::str::from_utf8(raw).map_err(|_| ProxyError::BadRequest("target is not UTF-8"))?;
+    if raw.starts_with('/') {
+        let host = host.and_then(|h| std::str::from_utf8(h).ok()).unwrap_or("");
+        return Ok(Target { host, path: raw, absolute: false });
+    }
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        raw.get(7..)
+    } else if lower.starts_with("https://") {
+        raw.get(8..)
+    } else {
+        None
+    }
+    .ok_or(ProxyError::BadRequest("unsupported request target"))?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') {
+        return Err(ProxyError::BadRequest("invalid authority"));
+    }
+    let path = if path.is_empty() { "/" } else { path };
+    if path.starts_with('?') {
+        return Err(ProxyError::BadRequest("unsupported request target"));
+    }
+    Ok(Target { host: authority, path, absolute: true })
+}
+
+/// Finds the route and pool for a request.
+pub fn route<'s>(snap: &'s Snapshot, l: &'s Listener, method: &str, t: &Target<'_>) -> Result<(&'s Route, &'s Pool), ProxyError> {
+    let req = Request { method, host: Some(t.host).filter(|h| !h.is_empty()), path: t.path };
+    let route = l.routes.find(&req).ok_or(ProxyError::NoRoute)?;
+    // No open proxy: a full URL is only honoured by a route that names its host.
+    if t.absolute && !route.has_host {
+        return Err(ProxyError::NoRoute);
+    }
+    let pool = snap.pools.get(route.pool).ok_or(ProxyError::NoRoute)?;
+    Ok((route, pool))
+}
+
+/// Picks a backend not yet tried.
+pub fn pick<'p>(w: &Worker, pool: &'p Pool, tried: &[BackendId]) -> Option<(BackendId, &'p Backend)> {
+    let ctx = PickCtx { hash: None, exclude: tried, entropy: w.entropy() };
+    let id = pool.balancer.pick(&pool.backends, &ctx)?;
+    Some((id, pool.backends.get(id.0 as usize)?))
+}
+
+/// The error for a pool that ran out of attempts: 502 after a failed connect, 503
+/// when nothing could be tried.
+pub fn exhausted(last: Option<ProxyError>) -> ProxyError {
+    last.unwrap_or(ProxyError::NoBackend)
+}
+
+/// An h2c connection to `backend`, pooled per worker, ready for a new stream.
+pub async fn h2_conn(w: &Rc<Worker>, pool: &Pool, backend: &Backend) -> Result<h2::client::SendRequest<Bytes>, ProxyError> {
+    let addr = backend.addr;
+    if let Some(send) = w.h2_pool.get(addr) {
+        match send.ready().await {
+            Ok(send) => return Ok(send),
+            Err(_) => w.h2_pool.remove(addr),
+        }
+    }
+    let fail = |reason: String| ProxyError::Connect { addr, reason };
+    let io = upstream::connect(addr, pool.connect_timeout).await.map_err(|e| fail(e.to_string()))?;
+    let handshake = h2::client::Builder::new().initial_window_size(1 << 20).handshake(io);
+    let (send, conn) = tokio::time::timeout(pool.connect_timeout, handshake)
+        .await
+        .map_err(|_| fail("h2 handshake timed out".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let worker = w.clone();
+    tokio::task::spawn_local(async move {
+        let _ = conn.await;
+        worker.h2_pool.remove(addr);
+    });
+    w.h2_pool.put(addr, send.clone());
+    send.ready().await.map_err(|e| fail(e.to_string()))
+}
+
+/// Request fields for an HTTP/2 backend: hop-by-hop removed, forwarding fields set.
+pub fn h2_request_headers<'a, I>(fields: I, host: &str, client: SocketAddr, proto: &str, via_version: &str) -> HeaderMap
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let mut map = HeaderMap::new();
+    let named: Vec<&[u8]> = fields
+        .clone()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(|t| t.trim_ascii())
+        .collect();
+    let mut xff = String::new();
+    let mut via = String::new();
+    for (name, value) in fields {
+        let lower = name.to_ascii_lowercase();
+        match lower.as_slice() {
+            b"x-forwarded-for" => {
+                xff.push_str(std::str::from_utf8(value).unwrap_or(""));
+                xff.push_str(", ");
+                continue;
+            }
+            b"via" => {
+                via.push_str(std::str::from_utf8(value).unwrap_or(""));
+                via.push_str(", ");
+                continue;
+            }
+            b"host" | b"expect" | b"x-forwarded-proto" | b"x-forwarded-host" => continue,
+            _ => {}
+        }
+        if http1::is_hop_by_hop(&lower) || named.iter().any(|n| n.eq_ignore_ascii_case(&lower)) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(&lower), HeaderValue::from_bytes(value)) {
+            map.append(n, v);
+        }
+    }
+    xff.push_str(&client.ip().to_string());
+    via.push_str(via_version);
+    via.push_str(" fulcrum");
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            map.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set("x-forwarded-for", &xff);
+    set("x-forwarded-proto", proto);
+    set("x-forwarded-host", host);
+    set("via", &via);
+    map
+}
+
+/// Response fields for an HTTP/2 client: hop-by-hop (and named) fields removed.
+pub fn h2_response_headers<'a, I>(fields: I) -> HeaderMap
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let named: Vec<Vec<u8>> = fields
+        .clone()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b',').map(|t| t.trim_ascii().to_ascii_lowercase()))
+        .collect();
+    let mut map = HeaderMap::new();
+    for (name, value) in fields {
+        let lower = name.to_ascii_lowercase();
+        if http1::is_hop_by_hop(&lower) || named.contains(&lower) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(&lower), HeaderValue::from_bytes(value)) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
+/// Fields of an `http` map as byte pairs, for the HTTP/1.1 writers (which walk them
+/// twice, and `HeaderMap`'s iterator cannot be cloned).
+pub fn map_fields(map: &HeaderMap) -> Vec<(&[u8], &[u8])> {
+    map.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())).collect()
+}
+
+/// The framing of an HTTP/2 message's body for an HTTP/1.1 peer: its content-length
+/// when valid, else chunked (or nothing when the stream already ended).
+pub fn h2_body_framing(map: &HeaderMap, ended: bool, chunked_ok: bool) -> Framing {
+    if ended {
+        return Framing::Empty;
+    }
+    let len = map
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match len {
+        Some(n) => Framing::Length(n),
+        None if chunked_ok => Framing::Chunked,
+        None => Framing::UntilClose,
+    }
+}
+
+/// Whether a method carries a body by convention, so an empty one gets
+/// `Content-Length: 0` (some servers answer 411 without it).
+pub fn expects_body(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH")
+}

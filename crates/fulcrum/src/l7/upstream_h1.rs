@@ -1,0 +1,222 @@
+//! One attempt of an HTTP/1.1 client's request on one HTTP/1.1 backend connection:
+//! send the rewritten head (with the body bytes already read, in one write), stream
+//! the rest of the body while waiting for the response head, then stream the response.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use fulcrum_core::http1::{self, Framing, HeadError, RequestHead, ResponseHead, Version};
+use tokio::net::TcpStream;
+
+use super::body::{pump, H1Sink, H1Source, Out, PumpError, Sink, Source};
+use super::error::ProxyError;
+use super::h1::{client_body_error, Failed};
+use crate::access_log::Entry;
+use crate::io::{self, IoError};
+use crate::state::{Listener, Pool};
+use crate::worker::Worker;
+
+/// Largest response head accepted from a backend.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How an attempt ended without a response.
+pub enum Attempt {
+    /// A reused connection turned out closed before anything was consumed: retry.
+    Stale,
+    /// The request failed.
+    Failed(Failed),
+}
+
+impl From<ProxyError> for Attempt {
+    fn from(err: ProxyError) -> Self {
+        Self::Failed(err.into())
+    }
+}
+
+/// Why no response head arrived.
+#[derive(Debug)]
+pub enum HeadFailure {
+    /// Closed or reset; `nothing` when no byte of a response came.
+    Closed {
+        /// No response byte was seen.
+        nothing: bool,
+        /// What happened.
+        reason: String,
+    },
+    /// Too slow.
+    Timeout,
+    /// Not a valid response head.
+    Malformed(HeadError),
+}
+
+impl HeadFailure {
+    /// The client-facing error.
+    pub fn into_error(self) -> ProxyError {
+        match self {
+            Self::Timeout => ProxyError::BackendTimeout,
+            Self::Closed { reason, .. } => ProxyError::BadResponse(reason),
+            Self::Malformed(e) => ProxyError::BadResponse(e.to_string()),
+        }
+    }
+}
+
+/// Reads a final response head (interim 1xx other than 101 are skipped).
+pub async fn read_response(up: &TcpStream, buf: &mut BytesMut, is_head: bool, limit: Duration) -> Result<ResponseHead, HeadFailure> {
+    let mut seen = false;
+    loop {
+        if !buf.is_empty() {
+            match http1::parse_response(buf, MAX_RESPONSE_HEAD, is_head) {
+                Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
+                    buf.advance(h.len);
+                    continue;
+                }
+                Ok(Some(h)) => return Ok(h),
+                Ok(None) => {}
+                Err(e) => return Err(HeadFailure::Malformed(e)),
+            }
+        }
+        match io::read_some(up, buf, limit).await {
+            Ok(0) => {
+                return Err(HeadFailure::Closed { nothing: !seen && buf.is_empty(), reason: "backend closed before a response".into() });
+            }
+            Ok(_) => seen = true,
+            Err(IoError::Timeout) => return Err(HeadFailure::Timeout),
+            Err(IoError::Io(e)) => return Err(HeadFailure::Closed { nothing: !seen && buf.is_empty(), reason: e.to_string() }),
+        }
+    }
+}
+
+/// The framing a client gets for a backend's response body.
+pub fn client_framing(rh: &ResponseHead, rhb: &[u8], is_head: bool, client_11: bool) -> Framing {
+    match rh.body {
+        Framing::Empty if is_head => rh
+            .fields(rhb)
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
+            .map_or(Framing::Empty, Framing::Length),
+        Framing::Empty => Framing::Empty,
+        Framing::Length(n) => Framing::Length(n),
+        Framing::Chunked | Framing::UntilClose if client_11 => Framing::Chunked,
+        Framing::Chunked | Framing::UntilClose => Framing::UntilClose,
+    }
+}
+
+/// One attempt's fixed inputs.
+pub struct Exchange<'a> {
+    /// The worker.
+    pub w: &'a Worker,
+    /// The client's listener.
+    pub l: &'a Listener,
+    /// The backend's pool.
+    pub pool: &'a Pool,
+    /// Client socket.
+    pub io: &'a TcpStream,
+    /// Backend socket.
+    pub up: &'a TcpStream,
+    /// The backend socket came from the idle pool.
+    pub reused: bool,
+    /// Backend address.
+    pub backend: SocketAddr,
+    /// The client's request head.
+    pub head: &'a RequestHead,
+    /// The request is a HEAD.
+    pub is_head: bool,
+}
+
+impl Exchange<'_> {
+    /// Runs the attempt; `out` holds the rewritten head. Returns whether the client
+    /// connection stays open and whether the backend connection can be reused.
+    pub async fn run(&self, buf: &mut BytesMut, out: &mut Vec<u8>, e: &mut Entry<'_>) -> Result<(bool, bool), Attempt> {
+        let (head, pool, l) = (self.head, self.pool, self.l);
+        let pre = match head.body {
+            Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX).min(buf.len()),
+            _ => 0,
+        };
+        out.extend_from_slice(buf.get(..pre).unwrap_or_default());
+        match io::write_all(self.up, out, pool.upstream_timeout).await {
+            Ok(()) => {}
+            Err(_) if self.reused => return Err(Attempt::Stale),
+            Err(err) => return Err(ProxyError::BadResponse(format!("write to backend: {err}")).into()),
+        }
+        buf.advance(pre);
+        let rest = match head.body {
+            Framing::Length(n) => Framing::Length(n - pre as u64),
+            other => other,
+        };
+        let sent_at = Instant::now();
+        let mut resp_buf = BytesMut::new();
+        let mut src = Source::H1(H1Source::new(self.io, buf, rest, l.client_timeout, l.max_body_bytes));
+        let first_complete = matches!(rest, Framing::Empty | Framing::Length(0));
+        let mut body_ok = first_complete;
+        let resp = {
+            let head_fut = read_response(self.up, &mut resp_buf, self.is_head, pool.upstream_timeout);
+            tokio::pin!(head_fut);
+            if first_complete {
+                head_fut.await
+            } else {
+                let mode = if rest == Framing::Chunked { Out::Chunked } else { Out::Raw };
+                let mut sink = Sink::H1(H1Sink::new(self.up, Vec::new(), mode, pool.upstream_timeout));
+                let body = async {
+                    if head.expect_continue {
+                        let _ = io::write_all(self.io, b"HTTP/1.1 100 Continue\r\n\r\n", l.client_timeout).await;
+                    }
+                    pump(&mut src, &mut sink).await
+                };
+                tokio::pin!(body);
+                tokio::select! {
+                    biased;
+                    r = &mut body => match r {
+                        Ok(()) => {
+                            body_ok = true;
+                            head_fut.as_mut().await
+                        }
+                        Err(PumpError::Source(err)) => return Err(client_body_error(err).into()),
+                        // The backend stopped reading; it may still have answered.
+                        Err(PumpError::Sink(_)) => head_fut.as_mut().await,
+                    },
+                    r = &mut head_fut => r,
+                }
+            }
+        };
+        e.bytes_in = pre as u64 + src.received();
+        drop(src);
+        let rh = match resp {
+            Ok(rh) => rh,
+            Err(HeadFailure::Closed { nothing: true, .. }) if self.reused && first_complete => return Err(Attempt::Stale),
+            Err(f) => {
+                tracing::warn!(backend = %self.backend, pool = %pool.name, error = ?f, "bad response");
+                return Err(f.into_error().into());
+            }
+        };
+        if rh.status == 101 {
+            return Err(ProxyError::BadResponse("101 without an upgrade request".into()).into());
+        }
+        e.upstream = Some(sent_at.elapsed());
+        e.status = rh.status;
+        let rhb = resp_buf.split_to(rh.len).freeze();
+        let client_11 = head.version == Version::Http11;
+        let framing = client_framing(&rh, &rhb, self.is_head, client_11);
+        let close = !head.keep_alive || !body_ok || framing == Framing::UntilClose || self.w.stopping.get();
+        let mut out = Vec::with_capacity(rh.len + 64 + resp_buf.len().min(64 * 1024));
+        http1::write_response_head(&mut out, rh.status, rh.fields(&rhb), framing, close, !close && !client_11);
+        let body = if self.is_head { Framing::Empty } else { rh.body };
+        let mode = if framing == Framing::Chunked { Out::Chunked } else { Out::Raw };
+        let mut src = Source::H1(H1Source::new(self.up, &mut resp_buf, body, pool.upstream_timeout, u64::MAX));
+        let mut sink = Sink::H1(H1Sink::new(self.io, out, mode, l.client_timeout));
+        let result = pump(&mut src, &mut sink).await;
+        e.bytes_out = sink.sent();
+        let done = matches!(&src, Source::H1(s) if s.is_done());
+        drop(src);
+        match result {
+            Ok(()) => Ok((!close, rh.keep_alive && done && resp_buf.is_empty() && body_ok)),
+            Err(err) => {
+                if let PumpError::Source(_) = err {
+                    tracing::warn!(backend = %self.backend, pool = %pool.name, error = %err, "response body failed");
+                }
+                e.error = Some(err.to_string());
+                Err(Attempt::Failed(Failed { err: ProxyError::BadResponse(err.to_string()), replied: true }))
+            }
+        }
+    }
+}

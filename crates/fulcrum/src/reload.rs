@@ -1,0 +1,51 @@
+//! Reload: read → parse and validate → build a snapshot → swap. Any failure before the
+//! swap leaves the old snapshot serving.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use fulcrum_core::config::{self, Config};
+
+use crate::state::{Registry, Snapshot};
+use crate::worker::Shared;
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file could not be read.
+    #[error("{path}: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Validation failed; every error is listed.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<config::ConfigError>),
+    /// The snapshot could not be built.
+    #[error("{0}")]
+    Build(#[from] crate::state::BuildError),
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ReloadError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ReloadError::Read { path: path.display().to_string(), error })?;
+    config::parse(path, &text).map_err(ReloadError::Invalid)
+}
+
+/// Loads `path` and publishes it; returns the new generation.
+pub fn reload(path: &Path, shared: &Shared, registry: &Registry) -> Result<u64, ReloadError> {
+    let config = load(path)?;
+    let old = shared.load();
+    let generation = old.generation + 1;
+    for (name, l) in &config.listeners {
+        let before = old.config.listeners.get(name).map(|o| (&o.address, o.protocol));
+        if before != Some((&l.address, l.protocol)) {
+            tracing::warn!(listener = %name, "listener added or changed: takes effect after a restart");
+        }
+    }
+    let snapshot = Snapshot::build(config, generation, registry)?;
+    shared.store(Arc::new(snapshot));
+    Ok(generation)
+}

@@ -1,0 +1,89 @@
+//! Per-worker connection pools. A worker owns its pools (`RefCell`, no locks), as in
+//! nginx and HAProxy; an idle HTTP/1.1 socket is checked for EOF before reuse.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+
+use crate::io::is_reusable;
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// Idle HTTP/1.1 connections by backend address, newest last.
+#[derive(Default)]
+pub struct H1Pool {
+    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
+}
+
+impl H1Pool {
+    /// An idle, still-open connection to `addr` younger than `max_age`, newest first.
+    pub fn take(&self, addr: SocketAddr, max_age: Duration) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        while let Some(conn) = list.pop() {
+            if conn.since.elapsed() < max_age && is_reusable(&conn.stream) {
+                return Some(conn.stream);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection for reuse unless `max_idle` are already kept.
+    pub fn put(&self, addr: SocketAddr, stream: TcpStream, max_idle: usize) {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(addr).or_default();
+        if list.len() < max_idle {
+            list.push(Idle { stream, since: Instant::now() });
+        }
+    }
+
+    /// Closes connections idle longer than `max_age` or closed by the backend.
+    pub fn sweep(&self, max_age: impl Fn(SocketAddr) -> Duration) {
+        let mut idle = self.idle.borrow_mut();
+        idle.retain(|addr, list| {
+            let age = max_age(*addr);
+            list.retain(|c| c.since.elapsed() < age && is_reusable(&c.stream));
+            !list.is_empty()
+        });
+    }
+
+    /// Closes every idle connection.
+    pub fn clear(&self) {
+        self.idle.borrow_mut().clear();
+    }
+}
+
+/// One multiplexed h2c connection per backend address.
+#[derive(Default)]
+pub struct H2Pool {
+    conns: RefCell<HashMap<SocketAddr, h2::client::SendRequest<Bytes>>>,
+}
+
+impl H2Pool {
+    /// The open connection to `addr`, if any.
+    pub fn get(&self, addr: SocketAddr) -> Option<h2::client::SendRequest<Bytes>> {
+        self.conns.borrow().get(&addr).cloned()
+    }
+
+    /// Remembers a new connection to `addr`.
+    pub fn put(&self, addr: SocketAddr, conn: h2::client::SendRequest<Bytes>) {
+        self.conns.borrow_mut().insert(addr, conn);
+    }
+
+    /// Forgets a broken connection.
+    pub fn remove(&self, addr: SocketAddr) {
+        self.conns.borrow_mut().remove(&addr);
+    }
+
+    /// Drops every connection.
+    pub fn clear(&self) {
+        self.conns.borrow_mut().clear();
+    }
+}

@@ -1,0 +1,89 @@
+//! One worker: a thread with a current-thread runtime, its own listener sockets
+//! (SO_REUSEPORT) and its own upstream pools. Nothing on the hot path is shared
+//! between workers but the snapshot pointer and backend atomics.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+
+use crate::access_log::AccessLog;
+use crate::state::Snapshot;
+use crate::upstream::{H1Pool, H2Pool};
+
+/// The published snapshot, swapped on reload.
+pub type Shared = Arc<ArcSwap<Snapshot>>;
+
+/// Per-worker state, shared by the worker's tasks through `Rc`.
+pub struct Worker {
+    /// Current snapshot.
+    pub shared: Shared,
+    /// Idle HTTP/1.1 upstream connections.
+    pub h1_pool: H1Pool,
+    /// Multiplexed h2c upstream connections.
+    pub h2_pool: H2Pool,
+    /// Access log sink.
+    pub log: AccessLog,
+    /// Set once shutdown starts; connections finish their request and close.
+    pub stopping: Cell<bool>,
+    /// Woken when shutdown starts, for idle connections.
+    pub stop: Notify,
+    /// Open client connections.
+    pub connections: Cell<usize>,
+    /// Wakes the shutdown waiter as connections close.
+    pub closed: Notify,
+    rng: Cell<u64>,
+}
+
+impl Worker {
+    /// A worker reading `shared`.
+    pub fn new(shared: Shared, log: AccessLog, seed: u64) -> Rc<Self> {
+        Rc::new(Self {
+            shared,
+            h1_pool: H1Pool::default(),
+            h2_pool: H2Pool::default(),
+            log,
+            stopping: Cell::new(false),
+            stop: Notify::new(),
+            connections: Cell::new(0),
+            closed: Notify::new(),
+            rng: Cell::new(seed | 1),
+        })
+    }
+
+    /// Random bits for balancer tie-breaks (xorshift64*: fast, per worker, unshared).
+    pub fn entropy(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Begins shutdown: idle connections close now, busy ones after their request.
+    pub fn begin_stop(&self) {
+        self.stopping.set(true);
+        self.stop.notify_waiters();
+    }
+}
+
+/// Counts an open client connection for graceful shutdown.
+pub struct ConnGuard(Rc<Worker>);
+
+impl ConnGuard {
+    /// Counts one more connection.
+    pub fn new(w: &Rc<Worker>) -> Self {
+        w.connections.set(w.connections.get() + 1);
+        Self(w.clone())
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get().saturating_sub(1));
+        self.0.closed.notify_waiters();
+    }
+}
