@@ -27,6 +27,23 @@ def rss_kb(pids):
     return total
 
 
+def established_to(ports):
+    """Established TCP sockets (IPv4 and IPv6) whose remote port is in ports:
+    the proxy's upstream connections, since the backends only talk to it."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) in ports:
+                        n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
 def raise_nofile(want=65536):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
@@ -73,6 +90,7 @@ async def main():
     ap.add_argument("--pids", required=True, help="comma-separated PIDs whose RSS is summed")
     ap.add_argument("--parallel", type=int, default=200, help="connections being set up at once")
     ap.add_argument("--settle", type=float, default=2.0, help="seconds to wait before the second RSS reading")
+    ap.add_argument("--backend-ports", default="", help="comma-separated; count upstream connections")
     ap.add_argument("--timeout", type=float, default=30.0)
     args = ap.parse_args()
 
@@ -104,13 +122,15 @@ async def main():
     setup_s = time.monotonic() - t0
     await asyncio.sleep(args.settle)
     after = rss_kb(pids)
+    upstream = established_to({int(p) for p in args.backend_ports.split(",") if p})
     # A connection the proxy closed would make the figure meaningless (the
     # settle sleep let the loop see any FIN that arrived).
     closed = sum(1 for r, w in held if r.at_eof() or w.is_closing())
     ok = len(held)
     per_conn = (after - before) / args.conns
     print(f"ok={ok} errors={len(errors)} closed={closed} rss_before_kb={before} "
-          f"rss_after_kb={after} kb_per_conn={per_conn:.2f} setup_s={setup_s:.2f}")
+          f"rss_after_kb={after} kb_per_conn={per_conn:.2f} upstream_conns={upstream} "
+          f"setup_s={setup_s:.2f}")
     if errors:
         for e in sorted(set(errors))[:5]:
             print(f"  error: {e} (x{errors.count(e)})", file=sys.stderr)

@@ -12,6 +12,9 @@
 //!
 //! Then, with every backend available, full cycles must be exact: each
 //! backend gets its weight (WRR, fresh balancer) or one pick (RR) per cycle.
+// A test binary: a failed unwrap is a failed invariant, reported with its seed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 

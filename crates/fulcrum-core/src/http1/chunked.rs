@@ -4,7 +4,7 @@
 //! dropped), data must end in CRLF, bare LF is refused, and sizes cannot overflow.
 //! Anything else is an error, because a lenient decoder is how smuggling starts.
 
-/// Longest chunk-size line accepted, extensions included.
+/// Longest chunk-size line accepted, extensions included, CRLF excluded.
 const MAX_SIZE_LINE: usize = 4096;
 /// Largest trailer section accepted.
 const MAX_TRAILERS: usize = 16 * 1024;
@@ -86,8 +86,9 @@ impl ChunkedDecoder {
             let rest = input.get(used..).unwrap_or_default();
             match self.state {
                 State::Size => {
-                    let Some(eol) = find_crlf(rest, MAX_SIZE_LINE)? else {
-                        if rest.len() >= MAX_SIZE_LINE {
+                    // The window holds the longest line and its CRLF.
+                    let Some(eol) = find_crlf(rest, MAX_SIZE_LINE + 2)? else {
+                        if rest.len() >= MAX_SIZE_LINE + 2 {
                             return Err(ChunkError::Size);
                         }
                         return Ok((used, Decoded::NeedMore));

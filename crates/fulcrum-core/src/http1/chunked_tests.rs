@@ -251,7 +251,11 @@ fn bad_sizes() {
     ] {
         let input = format!("{line}\r\nhello\r\n0\r\n\r\n");
         assert_eq!(whole(input.as_bytes()), Err(ChunkError::Size), "{line:?}");
-        assert_eq!(bytewise(input.as_bytes()), Err(ChunkError::Size), "{line:?}");
+        assert_eq!(
+            bytewise(input.as_bytes()),
+            Err(ChunkError::Size),
+            "{line:?}"
+        );
     }
 }
 
@@ -259,22 +263,38 @@ fn bad_sizes() {
 fn bare_cr_or_lf_in_size_line() {
     assert_eq!(whole(b"5\nhello\r\n0\r\n\r\n"), Err(ChunkError::Size));
     assert_eq!(whole(b"5\rhello\r\n0\r\n\r\n"), Err(ChunkError::Size));
-    assert_eq!(whole(b"5;a\nb\r\nhello\r\n0\r\n\r\n"), Err(ChunkError::Size));
+    assert_eq!(
+        whole(b"5;a\nb\r\nhello\r\n0\r\n\r\n"),
+        Err(ChunkError::Size)
+    );
     assert_eq!(whole(b"5\r\nhello\r\n0\n\r\n"), Err(ChunkError::Size));
     assert_eq!(bytewise(b"5\nhello\r\n0\r\n\r\n"), Err(ChunkError::Size));
 }
 
 #[test]
 fn size_line_too_long() {
-    let ok = format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(MAX_SIZE_LINE - 3));
-    assert!(whole(ok.as_bytes()).is_ok());
-    let long = format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(MAX_SIZE_LINE));
-    assert_eq!(whole(long.as_bytes()), Err(ChunkError::Size));
-    // Refused once the limit is reached, without waiting for a line end.
+    let line = |n: usize| format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(n - 2));
+    assert!(whole(line(MAX_SIZE_LINE).as_bytes()).is_ok());
+    assert!(bytewise(line(MAX_SIZE_LINE).as_bytes()).is_ok());
+    assert_eq!(
+        whole(line(MAX_SIZE_LINE + 1).as_bytes()),
+        Err(ChunkError::Size)
+    );
+    assert_eq!(
+        bytewise(line(MAX_SIZE_LINE + 1).as_bytes()),
+        Err(ChunkError::Size)
+    );
+    // Refused once no line end can fit, without waiting for one.
     let mut dec = ChunkedDecoder::new();
-    assert_eq!(dec.decode(&[b'1'; MAX_SIZE_LINE]), Err(ChunkError::Size));
+    assert_eq!(
+        dec.decode(&[b'1'; MAX_SIZE_LINE + 2]),
+        Err(ChunkError::Size)
+    );
     let mut dec = ChunkedDecoder::new();
-    assert_eq!(dec.decode(&[b'1'; MAX_SIZE_LINE - 1]), Ok((0, Decoded::NeedMore)));
+    assert_eq!(
+        dec.decode(&[b'1'; MAX_SIZE_LINE + 1]),
+        Ok((0, Decoded::NeedMore))
+    );
 }
 
 #[test]
@@ -390,7 +410,11 @@ fn encode_decode_round_trip() {
             write_chunk(&mut wire, &chunk);
             data.extend_from_slice(&chunk);
         }
-        let trailers: &[u8] = if seed % 2 == 0 { b"X-T: 1\r\nX-U: 2\r\n" } else { b"" };
+        let trailers: &[u8] = if seed % 2 == 0 {
+            b"X-T: 1\r\nX-U: 2\r\n"
+        } else {
+            b""
+        };
         write_last_chunk(&mut wire, trailers);
         let want = Outcome {
             body: data,
@@ -398,6 +422,10 @@ fn encode_decode_round_trip() {
             rest: Vec::new(),
         };
         assert_eq!(whole(&wire).as_ref(), Ok(&want), "seed {seed}");
-        assert_eq!(feed(split_randomly(&wire, &mut rng)), Ok(want), "seed {seed}");
+        assert_eq!(
+            feed(split_randomly(&wire, &mut rng)),
+            Ok(want),
+            "seed {seed}"
+        );
     }
 }

@@ -59,14 +59,27 @@ pub(super) fn fold<'a>(host: &'a str, buf: &'a mut [u8; MAX_HOST]) -> Option<&'a
     std::str::from_utf8(dst).ok()
 }
 
-/// The suffixes a wildcard could require of `name`, longest first:
-/// `a.b.example.com` → `b.example.com`, `example.com`, `com`.
-/// Each leaves at least one non-empty label in front of it.
-pub(super) fn wildcard_suffixes(name: &str) -> impl Iterator<Item = &str> {
+/// The suffixes a wildcard could require of `name`, longest first, each with
+/// its number of dots: `a.b.example.com` → (`b.example.com`, 2),
+/// (`example.com`, 1), (`com`, 0). Each leaves at least one non-empty label
+/// in front of it.
+pub(super) fn wildcard_suffixes(name: &str) -> impl Iterator<Item = (&str, usize)> {
+    let dots = dots(name);
     name.match_indices('.')
-        .map(|(dot, _)| dot)
-        .filter(move |&dot| dot > 0 && dot + 1 < name.len())
-        .map(move |dot| &name[dot + 1..])
+        .enumerate()
+        .filter(move |&(_, (at, _))| at > 0 && at + 1 < name.len())
+        .map(move |(k, (at, _))| (&name[at + 1..], dots - k - 1))
+}
+
+/// One bit for a suffix of `dots` dots (63 and more share bit 63), so a
+/// lookup can skip suffixes no wildcard has the depth of.
+pub(super) fn depth_bit(dots: usize) -> u64 {
+    1 << dots.min(63)
+}
+
+/// Number of dots in `name`.
+pub(super) fn dots(name: &str) -> usize {
+    name.bytes().filter(|&b| b == b'.').count()
 }
 
 #[cfg(test)]
@@ -98,9 +111,18 @@ mod tests {
     #[test]
     fn suffixes_leave_a_label_in_front() {
         let all: Vec<_> = wildcard_suffixes("a.b.example.com").collect();
-        assert_eq!(all, ["b.example.com", "example.com", "com"]);
+        assert_eq!(all, [("b.example.com", 2), ("example.com", 1), ("com", 0)]);
+        let all: Vec<_> = wildcard_suffixes(".a..b.").collect();
+        assert_eq!(all, [(".b.", 2), ("b.", 1)]);
         assert_eq!(wildcard_suffixes("localhost").count(), 0);
         assert_eq!(wildcard_suffixes(".com").count(), 0);
+    }
+
+    #[test]
+    fn depth_bits() {
+        assert_eq!(depth_bit(dots("com")), 1);
+        assert_eq!(depth_bit(dots("example.com")), 2);
+        assert_eq!(depth_bit(dots(&".".repeat(100))), 1 << 63);
     }
 
     #[test]

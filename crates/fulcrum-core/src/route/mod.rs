@@ -18,8 +18,10 @@ use std::collections::HashMap;
 
 use crate::config::RouteConfig;
 
+mod hash;
 mod host;
 
+use hash::FxBuild;
 use host::HostPattern;
 
 /// What routing looks at in a request head.
@@ -71,9 +73,12 @@ impl Entry {
 pub struct RouteTable {
     entries: Vec<Entry>,
     /// Lowercase exact host → its routes.
-    exact: HashMap<Box<str>, Vec<usize>>,
+    exact: HashMap<Box<str>, Vec<usize>, FxBuild>,
     /// Lowercase wildcard suffix (`example.com` for `*.example.com`) → its routes.
-    wildcard: HashMap<Box<str>, Vec<usize>>,
+    wildcard: HashMap<Box<str>, Vec<usize>, FxBuild>,
+    /// Bit `d` set when some wildcard suffix has `d` dots (`d` ≥ 63 share
+    /// bit 63): suffixes of other depths are not looked up.
+    wildcard_depths: u64,
     /// Routes without a host predicate.
     any_host: Vec<usize>,
 }
@@ -103,7 +108,10 @@ impl RouteTable {
             let list = match cfg.host.as_deref().map(HostPattern::parse) {
                 None => &mut table.any_host,
                 Some(HostPattern::Exact(name)) => table.exact.entry(name).or_default(),
-                Some(HostPattern::Wildcard(suffix)) => table.wildcard.entry(suffix).or_default(),
+                Some(HostPattern::Wildcard(suffix)) => {
+                    table.wildcard_depths |= host::depth_bit(host::dots(&suffix));
+                    table.wildcard.entry(suffix).or_default()
+                }
             };
             list.push(position);
         }
@@ -113,28 +121,35 @@ impl RouteTable {
     /// The first route, in config order, that matches `req`.
     pub fn find(&self, req: &Request<'_>) -> Option<&Route> {
         let path = req.path.find('?').map_or(req.path, |q| &req.path[..q]);
+        let best = req.host.and_then(|host| self.find_by_host(host, path));
+        // Last: a catch-all usually sits at the end, and `best` cuts its scan short.
+        let best = self.first_match(&self.any_host, path, best)?;
+        self.entries.get(best).map(|e| &e.route)
+    }
+
+    /// The first route with a host predicate that matches `host` and `path`.
+    fn find_by_host(&self, host: &str, path: &str) -> Option<usize> {
+        if self.exact.is_empty() && self.wildcard.is_empty() {
+            return None;
+        }
+        let mut buf = [0; host::MAX_HOST];
+        let name = host::fold(host::normalize(host), &mut buf)?;
         let mut best = None;
-        if let Some(raw) = req.host {
-            if !self.exact.is_empty() || !self.wildcard.is_empty() {
-                let mut buf = [0; host::MAX_HOST];
-                if let Some(name) = host::fold(host::normalize(raw), &mut buf) {
-                    if let Some(list) = self.exact.get(name) {
-                        best = self.first_match(list, path, best);
-                    }
-                    if !self.wildcard.is_empty() {
-                        for suffix in host::wildcard_suffixes(name) {
-                            if let Some(list) = self.wildcard.get(suffix) {
-                                best = self.first_match(list, path, best);
-                            }
-                        }
-                    }
-                }
+        if let Some(list) = self.exact.get(name) {
+            best = self.first_match(list, path, best);
+        }
+        if self.wildcard.is_empty() {
+            return best;
+        }
+        for (suffix, dots) in host::wildcard_suffixes(name) {
+            if self.wildcard_depths & host::depth_bit(dots) == 0 {
+                continue;
+            }
+            if let Some(list) = self.wildcard.get(suffix) {
+                best = self.first_match(list, path, best);
             }
         }
-        // Last: a catch-all usually sits at the end, and `best` cuts its scan short.
-        best = self.first_match(&self.any_host, path, best);
-        best.and_then(|position| self.entries.get(position))
-            .map(|e| &e.route)
+        best
     }
 
     /// The lowest position in `list` below `bound` whose path predicates

@@ -1,0 +1,396 @@
+//! Test support: a real Fulcrum process on port 0, real HTTP backends in the test
+//! process, readiness by log line (never a sleep), and a timeout on everything.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use tokio::net::TcpListener;
+
+/// Generous: CI runs on two busy cores.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a test body with a deadline.
+pub async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(TIMEOUT, f).await.expect("test timed out")
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!("fulcrum-it-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Lines a process wrote to stderr, with a way to wait for one.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn push(&self, line: String) {
+        let (lock, cv) = &*self.0;
+        lock.lock().unwrap().push(line);
+        cv.notify_all();
+    }
+    /// Waits (blocking, up to TIMEOUT) for a line containing `needle`, after the first `skip` lines.
+    pub fn wait_for(&self, needle: &str, skip: usize) -> String {
+        let (lock, cv) = &*self.0;
+        let deadline = Instant::now() + TIMEOUT;
+        let mut lines = lock.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().skip(skip).find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(!lines.iter().any(|l| l == "<exited>"), "exited before a line containing {needle:?}:\n{}", lines.join("\n"));
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no line containing {needle:?}; got:\n{}", lines.join("\n"));
+            lines = cv.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.0 .0.lock().unwrap().len()
+    }
+    pub fn all(&self) -> String {
+        self.0 .0.lock().unwrap().join("\n")
+    }
+}
+
+/// A running Fulcrum; killed on drop.
+pub struct Fulcrum {
+    pub child: Child,
+    pub dir: TempDir,
+    pub config: PathBuf,
+    pub log: Lines,
+    pub listeners: HashMap<String, SocketAddr>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_fulcrum")
+}
+
+impl Fulcrum {
+    /// Starts Fulcrum on `config` (TOML); waits until every listener is bound. The
+    /// access log goes to `access.log` in the temp dir unless the config says otherwise.
+    pub fn start(config: &str) -> Self {
+        let dir = TempDir::new();
+        let path = dir.path("fulcrum.toml");
+        let access = dir.path("access.log");
+        let config = if config.contains("[access_log]") {
+            config.to_owned()
+        } else {
+            format!("{config}\n[access_log]\npath = {:?}\n", access.display().to_string())
+        };
+        std::fs::write(&path, &config).unwrap();
+        let expected = config.matches("[listeners.").count();
+        let mut child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Lines::default();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.push(line);
+            }
+            sink.push("<exited>".into());
+        });
+        let mut listeners = HashMap::new();
+        let mut skip = 0;
+        while listeners.len() < expected {
+            let line = log.wait_for("listening", skip);
+            skip = log.len();
+            let name = field(&line, "listener").unwrap();
+            let addr = field(&line, "address").unwrap().parse().unwrap();
+            listeners.insert(name, addr);
+            if log.all().matches("listening").count() >= expected {
+                for l in log.all().lines().filter(|l| l.contains("listening")) {
+                    let name = field(l, "listener").unwrap();
+                    listeners.insert(name, field(l, "address").unwrap().parse().unwrap());
+                }
+            }
+        }
+        Self { child, dir, config: path, log, listeners }
+    }
+
+    /// The address of listener `name`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.listeners[name]
+    }
+
+    /// `http://ADDR` of listener `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}", self.addr(name))
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY-free: kill(2) through the libc crate is not needed; use the kill command.
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Rewrites the config file and sends SIGHUP; returns the log line that answered.
+    pub fn reload(&self, config: &str) -> String {
+        let access = self.dir.path("access.log");
+        let config = if config.contains("[access_log]") {
+            config.to_owned()
+        } else {
+            format!("{config}\n[access_log]\npath = {:?}\n", access.display().to_string())
+        };
+        std::fs::write(&self.config, config).unwrap();
+        let skip = self.log.len();
+        self.signal(1);
+        loop {
+            let line = self.log.wait_for("reload", skip);
+            if line.contains("config reloaded") || line.contains("reload failed") {
+                return line;
+            }
+        }
+    }
+
+    /// The access log lines so far.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path("access.log")).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Waits for at least `n` access log lines.
+    pub fn wait_access_log(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let lines = self.access_log();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "access log has {} lines, wanted {n}", lines.len());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    /// Waits for the process to exit; returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "fulcrum did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Fulcrum {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=value` or `key="value"` in a tracing line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &line[start..];
+    let value = rest.split_whitespace().next()?;
+    Some(value.trim_matches('"').to_owned())
+}
+
+/// What a test backend saw.
+#[derive(Default)]
+pub struct Seen {
+    /// TCP connections accepted.
+    pub connections: AtomicUsize,
+    /// Requests answered.
+    pub requests: AtomicUsize,
+    /// Body bytes received.
+    pub body_bytes: AtomicU64,
+    /// The last request's headers.
+    pub last_headers: Mutex<Vec<(String, String)>>,
+}
+
+/// How a test backend answers.
+pub type Handler = Arc<dyn Fn(&str, Request<Bytes>) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// A real HTTP/1.1 (and, with `h2`, HTTP/2 prior-knowledge) server on port 0.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub seen: Arc<Seen>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    /// Answers `200 <name>` with an `x-backend` header.
+    pub async fn start(name: &str) -> Self {
+        Self::with(name, false, Arc::new(|name: &str, _req| named(name))).await
+    }
+
+    /// An h2c (prior knowledge) backend answering `200 <name>`.
+    pub async fn start_h2(name: &str) -> Self {
+        Self::with(name, true, Arc::new(|name: &str, _req| named(name))).await
+    }
+
+    /// A backend with a custom handler; bodies are read in full first.
+    pub async fn with(name: &str, h2: bool, handler: Handler) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Seen::default());
+        let (name_s, seen2) = (name.to_owned(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((io, _)) = listener.accept().await else { return };
+                seen2.connections.fetch_add(1, Ordering::Relaxed);
+                let (handler, name, seen) = (handler.clone(), name_s.clone(), seen2.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let (handler, name, seen) = (handler.clone(), name.clone(), seen.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            seen.requests.fetch_add(1, Ordering::Relaxed);
+                            seen.body_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                            *seen.last_headers.lock().unwrap() = parts
+                                .headers
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                                .collect();
+                            Ok::<_, Infallible>(handler(&name, Request::from_parts(parts, body)))
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(io);
+                    if h2 {
+                        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new()).serve_connection(io, svc).await;
+                    } else {
+                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                    }
+                });
+            }
+        });
+        Self { addr, name: name.to_owned(), seen, task }
+    }
+
+    pub fn requests(&self) -> usize {
+        self.seen.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.seen.connections.load(Ordering::Relaxed)
+    }
+
+    /// A header of the last request.
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        self.seen.last_headers.lock().unwrap().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+}
+
+pub fn named(name: &str) -> Response<Full<Bytes>> {
+    Response::builder().header("x-backend", name).body(Full::new(Bytes::from(name.to_owned()))).unwrap()
+}
+
+/// A config with one listener `public` on port 0 and one pool `p` over `backends`.
+pub fn one_pool(balance: &str, backends: &[String], extra_pool: &str) -> String {
+    let list = backends.join(", ");
+    format!(
+        "workers = 1\n\n[listeners.public]\naddress = \"127.0.0.1:0\"\n\n[[routes]]\npool = \"p\"\n\n[pools.p]\nbalance = \"{balance}\"\nbackends = [{list}]\n{extra_pool}\n"
+    )
+}
+
+/// `"ADDR"` for a backend list.
+pub fn quoted(b: &Backend) -> String {
+    format!("\"{}\"", b.addr)
+}
+
+/// An HTTP/1.1 keep-alive client.
+pub fn client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// An HTTP/2 prior-knowledge client.
+pub fn h2_client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build_http()
+}
+
+/// GET `url`; returns status, `x-backend` and body.
+pub async fn get(
+    c: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: &str,
+) -> (u16, String, Bytes) {
+    let res = c.get(url.parse().unwrap()).await.unwrap();
+    let status = res.status().as_u16();
+    let backend = res.headers().get("x-backend").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, backend, body)
+}
+
+/// Sends raw bytes on a fresh connection and reads until the peer closes or `limit`
+/// passes; returns what came back.
+pub fn raw(addr: SocketAddr, bytes: &[u8], limit: Duration) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(limit)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs `fulcrum check FILE`; returns exit code and stdout.
+pub fn check(path: &Path) -> (i32, String) {
+    let out = Command::new(bin()).arg("check").arg(path).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
