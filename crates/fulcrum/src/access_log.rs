@@ -56,31 +56,44 @@ impl AccessLog {
     /// Starts the log thread for `cfg` (none when disabled).
     pub fn start(cfg: &AccessLogConfig) -> std::io::Result<Self> {
         if !cfg.enabled {
-            return Ok(Self { tx: None, format: cfg.format });
+            return Ok(Self {
+                tx: None,
+                format: cfg.format,
+            });
         }
         let mut out: Box<dyn Write + Send> = match cfg.path.as_str() {
             "stdout" => Box::new(std::io::stdout()),
             "stderr" => Box::new(std::io::stderr()),
-            path => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+            path => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
         };
         let (tx, rx) = mpsc::channel::<String>();
-        std::thread::Builder::new().name("access-log".into()).spawn(move || {
-            let mut buf = Vec::with_capacity(64 * 1024);
-            while let Ok(line) = rx.recv() {
-                buf.extend_from_slice(line.as_bytes());
-                while let Ok(more) = rx.try_recv() {
-                    buf.extend_from_slice(more.as_bytes());
-                    if buf.len() > 60 * 1024 {
-                        break;
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut buf = Vec::with_capacity(64 * 1024);
+                while let Ok(line) = rx.recv() {
+                    buf.extend_from_slice(line.as_bytes());
+                    while let Ok(more) = rx.try_recv() {
+                        buf.extend_from_slice(more.as_bytes());
+                        if buf.len() > 60 * 1024 {
+                            break;
+                        }
                     }
+                    if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
+                        return;
+                    }
+                    buf.clear();
                 }
-                if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
-                    return;
-                }
-                buf.clear();
-            }
-        })?;
-        Ok(Self { tx: Some(tx), format: cfg.format })
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            format: cfg.format,
+        })
     }
 
     /// Whether lines are written at all (callers skip building entries otherwise).
@@ -91,7 +104,10 @@ impl AccessLog {
     /// Writes one entry.
     pub fn write(&self, e: &Entry<'_>) {
         let Some(tx) = &self.tx else { return };
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         let client = e.client.map(|c| c.to_string()).unwrap_or_default();
         let backend = e.backend.map(|b| b.to_string()).unwrap_or_default();
         let ms = e.duration.as_secs_f64() * 1000.0;

@@ -17,19 +17,28 @@ pub fn start(addrs: &[SocketAddr]) -> std::io::Result<()> {
         l.set_nonblocking(true)?;
         listeners.push(l);
     }
-    std::thread::Builder::new().name("demo-backends".into()).spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        rt.block_on(async move {
-            let mut tasks = Vec::new();
-            for (i, l) in listeners.into_iter().enumerate() {
-                let Ok(l) = TcpListener::from_std(l) else { continue };
-                tasks.push(tokio::spawn(serve(l, i + 1)));
-            }
-            for t in tasks {
-                let _ = t.await;
-            }
-        });
-    })?;
+    std::thread::Builder::new()
+        .name("demo-backends".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let mut tasks = Vec::new();
+                for (i, l) in listeners.into_iter().enumerate() {
+                    let Ok(l) = TcpListener::from_std(l) else {
+                        continue;
+                    };
+                    tasks.push(tokio::spawn(serve(l, i + 1)));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })?;
     Ok(())
 }
 
@@ -61,8 +70,12 @@ async fn conn(io: TcpStream, n: usize) {
             .find(|(k, _)| k.eq_ignore_ascii_case(b"x-forwarded-for"))
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default();
-        let Some(received) = drain_body(&io, &mut buf, head.body).await else { return };
-        let body = format!("backend {n}: {method} {path} (body {received} bytes, x-forwarded-for: {xff})\n");
+        let Some(received) = drain_body(&io, &mut buf, head.body).await else {
+            return;
+        };
+        let body = format!(
+            "backend {n}: {method} {path} (body {received} bytes, x-forwarded-for: {xff})\n"
+        );
         let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {n}\r\n\r\n{body}", body.len());
         if write_all(&io, resp.as_bytes(), limit).await.is_err() || !head.keep_alive {
             return;

@@ -23,7 +23,11 @@ pub enum IoError {
 }
 
 /// Reads what is available into `buf` (at least one byte, or 0 at EOF) within `limit`.
-pub async fn read_some(s: &TcpStream, buf: &mut BytesMut, limit: Duration) -> Result<usize, IoError> {
+pub async fn read_some(
+    s: &TcpStream,
+    buf: &mut BytesMut,
+    limit: Duration,
+) -> Result<usize, IoError> {
     tokio::time::timeout(limit, read_now(s, buf))
         .await
         .map_err(|_| IoError::Timeout)?
@@ -31,13 +35,21 @@ pub async fn read_some(s: &TcpStream, buf: &mut BytesMut, limit: Duration) -> Re
 }
 
 async fn read_now(s: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
-    }
     loop {
+        // Wait before allocating: a silent connection must not hold a buffer.
+        s.readable().await?;
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
         match s.try_read_buf(buf) {
             Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.readable().await?,
+            // `readable()` may wake spuriously (a new socket often does): give the
+            // buffer back rather than hold it while waiting.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if buf.is_empty() {
+                    *buf = BytesMut::new();
+                }
+            }
             Err(e) => return Err(e),
         }
     }

@@ -38,7 +38,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
@@ -96,9 +98,14 @@ fn serve_file(path: &Path) -> anyhow::Result<()> {
 }
 
 fn demo() -> anyhow::Result<()> {
-    let config: Config = config::parse(Path::new("config/demo.toml (embedded)"), DEMO).map_err(|errors| {
-        anyhow::anyhow!(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
-    })?;
+    let config: Config =
+        config::parse(Path::new("config/demo.toml (embedded)"), DEMO).map_err(|errors| {
+            anyhow::anyhow!(errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"))
+        })?;
     let backends: Vec<std::net::SocketAddr> = config
         .pools
         .values()
@@ -108,7 +115,12 @@ fn demo() -> anyhow::Result<()> {
         .into_iter()
         .collect();
     fulcrum::demo::start(&backends).context("starting the demo backends")?;
-    let addr = config.listeners.values().next().map(|l| l.address.clone()).unwrap_or_default();
+    let addr = config
+        .listeners
+        .values()
+        .next()
+        .map(|l| l.address.clone())
+        .unwrap_or_default();
     eprintln!(
         "\nFulcrum demo: three backends ({}) behind http://{addr}\n\n  \
          curl http://{addr}/                       # round robin: run it a few times\n  \
@@ -116,7 +128,11 @@ fn demo() -> anyhow::Result<()> {
          curl --http2-prior-knowledge http://{addr}/   # HTTP/2 (h2c) on the same port\n  \
          curl -d 'hello' http://{addr}/echo        # a request body passes through\n\n\
          Stop with Ctrl-C.\n",
-        backends.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+        backends
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     fulcrum::run(config, None)?;
     Ok(())

@@ -30,7 +30,10 @@ pub enum ReloadError {
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ReloadError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ReloadError::Read { path: path.display().to_string(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ReloadError::Read {
+        path: path.display().to_string(),
+        error,
+    })?;
     config::parse(path, &text).map_err(ReloadError::Invalid)
 }
 
@@ -40,7 +43,11 @@ pub fn reload(path: &Path, shared: &Shared, registry: &Registry) -> Result<u64, 
     let old = shared.load();
     let generation = old.generation + 1;
     for (name, l) in &config.listeners {
-        let before = old.config.listeners.get(name).map(|o| (&o.address, o.protocol));
+        let before = old
+            .config
+            .listeners
+            .get(name)
+            .map(|o| (&o.address, o.protocol));
         if before != Some((&l.address, l.protocol)) {
             tracing::warn!(listener = %name, "listener added or changed: takes effect after a restart");
         }

@@ -46,21 +46,42 @@ pub enum RunError {
 pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     let registry = Registry::default();
     let shutdown_timeout = config.shutdown_timeout.get();
-    let workers = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let workers = config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let log = AccessLog::start(&config.access_log)?;
+    // Signal handlers exist before anything is announced: a SIGHUP right after
+    // "listening" must reload, not kill.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signals = {
+        let _enter = rt.enter();
+        Signals::new()?
+    };
     let mut bound = Vec::new();
     for (name, l) in &config.listeners {
         if l.protocol != ListenerProtocol::Http {
             continue;
         }
-        let bind_err = |error| RunError::Bind { name: name.clone(), address: l.address.clone(), error };
-        let addr: SocketAddr = l.address.parse().map_err(|_| bind_err(std::io::ErrorKind::InvalidInput.into()))?;
+        let bind_err = |error| RunError::Bind {
+            name: name.clone(),
+            address: l.address.clone(),
+            error,
+        };
+        let addr: SocketAddr = l
+            .address
+            .parse()
+            .map_err(|_| bind_err(std::io::ErrorKind::InvalidInput.into()))?;
         let first = listen::bind(addr).map_err(bind_err)?;
         let actual = first.local_addr()?;
         tracing::info!(listener = %name, address = %actual, workers, "listening");
         bound.push((Rc::<str>::from(name.as_str()), actual, Some(first)));
     }
-    let shared: Shared = Arc::new(ArcSwap::from_pointee(Snapshot::build(config, 1, &registry)?));
+    let shared: Shared = Arc::new(ArcSwap::from_pointee(Snapshot::build(
+        config, 1, &registry,
+    )?));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(workers);
     for id in 0..workers {
@@ -78,8 +99,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             .spawn(move || worker_main(id, shared, log, sockets, stop_rx, shutdown_timeout))?;
         threads.push(thread);
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(signals(path, &shared, &registry))?;
+    rt.block_on(signals.wait(path, &shared, &registry));
     let _ = stop_tx.send(true);
     for t in threads {
         let _ = t.join();
@@ -88,31 +108,54 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT, reloading on each SIGHUP meanwhile.
-async fn signals(path: Option<PathBuf>, shared: &Shared, registry: &Registry) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => match &path {
-                Some(path) => match reload::reload(path, shared, registry) {
-                    Ok(generation) => tracing::info!(generation, "config reloaded"),
-                    Err(error) => tracing::error!(%error, "reload failed; the previous config keeps serving"),
-                },
-                None => tracing::warn!("SIGHUP ignored: running the embedded config"),
-            },
-        }
-    }
-    tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    Ok(())
+/// The signals Fulcrum answers.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
-fn worker_main(id: usize, shared: Shared, log: AccessLog, sockets: Vec<(String, std::net::TcpListener)>, mut stop_rx: watch::Receiver<bool>, deadline: Duration) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT, reloading on each SIGHUP meanwhile.
+    async fn wait(mut self, path: Option<PathBuf>, shared: &Shared, registry: &Registry) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => break,
+                _ = self.int.recv() => break,
+                _ = self.hup.recv() => match &path {
+                    Some(path) => match reload::reload(path, shared, registry) {
+                        Ok(generation) => tracing::info!(generation, "config reloaded"),
+                        Err(error) => tracing::error!(%error, "reload failed; the previous config keeps serving"),
+                    },
+                    None => tracing::warn!("SIGHUP ignored: running the embedded config"),
+                },
+            }
+        }
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    }
+}
+
+fn worker_main(
+    id: usize,
+    shared: Shared,
+    log: AccessLog,
+    sockets: Vec<(String, std::net::TcpListener)>,
+    mut stop_rx: watch::Receiver<bool>,
+    deadline: Duration,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(error) => {
             tracing::error!(worker = id, %error, "worker runtime failed to start");

@@ -77,7 +77,10 @@ pub struct Registry {
 impl Registry {
     fn state(&self, pool: &str, key: &BackendKey) -> Arc<BackendState> {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        states.entry((pool.to_owned(), key.clone())).or_default().clone()
+        states
+            .entry((pool.to_owned(), key.clone()))
+            .or_default()
+            .clone()
     }
 }
 
@@ -146,7 +149,12 @@ impl Snapshot {
                 (name.clone(), listener)
             })
             .collect();
-        Ok(Self { generation, config, listeners, pools })
+        Ok(Self {
+            generation,
+            config,
+            listeners,
+            pools,
+        })
     }
 }
 

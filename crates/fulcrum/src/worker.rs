@@ -83,7 +83,9 @@ impl ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get().saturating_sub(1));
+        self.0
+            .connections
+            .set(self.0.connections.get().saturating_sub(1));
         self.0.closed.notify_waiters();
     }
 }

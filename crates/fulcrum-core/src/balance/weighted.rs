@@ -35,8 +35,8 @@ impl WeightedRoundRobin {
 
 impl Balancer for WeightedRoundRobin {
     fn pick(&self, pool: &[Backend], ctx: &PickCtx<'_>) -> Option<BackendId> {
-        // A panic elsewhere while holding the lock leaves the weights valid
-        // (each update is a plain add), so a poisoned lock is safe to reuse.
+        // Nothing below panics; if it ever did mid-pass, the weights are still
+        // plain integers and the cost is one uneven cycle, so reuse them.
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.len() != pool.len() {
             // Caller passed a different pool than it built with: restart the cycle.

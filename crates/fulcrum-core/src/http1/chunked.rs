@@ -217,16 +217,11 @@ fn find_crlf(buf: &[u8], limit: usize) -> Result<Option<usize>, ChunkError> {
 /// A CR not followed by LF, or an LF not preceded by CR; a CR at the very end may
 /// still be followed by its LF.
 fn has_bare_cr_or_lf(buf: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for (i, &b) in buf.iter().enumerate() {
-        let bare_lf = b == b'\n' && prev != b'\r';
-        let bare_cr = b == b'\r' && buf.get(i + 1).is_some_and(|&n| n != b'\n');
-        if bare_lf || bare_cr {
-            return true;
-        }
-        prev = b;
+    let mut bare = buf.first() == Some(&b'\n');
+    for (&a, &b) in buf.iter().zip(buf.iter().skip(1)) {
+        bare |= (a == b'\r') != (b == b'\n');
     }
-    false
+    bare
 }
 
 fn find(buf: &[u8], needle: &[u8], limit: usize) -> Option<usize> {

@@ -429,3 +429,14 @@ fn encode_decode_round_trip() {
         );
     }
 }
+
+#[test]
+fn bare_cr_or_lf_detector() {
+    assert!(!has_bare_cr_or_lf(b""));
+    assert!(!has_bare_cr_or_lf(b"A: b\r\n\r\n"));
+    assert!(!has_bare_cr_or_lf(b"A: b\r"), "its LF may follow");
+    assert!(has_bare_cr_or_lf(b"\n"));
+    assert!(has_bare_cr_or_lf(b"A: b\n"));
+    assert!(has_bare_cr_or_lf(b"A: b\r\r\n"));
+    assert!(has_bare_cr_or_lf(b"A\rb"));
+}

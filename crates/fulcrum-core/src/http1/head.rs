@@ -379,12 +379,15 @@ impl ResponseHead {
 /// because a peer in front of or behind us may not, and would end a line (or the
 /// head) at another byte than we do.
 fn has_bare_lf(head: &[u8]) -> bool {
+    // Branch-free so that it vectorises: it runs over every head, and the obvious
+    // `iter().any(..)` costs twice what httparse does.
+    let mut bare = false;
     let mut prev = 0u8;
-    head.iter().any(|&b| {
-        let bare = b == b'\n' && prev != b'\r';
+    for &b in head {
+        bare |= (b == b'\n') & (prev != b'\r');
         prev = b;
-        bare
-    })
+    }
+    bare
 }
 
 /// Digits only: no sign, no inner whitespace, no overflow.

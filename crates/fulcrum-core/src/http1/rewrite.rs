@@ -3,7 +3,12 @@
 //! Hop-by-hop fields (RFC 9110 §7.6.1) never cross: `Connection` and every field it
 //! names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade`. The
 //! framing field is written from the decided [`Framing`], never copied, so what the
-//! next hop reads is exactly what was checked here.
+//! next hop reads is exactly what was checked here (a response without a body keeps
+//! the backend's checked `Content-Length`, which then frames nothing).
+//!
+//! Fields the proxy drops or sets are matched with an underscore standing for a dash:
+//! CGI-style backends read `X_Forwarded_For` as `X-Forwarded-For`, so a client could
+//! otherwise send a value that overrides the proxy's.
 
 use super::head::{parse_length, trim};
 use super::Framing;
@@ -19,8 +24,8 @@ pub struct Forwarded<'a> {
     pub via_version: &'a str,
 }
 
-/// Whether a field never crosses a proxy (independent of `Connection`'s list). An
-/// underscore matches a dash, as in [`same_name`].
+/// Whether a field never crosses a proxy (independent of `Connection`'s list). Case is
+/// ignored and an underscore matches a dash (`Transfer_Encoding` counts too).
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
     const HOP: [&[u8]; 6] = [
         b"connection",
@@ -33,10 +38,7 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
     HOP.iter().any(|h| same_name(name, h))
 }
 
-/// Compares a received name with a lowercase one, an underscore matching a dash. Fields
-/// the proxy removes or sets are matched this way because CGI-style backends map both
-/// `X-Forwarded-For` and `X_Forwarded_For` to `HTTP_X_FORWARDED_FOR`: letting the
-/// underscore spelling through would let a client overwrite what the proxy set.
+/// Compares a received name with a lowercase one, an underscore matching a dash.
 fn same_name(name: &[u8], lower: &[u8]) -> bool {
     name.len() == lower.len()
         && name
@@ -56,11 +58,20 @@ where
         .any(|token| trim(token).eq_ignore_ascii_case(name))
 }
 
-fn has_connection<'a, I>(fields: I) -> bool
+/// Whether `Connection` names a field that is not already hop-by-hop, so each field
+/// must be checked against its list. The usual `keep-alive` and `upgrade` name only
+/// hop-by-hop fields, which spares the quadratic check on most requests.
+fn names_other_fields<'a, I>(fields: I) -> bool
 where
     I: Iterator<Item = (&'a [u8], &'a [u8])>,
 {
-    fields.into_iter().any(|(n, _)| same_name(n, b"connection"))
+    fields
+        .filter(|(n, _)| same_name(n, b"connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .any(|token| {
+            let token = trim(token);
+            !token.is_empty() && !is_hop_by_hop(token)
+        })
 }
 
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -103,7 +114,7 @@ pub fn write_request_head<'a, I>(
     out.extend_from_slice(target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     field(out, b"host", host);
-    let check_named = has_connection(fields.clone());
+    let check_named = names_other_fields(fields.clone());
     let mut xff: Vec<&[u8]> = Vec::new();
     let mut via: Vec<&[u8]> = Vec::new();
     for (name, value) in fields.clone() {
@@ -169,7 +180,7 @@ pub fn write_response_head<'a, I>(
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\n");
-    let check_named = has_connection(fields.clone());
+    let check_named = names_other_fields(fields.clone());
     for (name, value) in fields.clone() {
         if is_hop_by_hop(name)
             || same_name(name, b"content-length")

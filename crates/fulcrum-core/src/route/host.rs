@@ -49,7 +49,11 @@ pub(super) fn normalize(host: &str) -> &str {
 /// `host` in lowercase: `host` itself when it has no uppercase letter,
 /// otherwise a lowercased copy in `buf`. `None` when it does not fit.
 pub(super) fn fold<'a>(host: &'a str, buf: &'a mut [u8; MAX_HOST]) -> Option<&'a str> {
-    if !host.bytes().any(|b| b.is_ascii_uppercase()) {
+    // No early exit: a branch-free scan vectorizes, and hosts are short.
+    let has_upper = host
+        .bytes()
+        .fold(false, |up, b| up | b.is_ascii_uppercase());
+    if !has_upper {
         return Some(host);
     }
     let dst = buf.get_mut(..host.len())?;
@@ -59,16 +63,23 @@ pub(super) fn fold<'a>(host: &'a str, buf: &'a mut [u8; MAX_HOST]) -> Option<&'a
     std::str::from_utf8(dst).ok()
 }
 
-/// The suffixes a wildcard could require of `name`, longest first, each with
-/// its number of dots: `a.b.example.com` → (`b.example.com`, 2),
-/// (`example.com`, 1), (`com`, 0). Each leaves at least one non-empty label
-/// in front of it.
+/// The suffixes a wildcard could require of `name`, shortest first, each with
+/// its number of dots: `a.b.example.com` → (`com`, 0), (`example.com`, 1),
+/// (`b.example.com`, 2). Each leaves at least one non-empty label in front.
 pub(super) fn wildcard_suffixes(name: &str) -> impl Iterator<Item = (&str, usize)> {
-    let dots = dots(name);
-    name.match_indices('.')
-        .enumerate()
-        .filter(move |&(_, (at, _))| at > 0 && at + 1 < name.len())
-        .map(move |(k, (at, _))| (&name[at + 1..], dots - k - 1))
+    let bytes = name.as_bytes();
+    let mut end = bytes.len();
+    let mut dots = 0;
+    std::iter::from_fn(move || loop {
+        let at = bytes[..end].iter().rposition(|&b| b == b'.')?;
+        end = at;
+        let depth = dots;
+        dots += 1;
+        if at > 0 && at + 1 < bytes.len() {
+            // `.` is ASCII, so `at + 1` is a char boundary.
+            return Some((&name[at + 1..], depth));
+        }
+    })
 }
 
 /// One bit for a suffix of `dots` dots (63 and more share bit 63), so a
@@ -111,9 +122,9 @@ mod tests {
     #[test]
     fn suffixes_leave_a_label_in_front() {
         let all: Vec<_> = wildcard_suffixes("a.b.example.com").collect();
-        assert_eq!(all, [("b.example.com", 2), ("example.com", 1), ("com", 0)]);
+        assert_eq!(all, [("com", 0), ("example.com", 1), ("b.example.com", 2)]);
         let all: Vec<_> = wildcard_suffixes(".a..b.").collect();
-        assert_eq!(all, [(".b.", 2), ("b.", 1)]);
+        assert_eq!(all, [("b.", 1), (".b.", 2)]);
         assert_eq!(wildcard_suffixes("localhost").count(), 0);
         assert_eq!(wildcard_suffixes(".com").count(), 0);
     }

@@ -79,6 +79,8 @@ pub struct RouteTable {
     /// Bit `d` set when some wildcard suffix has `d` dots (`d` ≥ 63 share
     /// bit 63): suffixes of other depths are not looked up.
     wildcard_depths: u64,
+    /// Most dots in any wildcard suffix: deeper suffixes are not looked up.
+    wildcard_max_dots: usize,
     /// Routes without a host predicate.
     any_host: Vec<usize>,
 }
@@ -109,7 +111,9 @@ impl RouteTable {
                 None => &mut table.any_host,
                 Some(HostPattern::Exact(name)) => table.exact.entry(name).or_default(),
                 Some(HostPattern::Wildcard(suffix)) => {
-                    table.wildcard_depths |= host::depth_bit(host::dots(&suffix));
+                    let dots = host::dots(&suffix);
+                    table.wildcard_depths |= host::depth_bit(dots);
+                    table.wildcard_max_dots = table.wildcard_max_dots.max(dots);
                     table.wildcard.entry(suffix).or_default()
                 }
             };
@@ -120,7 +124,9 @@ impl RouteTable {
 
     /// The first route, in config order, that matches `req`.
     pub fn find(&self, req: &Request<'_>) -> Option<&Route> {
-        let path = req.path.find('?').map_or(req.path, |q| &req.path[..q]);
+        let query = req.path.bytes().position(|b| b == b'?');
+        // `?` is ASCII, so its position is a char boundary.
+        let path = query.map_or(req.path, |q| &req.path[..q]);
         let best = req.host.and_then(|host| self.find_by_host(host, path));
         // Last: a catch-all usually sits at the end, and `best` cuts its scan short.
         let best = self.first_match(&self.any_host, path, best)?;
@@ -141,7 +147,8 @@ impl RouteTable {
         if self.wildcard.is_empty() {
             return best;
         }
-        for (suffix, dots) in host::wildcard_suffixes(name) {
+        let suffixes = host::wildcard_suffixes(name);
+        for (suffix, dots) in suffixes.take_while(|&(_, d)| d <= self.wildcard_max_dots) {
             if self.wildcard_depths & host::depth_bit(dots) == 0 {
                 continue;
             }

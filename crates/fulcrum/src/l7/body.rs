@@ -61,14 +61,27 @@ pub struct H1Source<'a> {
 
 impl<'a> H1Source<'a> {
     /// A body framed as `framing`; `limit` caps its size (`u64::MAX` for none).
-    pub fn new(io: &'a TcpStream, buf: &'a mut BytesMut, framing: Framing, timeout: Duration, limit: u64) -> Self {
+    pub fn new(
+        io: &'a TcpStream,
+        buf: &'a mut BytesMut,
+        framing: Framing,
+        timeout: Duration,
+        limit: u64,
+    ) -> Self {
         let state = match framing {
             Framing::Empty | Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
             Framing::Chunked => State::Chunked(ChunkedDecoder::new()),
             Framing::UntilClose => State::UntilClose,
         };
-        Self { io, buf, state, timeout, limit, received: 0 }
+        Self {
+            io,
+            buf,
+            state,
+            timeout,
+            limit,
+            received: 0,
+        }
     }
 
     /// Whether the whole body has been read.
@@ -155,9 +168,14 @@ fn parse_trailers(section: &[u8]) -> HeaderMap {
     let mut map = HeaderMap::new();
     let mut with_end = section.to_vec();
     with_end.extend_from_slice(b"\r\n");
-    if let Ok(httparse::Status::Complete((_, fields))) = httparse::parse_headers(&with_end, &mut slots) {
+    if let Ok(httparse::Status::Complete((_, fields))) =
+        httparse::parse_headers(&with_end, &mut slots)
+    {
         for f in fields {
-            let (Ok(name), Ok(value)) = (HeaderName::from_bytes(f.name.as_bytes()), HeaderValue::from_bytes(f.value)) else {
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(f.name.as_bytes()),
+                HeaderValue::from_bytes(f.value),
+            ) else {
                 continue;
             };
             if !forbidden_in_trailers(&name) {
@@ -170,7 +188,17 @@ fn parse_trailers(section: &[u8]) -> HeaderMap {
 
 fn forbidden_in_trailers(name: &HeaderName) -> bool {
     use http::header::*;
-    [CONTENT_LENGTH, TRANSFER_ENCODING, HOST, CONNECTION, TE, TRAILER, CONTENT_TYPE, CONTENT_ENCODING].contains(name)
+    [
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+        HOST,
+        CONNECTION,
+        TE,
+        TRAILER,
+        CONTENT_TYPE,
+        CONTENT_ENCODING,
+    ]
+    .contains(name)
         || http1::is_hop_by_hop(name.as_str().as_bytes())
 }
 
@@ -202,7 +230,14 @@ const HIGH_WATER: usize = 64 * 1024;
 impl<'a> H1Sink<'a> {
     /// A sink whose `out` already holds `head`.
     pub fn new(io: &'a TcpStream, out: Vec<u8>, mode: Out, timeout: Duration) -> Self {
-        Self { io, out, mode, timeout, trailers: Vec::new(), sent: 0 }
+        Self {
+            io,
+            out,
+            mode,
+            timeout,
+            trailers: Vec::new(),
+            sent: 0,
+        }
     }
 
     /// Queues a frame, writing when the queue is large.
@@ -262,7 +297,13 @@ impl H2Source {
     /// Wraps a stream; `limit` caps the body size.
     pub fn new(stream: h2::RecvStream, limit: u64) -> Self {
         let done = stream.is_end_stream();
-        Self { stream, data_done: done, done, limit, received: 0 }
+        Self {
+            stream,
+            data_done: done,
+            done,
+            limit,
+            received: 0,
+        }
     }
 
     /// Whether the body has ended.
@@ -318,7 +359,11 @@ pub struct H2Sink {
 impl H2Sink {
     /// Wraps a stream.
     pub fn new(stream: h2::SendStream<Bytes>) -> Self {
-        Self { stream, trailers: None, sent: 0 }
+        Self {
+            stream,
+            trailers: None,
+            sent: 0,
+        }
     }
 }
 
@@ -377,11 +422,16 @@ impl Source<'_> {
 impl Sink<'_> {
     async fn push(&mut self, frame: Frame) -> Result<(), PumpError> {
         match self {
-            Self::H1(s) => s.push(frame).await.map_err(|e| PumpError::Sink(e.to_string())),
+            Self::H1(s) => s
+                .push(frame)
+                .await
+                .map_err(|e| PumpError::Sink(e.to_string())),
             Self::H2(s) => match frame {
                 Frame::Data(data) => {
                     s.sent += data.len() as u64;
-                    h2_send(&mut s.stream, data).await.map_err(|e| PumpError::Sink(e.to_string()))
+                    h2_send(&mut s.stream, data)
+                        .await
+                        .map_err(|e| PumpError::Sink(e.to_string()))
                 }
                 Frame::Trailers(map) => {
                     s.trailers = Some(map);

@@ -72,7 +72,11 @@ impl ProxyError {
     /// Who caused it.
     pub fn side(&self) -> Side {
         match self {
-            Self::BadRequest(_) | Self::HeaderTooLarge | Self::BodyTooLarge | Self::MethodNotAllowed | Self::Client(_) => Side::Client,
+            Self::BadRequest(_)
+            | Self::HeaderTooLarge
+            | Self::BodyTooLarge
+            | Self::MethodNotAllowed
+            | Self::Client(_) => Side::Client,
             Self::NoRoute | Self::NoBackend => Side::Proxy,
             Self::Connect { .. } | Self::BadResponse(_) | Self::BackendTimeout => Side::Backend,
         }

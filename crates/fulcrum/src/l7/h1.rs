@@ -31,26 +31,42 @@ pub async fn serve(w: Rc<Worker>, io: TcpStream, peer: SocketAddr, listener: Rc<
     let mut buf = BytesMut::new();
     let mut first = true;
     loop {
-        let snap = w.shared.load_full();
-        let Some(l) = snap.listeners.get(&*listener) else { return };
+        if w.stopping.get() {
+            return;
+        }
         if buf.is_empty() {
-            let wait = if first { l.header_timeout } else { l.keepalive_timeout };
-            if w.stopping.get() && !first {
-                return;
-            }
-            let ready = tokio::select! {
-                r = tokio::time::timeout(wait, io.readable()) => matches!(r, Ok(Ok(()))),
+            let wait = {
+                let snap = w.shared.load();
+                let Some(l) = snap.listeners.get(&*listener) else {
+                    return;
+                };
+                if first {
+                    l.header_timeout
+                } else {
+                    l.keepalive_timeout
+                }
+            };
+            // Wait for the first bytes here, with no buffer held while idle (readiness
+            // can be stale after a response, so only a read tells).
+            let got = tokio::select! {
+                r = io::read_some(&io, &mut buf, wait) => matches!(r, Ok(n) if n > 0),
                 () = w.stop.notified() => false,
             };
-            if !ready {
+            if !got {
                 return;
             }
         }
+        // Loaded once the request has begun: a reload while idle applies to it.
+        let snap = w.shared.load_full();
+        let Some(l) = snap.listeners.get(&*listener) else {
+            return;
+        };
         if first {
             first = false;
             if is_h2(&io, &mut buf, l).await {
                 drop(snap);
-                super::h2::serve(w.clone(), io, buf, peer, listener).await;
+                // Boxed: the h2 connection state must not size every HTTP/1.1 task.
+                Box::pin(super::h2::serve(w.clone(), io, buf, peer, listener)).await;
                 return;
             }
         }
@@ -83,7 +99,11 @@ async fn is_h2(io: &TcpStream, buf: &mut BytesMut, l: &Listener) -> bool {
 }
 
 /// Reads a request head; `Ok(None)` when the client closed or idled out first.
-async fn read_head(io: &TcpStream, buf: &mut BytesMut, l: &Listener) -> Result<Option<RequestHead>, ProxyError> {
+async fn read_head(
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    l: &Listener,
+) -> Result<Option<RequestHead>, ProxyError> {
     let deadline = Instant::now() + l.header_timeout;
     loop {
         if !buf.is_empty() {
@@ -100,16 +120,30 @@ async fn read_head(io: &TcpStream, buf: &mut BytesMut, l: &Listener) -> Result<O
             Ok(0) => return Err(ProxyError::Client("closed inside a request head".into())),
             Ok(_) => {}
             Err(IoError::Timeout) if buf.is_empty() => return Ok(None),
-            Err(IoError::Timeout) => return Err(ProxyError::Client("request head timed out".into())),
+            Err(IoError::Timeout) => {
+                return Err(ProxyError::Client("request head timed out".into()))
+            }
             Err(IoError::Io(_)) => return Ok(None),
         }
     }
 }
 
 /// One request and its response; returns whether the connection stays open.
-async fn exchange(w: &Rc<Worker>, snap: &Snapshot, l: &Listener, io: &TcpStream, buf: &mut BytesMut, peer: SocketAddr) -> bool {
+async fn exchange(
+    w: &Rc<Worker>,
+    snap: &Snapshot,
+    l: &Listener,
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+) -> bool {
     let started = Instant::now();
-    let mut e = Entry { listener: &l.name, client: Some(peer), proto: "HTTP/1.1", ..Entry::default() };
+    let mut e = Entry {
+        listener: &l.name,
+        client: Some(peer),
+        proto: "HTTP/1.1",
+        ..Entry::default()
+    };
     let head = match read_head(io, buf, l).await {
         Ok(Some(head)) => head,
         Ok(None) => return false,
@@ -135,7 +169,9 @@ async fn exchange(w: &Rc<Worker>, snap: &Snapshot, l: &Listener, io: &TcpStream,
     let keep = match result {
         Ok(keep) => keep,
         Err(Failed { err, replied }) => {
-            let close = !head.keep_alive || head.body != Framing::Empty || err.side() == super::error::Side::Client;
+            let close = !head.keep_alive
+                || head.body != Framing::Empty
+                || err.side() == super::error::Side::Client;
             if !replied {
                 reply_error(io, l, err.status(), close).await;
                 e.status = err.status();
@@ -160,7 +196,10 @@ pub struct Failed {
 
 impl From<ProxyError> for Failed {
     fn from(err: ProxyError) -> Self {
-        Self { err, replied: false }
+        Self {
+            err,
+            replied: false,
+        }
     }
 }
 
@@ -182,7 +221,8 @@ async fn forward<'h>(
     hb: &'h [u8],
     e: &mut Entry<'h>,
 ) -> Result<bool, Failed> {
-    let method = std::str::from_utf8(head.method.get(hb)).map_err(|_| ProxyError::BadRequest("method"))?;
+    let method =
+        std::str::from_utf8(head.method.get(hb)).map_err(|_| ProxyError::BadRequest("method"))?;
     e.method = method;
     if method == "CONNECT" {
         return Err(ProxyError::MethodNotAllowed.into());
@@ -196,7 +236,13 @@ async fn forward<'h>(
     if matches!(head.body, Framing::Length(n) if n > l.max_body_bytes) {
         return Err(ProxyError::BodyTooLarge.into());
     }
-    let req = Req { method, t, head, hb, peer };
+    let req = Req {
+        method,
+        t,
+        head,
+        hb,
+        peer,
+    };
     match pool.protocol {
         PoolProtocol::Http1 => to_h1(w, l, pool, io, buf, &req, e).await,
         PoolProtocol::H2c => to_h2(w, l, pool, io, buf, &req, e).await,
@@ -212,25 +258,47 @@ struct Req<'h> {
     peer: SocketAddr,
 }
 
-async fn to_h1(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &mut BytesMut, req: &Req<'_>, e: &mut Entry<'_>) -> Result<bool, Failed> {
+async fn to_h1(
+    w: &Rc<Worker>,
+    l: &Listener,
+    pool: &Pool,
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    req: &Req<'_>,
+    e: &mut Entry<'_>,
+) -> Result<bool, Failed> {
     let head = req.head;
     let client_ip = req.peer.ip().to_string();
     let fwd = Forwarded {
         client_ip: &client_ip,
         proto: "http",
-        via_version: if head.version == Version::Http10 { "1.0" } else { "1.1" },
+        via_version: if head.version == Version::Http10 {
+            "1.0"
+        } else {
+            "1.1"
+        },
     };
     let up_framing = match head.body {
         Framing::Empty if proxy::expects_body(req.method) => Framing::Length(0),
         other => other,
     };
     let mut out = Vec::with_capacity(req.hb.len() + 192);
-    http1::write_request_head(&mut out, req.method.as_bytes(), req.t.path.as_bytes(), req.t.host.as_bytes(), head.fields(req.hb), up_framing, &fwd);
+    http1::write_request_head(
+        &mut out,
+        req.method.as_bytes(),
+        req.t.path.as_bytes(),
+        req.t.host.as_bytes(),
+        head.fields(req.hb),
+        up_framing,
+        &fwd,
+    );
     let head_len = out.len();
     let mut tried: Vec<BackendId> = Vec::new();
     let mut last = None;
     for _ in 0..pool.connect_attempts {
-        let Some((id, backend)) = proxy::pick(w, pool, &tried) else { break };
+        let Some((id, backend)) = proxy::pick(w, pool, &tried) else {
+            break;
+        };
         tried.push(id);
         e.backend = Some(backend.addr);
         e.attempts += 1;
@@ -242,13 +310,26 @@ async fn to_h1(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &
                     Ok(s) => (s, false),
                     Err(err) => {
                         tracing::warn!(backend = %backend.addr, pool = %pool.name, error = %err, "connect failed");
-                        last = Some(ProxyError::Connect { addr: backend.addr, reason: err.to_string() });
+                        last = Some(ProxyError::Connect {
+                            addr: backend.addr,
+                            reason: err.to_string(),
+                        });
                         break;
                     }
                 },
             };
             out.truncate(head_len);
-            let attempt = upstream_h1::Exchange { w, l, pool, io, up: &upc, reused, backend: backend.addr, head, is_head: req.method == "HEAD" };
+            let attempt = upstream_h1::Exchange {
+                w,
+                l,
+                pool,
+                io,
+                up: &upc,
+                reused,
+                backend: backend.addr,
+                head,
+                is_head: req.method == "HEAD",
+            };
             match attempt.run(buf, &mut out, e).await {
                 Ok((keep, reusable)) => {
                     if reusable {
@@ -266,7 +347,15 @@ async fn to_h1(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &
     Err(proxy::exhausted(last).into())
 }
 
-async fn to_h2(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &mut BytesMut, req: &Req<'_>, e: &mut Entry<'_>) -> Result<bool, Failed> {
+async fn to_h2(
+    w: &Rc<Worker>,
+    l: &Listener,
+    pool: &Pool,
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    req: &Req<'_>,
+    e: &mut Entry<'_>,
+) -> Result<bool, Failed> {
     let head = req.head;
     let mut tried: Vec<BackendId> = Vec::new();
     let mut last = None;
@@ -286,14 +375,20 @@ async fn to_h2(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &
         }
     };
     let _lease = Lease::new(&backend.state);
-    let via = if head.version == Version::Http10 { "1.0" } else { "1.1" };
+    let via = if head.version == Version::Http10 {
+        "1.0"
+    } else {
+        "1.1"
+    };
     let headers = proxy::h2_request_headers(head.fields(req.hb), req.t.host, req.peer, "http", via);
     let uri = format!("http://{}{}", req.t.host, req.t.path);
     let mut builder = http::Request::builder().method(req.method).uri(uri);
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
-    let request = builder.body(()).map_err(|_| ProxyError::BadRequest("request not representable in HTTP/2"))?;
+    let request = builder
+        .body(())
+        .map_err(|_| ProxyError::BadRequest("request not representable in HTTP/2"))?;
     let ended = head.body == Framing::Empty;
     let mut send = send;
     let (response, stream) = send.send_request(request, ended).map_err(|err| {
@@ -301,7 +396,13 @@ async fn to_h2(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &
         ProxyError::BadResponse(err.to_string())
     })?;
     let sent_at = Instant::now();
-    let mut src = Source::H1(H1Source::new(io, buf, head.body, l.client_timeout, l.max_body_bytes));
+    let mut src = Source::H1(H1Source::new(
+        io,
+        buf,
+        head.body,
+        l.client_timeout,
+        l.max_body_bytes,
+    ));
     let mut body_ok = ended;
     let response = {
         let timed = tokio::time::timeout(pool.upstream_timeout, response);
@@ -313,7 +414,8 @@ async fn to_h2(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &
             let mut sink = Sink::H2(H2Sink::new(stream));
             let body = async {
                 if head.expect_continue {
-                    let _ = io::write_all(io, b"HTTP/1.1 100 Continue\r\n\r\n", l.client_timeout).await;
+                    let _ =
+                        io::write_all(io, b"HTTP/1.1 100 Continue\r\n\r\n", l.client_timeout).await;
                 }
                 pump(&mut src, &mut sink).await
             };
@@ -331,16 +433,33 @@ async fn to_h2(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &
     };
     e.bytes_in = src.received();
     drop(src);
-    let response = response.map_err(|_| ProxyError::BackendTimeout)?.map_err(|err| ProxyError::BadResponse(err.to_string()))?;
+    let response = response
+        .map_err(|_| ProxyError::BackendTimeout)?
+        .map_err(|err| ProxyError::BadResponse(err.to_string()))?;
     e.upstream = Some(sent_at.elapsed());
     let (parts, recv) = response.into_parts();
     let client_11 = head.version == Version::Http11;
-    let framing = proxy::h2_body_framing(&parts.headers, recv.is_end_stream() || req.method == "HEAD", client_11);
+    let ended = recv.is_end_stream() || req.method == "HEAD";
+    let framing = match proxy::h2_body_framing(&parts.headers, ended, client_11) {
+        Framing::Empty if req.method != "HEAD" => empty_framing(parts.status.as_u16()),
+        other => other,
+    };
     let close = !head.keep_alive || !body_ok || framing == Framing::UntilClose || w.stopping.get();
     let mut out = Vec::with_capacity(512);
-    http1::write_response_head(&mut out, parts.status.as_u16(), proxy::map_fields(&parts.headers).iter().copied(), framing, close, !close && !client_11);
+    http1::write_response_head(
+        &mut out,
+        parts.status.as_u16(),
+        proxy::map_fields(&parts.headers).iter().copied(),
+        framing,
+        close,
+        !close && !client_11,
+    );
     e.status = parts.status.as_u16();
-    let mode = if framing == Framing::Chunked { Out::Chunked } else { Out::Raw };
+    let mode = if framing == Framing::Chunked {
+        Out::Chunked
+    } else {
+        Out::Raw
+    };
     let mut sink = Sink::H1(H1Sink::new(io, out, mode, l.client_timeout));
     let mut src = Source::H2(H2Source::new(recv, u64::MAX));
     let result = pump(&mut src, &mut sink).await;
@@ -351,6 +470,16 @@ async fn to_h2(w: &Rc<Worker>, l: &Listener, pool: &Pool, io: &TcpStream, buf: &
             e.error = Some(err.to_string());
             Ok(false)
         }
+    }
+}
+
+/// The framing of an empty response body for an HTTP/1.1 client: `Content-Length: 0`
+/// unless the status never has a body, so the client need not wait for a close.
+pub fn empty_framing(status: u16) -> Framing {
+    if (100..200).contains(&status) || status == 204 || status == 304 {
+        Framing::Empty
+    } else {
+        Framing::Length(0)
     }
 }
 

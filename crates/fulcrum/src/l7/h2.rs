@@ -28,19 +28,32 @@ use crate::upstream::{self as up, Lease};
 use crate::worker::Worker;
 
 /// Serves an h2c connection whose first bytes (the preface) are already in `prefix`.
-pub async fn serve(w: Rc<Worker>, io: TcpStream, prefix: BytesMut, peer: SocketAddr, listener: Rc<str>) {
+pub async fn serve(
+    w: Rc<Worker>,
+    io: TcpStream,
+    prefix: BytesMut,
+    peer: SocketAddr,
+    listener: Rc<str>,
+) {
     let snap = w.shared.load_full();
-    let Some(l) = snap.listeners.get(&*listener) else { return };
+    let Some(l) = snap.listeners.get(&*listener) else {
+        return;
+    };
     let (keepalive, header_timeout) = (l.keepalive_timeout, l.header_timeout);
     let max_header = u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX);
     drop(snap);
-    let io = Rewind { prefix: prefix.freeze(), inner: io };
+    let io = Rewind {
+        prefix: prefix.freeze(),
+        inner: io,
+    };
     let handshake = h2::server::Builder::new()
         .max_header_list_size(max_header)
         .max_concurrent_streams(256)
         .initial_window_size(1 << 20)
         .handshake::<_, Bytes>(io);
-    let Ok(Ok(mut conn)) = tokio::time::timeout(header_timeout, handshake).await else { return };
+    let Ok(Ok(mut conn)) = tokio::time::timeout(header_timeout, handshake).await else {
+        return;
+    };
     let active = Rc::new(Cell::new(0usize));
     let done = Rc::new(Notify::new());
     let mut closing = false;
@@ -73,21 +86,46 @@ pub async fn serve(w: Rc<Worker>, io: TcpStream, prefix: BytesMut, peer: SocketA
     }
 }
 
-async fn handle(w: &Rc<Worker>, req: Request<h2::RecvStream>, mut respond: h2::server::SendResponse<Bytes>, peer: SocketAddr, listener: &str) {
+async fn handle(
+    w: &Rc<Worker>,
+    req: Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    peer: SocketAddr,
+    listener: &str,
+) {
     let started = Instant::now();
     let snap = w.shared.load_full();
-    let Some(l) = snap.listeners.get(listener) else { return };
+    let Some(l) = snap.listeners.get(listener) else {
+        return;
+    };
     let (parts, body) = req.into_parts();
     let host = parts
         .uri
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .unwrap_or("")
         .to_owned();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     let method = parts.method.as_str().to_owned();
-    let mut e = Entry { listener: &l.name, client: Some(peer), proto: "HTTP/2", method: &method, host: &host, path: &path, ..Entry::default() };
+    let mut e = Entry {
+        listener: &l.name,
+        client: Some(peer),
+        proto: "HTTP/2",
+        method: &method,
+        host: &host,
+        path: &path,
+        ..Entry::default()
+    };
     let result = forward(w, &snap, l, &parts, body, &mut respond, peer, &mut e).await;
     if let Err(err) = result {
         if e.status == 0 {
@@ -130,7 +168,11 @@ async fn forward<'s>(
         return Err(ProxyError::MethodNotAllowed);
     }
     let host = e.host;
-    let t = Target { host, path: e.path, absolute: false };
+    let t = Target {
+        host,
+        path: e.path,
+        absolute: false,
+    };
     let (route, pool) = proxy::route(snap, l, method, &t)?;
     e.route = Some(route.index);
     e.pool = &pool.name;
@@ -161,19 +203,33 @@ async fn to_h1(
 ) -> Result<(), ProxyError> {
     let method = parts.method.as_str();
     let client_ip = peer.ip().to_string();
-    let fwd = Forwarded { client_ip: &client_ip, proto: "http", via_version: "2" };
+    let fwd = Forwarded {
+        client_ip: &client_ip,
+        proto: "http",
+        via_version: "2",
+    };
     let up_framing = match framing {
         Framing::Empty if proxy::expects_body(method) => Framing::Length(0),
         other => other,
     };
     let mut out = Vec::with_capacity(512);
-    http1::write_request_head(&mut out, method.as_bytes(), t.path.as_bytes(), t.host.as_bytes(), proxy::map_fields(&parts.headers).iter().copied(), up_framing, &fwd);
+    http1::write_request_head(
+        &mut out,
+        method.as_bytes(),
+        t.path.as_bytes(),
+        t.host.as_bytes(),
+        proxy::map_fields(&parts.headers).iter().copied(),
+        up_framing,
+        &fwd,
+    );
     let is_head = parts.method == http::Method::HEAD;
     let mut tried: Vec<BackendId> = Vec::new();
     let mut last = None;
     let mut src = Some(src);
     for _ in 0..pool.connect_attempts {
-        let Some((id, backend)) = proxy::pick(w, pool, &tried) else { break };
+        let Some((id, backend)) = proxy::pick(w, pool, &tried) else {
+            break;
+        };
         tried.push(id);
         e.backend = Some(backend.addr);
         e.attempts += 1;
@@ -184,7 +240,10 @@ async fn to_h1(
                 None => match up::connect(backend.addr, pool.connect_timeout).await {
                     Ok(s) => (s, false),
                     Err(err) => {
-                        last = Some(ProxyError::Connect { addr: backend.addr, reason: err.to_string() });
+                        last = Some(ProxyError::Connect {
+                            addr: backend.addr,
+                            reason: err.to_string(),
+                        });
                         break;
                     }
                 },
@@ -207,8 +266,13 @@ async fn to_h1(
                 if body_ok {
                     head_fut.await
                 } else {
-                    let mode = if up_framing == Framing::Chunked { Out::Chunked } else { Out::Raw };
-                    let mut sink = Sink::H1(H1Sink::new(&upc, Vec::new(), mode, pool.upstream_timeout));
+                    let mode = if up_framing == Framing::Chunked {
+                        Out::Chunked
+                    } else {
+                        Out::Raw
+                    };
+                    let mut sink =
+                        Sink::H1(H1Sink::new(&upc, Vec::new(), mode, pool.upstream_timeout));
                     let pumping = pump(&mut body, &mut sink);
                     tokio::pin!(pumping);
                     tokio::select! {
@@ -225,7 +289,9 @@ async fn to_h1(
             e.bytes_in = body.received();
             let rh = match resp {
                 Ok(rh) => rh,
-                Err(HeadFailure::Closed { nothing: true, .. }) if reused && framing == Framing::Empty => {
+                Err(HeadFailure::Closed { nothing: true, .. })
+                    if reused && framing == Framing::Empty =>
+                {
                     if let Source::H2(b) = body {
                         src = Some(b);
                     }
@@ -234,7 +300,9 @@ async fn to_h1(
                 Err(f) => return Err(f.into_error()),
             };
             if rh.status == 101 {
-                return Err(ProxyError::BadResponse("101 without an upgrade request".into()));
+                return Err(ProxyError::BadResponse(
+                    "101 without an upgrade request".into(),
+                ));
             }
             e.upstream = Some(sent_at.elapsed());
             e.status = rh.status;
@@ -247,7 +315,8 @@ async fn to_h1(
             }
             let body_framing = if is_head { Framing::Empty } else { rh.body };
             let mut response = Response::new(());
-            *response.status_mut() = StatusCode::from_u16(rh.status).map_err(|_| ProxyError::BadResponse("invalid status".into()))?;
+            *response.status_mut() = StatusCode::from_u16(rh.status)
+                .map_err(|_| ProxyError::BadResponse("invalid status".into()))?;
             *response.headers_mut() = headers;
             let stream = respond
                 .send_response(response, body_framing == Framing::Empty)
@@ -256,7 +325,13 @@ async fn to_h1(
             if body_framing == Framing::Empty {
                 reusable = rh.keep_alive && resp_buf.is_empty();
             } else {
-                let mut rsrc = Source::H1(H1Source::new(&upc, &mut resp_buf, body_framing, pool.upstream_timeout, u64::MAX));
+                let mut rsrc = Source::H1(H1Source::new(
+                    &upc,
+                    &mut resp_buf,
+                    body_framing,
+                    pool.upstream_timeout,
+                    u64::MAX,
+                ));
                 let mut sink = Sink::H2(H2Sink::new(stream));
                 let result = pump(&mut rsrc, &mut sink).await;
                 e.bytes_out = sink.sent();
@@ -306,12 +381,22 @@ async fn to_h2(
         }
     };
     let _lease = Lease::new(&backend.state);
-    let headers = proxy::h2_request_headers(proxy::map_fields(&parts.headers).iter().copied(), t.host, peer, "http", "2");
-    let mut builder = Request::builder().method(parts.method.clone()).uri(format!("http://{}{}", t.host, t.path));
+    let headers = proxy::h2_request_headers(
+        proxy::map_fields(&parts.headers).iter().copied(),
+        t.host,
+        peer,
+        "http",
+        "2",
+    );
+    let mut builder = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("http://{}{}", t.host, t.path));
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
-    let request = builder.body(()).map_err(|_| ProxyError::BadRequest("invalid request"))?;
+    let request = builder
+        .body(())
+        .map_err(|_| ProxyError::BadRequest("invalid request"))?;
     let ended = src.is_end();
     let (response, stream) = send.send_request(request, ended).map_err(|err| {
         w.h2_pool.remove(backend.addr);
@@ -336,9 +421,12 @@ async fn to_h2(
     e.status = rparts.status.as_u16();
     let mut out = Response::new(());
     *out.status_mut() = rparts.status;
-    *out.headers_mut() = proxy::h2_response_headers(proxy::map_fields(&rparts.headers).iter().copied());
+    *out.headers_mut() =
+        proxy::h2_response_headers(proxy::map_fields(&rparts.headers).iter().copied());
     let end = recv.is_end_stream();
-    let stream = respond.send_response(out, end).map_err(|err| ProxyError::Client(err.to_string()))?;
+    let stream = respond
+        .send_response(out, end)
+        .map_err(|err| ProxyError::Client(err.to_string()))?;
     if !end {
         let mut src = Source::H2(H2Source::new(recv, u64::MAX));
         let mut sink = Sink::H2(H2Sink::new(stream));
@@ -358,7 +446,11 @@ struct Rewind {
 }
 
 impl AsyncRead for Rewind {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(self.prefix.get(..n).unwrap_or_default());
@@ -370,7 +462,11 @@ impl AsyncRead for Rewind {
 }
 
 impl AsyncWrite for Rewind {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

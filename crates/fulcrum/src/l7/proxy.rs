@@ -29,10 +29,15 @@ pub struct Target<'a> {
 /// Splits a request target; absolute-form's authority replaces the Host field
 /// (RFC 9112 §3.2.2).
 pub fn target<'a>(raw: &'a [u8], host: Option<&'a [u8]>) -> Result<Target<'a>, ProxyError> {
-    let raw = std::str::from_utf8(raw).map_err(|_| ProxyError::BadRequest("target is not UTF-8"))?;
+    let raw =
+        std::str::from_utf8(raw).map_err(|_| ProxyError::BadRequest("target is not UTF-8"))?;
     if raw.starts_with('/') {
         let host = host.and_then(|h| std::str::from_utf8(h).ok()).unwrap_or("");
-        return Ok(Target { host, path: raw, absolute: false });
+        return Ok(Target {
+            host,
+            path: raw,
+            absolute: false,
+        });
     }
     let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
@@ -52,12 +57,25 @@ pub fn target<'a>(raw: &'a [u8], host: Option<&'a [u8]>) -> Result<Target<'a>, P
     if path.starts_with('?') {
         return Err(ProxyError::BadRequest("unsupported request target"));
     }
-    Ok(Target { host: authority, path, absolute: true })
+    Ok(Target {
+        host: authority,
+        path,
+        absolute: true,
+    })
 }
 
 /// Finds the route and pool for a request.
-pub fn route<'s>(snap: &'s Snapshot, l: &'s Listener, method: &str, t: &Target<'_>) -> Result<(&'s Route, &'s Pool), ProxyError> {
-    let req = Request { method, host: Some(t.host).filter(|h| !h.is_empty()), path: t.path };
+pub fn route<'s>(
+    snap: &'s Snapshot,
+    l: &'s Listener,
+    method: &str,
+    t: &Target<'_>,
+) -> Result<(&'s Route, &'s Pool), ProxyError> {
+    let req = Request {
+        method,
+        host: Some(t.host).filter(|h| !h.is_empty()),
+        path: t.path,
+    };
     let route = l.routes.find(&req).ok_or(ProxyError::NoRoute)?;
     // No open proxy: a full URL is only honoured by a route that names its host.
     if t.absolute && !route.has_host {
@@ -68,8 +86,16 @@ pub fn route<'s>(snap: &'s Snapshot, l: &'s Listener, method: &str, t: &Target<'
 }
 
 /// Picks a backend not yet tried.
-pub fn pick<'p>(w: &Worker, pool: &'p Pool, tried: &[BackendId]) -> Option<(BackendId, &'p Backend)> {
-    let ctx = PickCtx { hash: None, exclude: tried, entropy: w.entropy() };
+pub fn pick<'p>(
+    w: &Worker,
+    pool: &'p Pool,
+    tried: &[BackendId],
+) -> Option<(BackendId, &'p Backend)> {
+    let ctx = PickCtx {
+        hash: None,
+        exclude: tried,
+        entropy: w.entropy(),
+    };
     let id = pool.balancer.pick(&pool.backends, &ctx)?;
     Some((id, pool.backends.get(id.0 as usize)?))
 }
@@ -81,7 +107,11 @@ pub fn exhausted(last: Option<ProxyError>) -> ProxyError {
 }
 
 /// An h2c connection to `backend`, pooled per worker, ready for a new stream.
-pub async fn h2_conn(w: &Rc<Worker>, pool: &Pool, backend: &Backend) -> Result<h2::client::SendRequest<Bytes>, ProxyError> {
+pub async fn h2_conn(
+    w: &Rc<Worker>,
+    pool: &Pool,
+    backend: &Backend,
+) -> Result<h2::client::SendRequest<Bytes>, ProxyError> {
     let addr = backend.addr;
     if let Some(send) = w.h2_pool.get(addr) {
         match send.ready().await {
@@ -90,8 +120,12 @@ pub async fn h2_conn(w: &Rc<Worker>, pool: &Pool, backend: &Backend) -> Result<h
         }
     }
     let fail = |reason: String| ProxyError::Connect { addr, reason };
-    let io = upstream::connect(addr, pool.connect_timeout).await.map_err(|e| fail(e.to_string()))?;
-    let handshake = h2::client::Builder::new().initial_window_size(1 << 20).handshake(io);
+    let io = upstream::connect(addr, pool.connect_timeout)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let handshake = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
+        .handshake(io);
     let (send, conn) = tokio::time::timeout(pool.connect_timeout, handshake)
         .await
         .map_err(|_| fail("h2 handshake timed out".into()))?
@@ -106,7 +140,13 @@ pub async fn h2_conn(w: &Rc<Worker>, pool: &Pool, backend: &Backend) -> Result<h
 }
 
 /// Request fields for an HTTP/2 backend: hop-by-hop removed, forwarding fields set.
-pub fn h2_request_headers<'a, I>(fields: I, host: &str, client: SocketAddr, proto: &str, via_version: &str) -> HeaderMap
+pub fn h2_request_headers<'a, I>(
+    fields: I,
+    host: &str,
+    client: SocketAddr,
+    proto: &str,
+    via_version: &str,
+) -> HeaderMap
 where
     I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
@@ -138,7 +178,10 @@ where
         if http1::is_hop_by_hop(&lower) || named.iter().any(|n| n.eq_ignore_ascii_case(&lower)) {
             continue;
         }
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(&lower), HeaderValue::from_bytes(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(&lower),
+            HeaderValue::from_bytes(value),
+        ) {
             map.append(n, v);
         }
     }
@@ -165,7 +208,10 @@ where
     let named: Vec<Vec<u8>> = fields
         .clone()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-        .flat_map(|(_, v)| v.split(|&b| b == b',').map(|t| t.trim_ascii().to_ascii_lowercase()))
+        .flat_map(|(_, v)| {
+            v.split(|&b| b == b',')
+                .map(|t| t.trim_ascii().to_ascii_lowercase())
+        })
         .collect();
     let mut map = HeaderMap::new();
     for (name, value) in fields {
@@ -173,7 +219,10 @@ where
         if http1::is_hop_by_hop(&lower) || named.contains(&lower) {
             continue;
         }
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(&lower), HeaderValue::from_bytes(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(&lower),
+            HeaderValue::from_bytes(value),
+        ) {
             map.append(n, v);
         }
     }
@@ -183,7 +232,9 @@ where
 /// Fields of an `http` map as byte pairs, for the HTTP/1.1 writers (which walk them
 /// twice, and `HeaderMap`'s iterator cannot be cloned).
 pub fn map_fields(map: &HeaderMap) -> Vec<(&[u8], &[u8])> {
-    map.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())).collect()
+    map.iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+        .collect()
 }
 
 /// The framing of an HTTP/2 message's body for an HTTP/1.1 peer: its content-length

@@ -62,7 +62,12 @@ impl HeadFailure {
 }
 
 /// Reads a final response head (interim 1xx other than 101 are skipped).
-pub async fn read_response(up: &TcpStream, buf: &mut BytesMut, is_head: bool, limit: Duration) -> Result<ResponseHead, HeadFailure> {
+pub async fn read_response(
+    up: &TcpStream,
+    buf: &mut BytesMut,
+    is_head: bool,
+    limit: Duration,
+) -> Result<ResponseHead, HeadFailure> {
     let mut seen = false;
     loop {
         if !buf.is_empty() {
@@ -78,11 +83,19 @@ pub async fn read_response(up: &TcpStream, buf: &mut BytesMut, is_head: bool, li
         }
         match io::read_some(up, buf, limit).await {
             Ok(0) => {
-                return Err(HeadFailure::Closed { nothing: !seen && buf.is_empty(), reason: "backend closed before a response".into() });
+                return Err(HeadFailure::Closed {
+                    nothing: !seen && buf.is_empty(),
+                    reason: "backend closed before a response".into(),
+                });
             }
             Ok(_) => seen = true,
             Err(IoError::Timeout) => return Err(HeadFailure::Timeout),
-            Err(IoError::Io(e)) => return Err(HeadFailure::Closed { nothing: !seen && buf.is_empty(), reason: e.to_string() }),
+            Err(IoError::Io(e)) => {
+                return Err(HeadFailure::Closed {
+                    nothing: !seen && buf.is_empty(),
+                    reason: e.to_string(),
+                })
+            }
         }
     }
 }
@@ -95,7 +108,7 @@ pub fn client_framing(rh: &ResponseHead, rhb: &[u8], is_head: bool, client_11: b
             .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
             .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
             .map_or(Framing::Empty, Framing::Length),
-        Framing::Empty => Framing::Empty,
+        Framing::Empty => super::h1::empty_framing(rh.status),
         Framing::Length(n) => Framing::Length(n),
         Framing::Chunked | Framing::UntilClose if client_11 => Framing::Chunked,
         Framing::Chunked | Framing::UntilClose => Framing::UntilClose,
@@ -127,7 +140,12 @@ pub struct Exchange<'a> {
 impl Exchange<'_> {
     /// Runs the attempt; `out` holds the rewritten head. Returns whether the client
     /// connection stays open and whether the backend connection can be reused.
-    pub async fn run(&self, buf: &mut BytesMut, out: &mut Vec<u8>, e: &mut Entry<'_>) -> Result<(bool, bool), Attempt> {
+    pub async fn run(
+        &self,
+        buf: &mut BytesMut,
+        out: &mut Vec<u8>,
+        e: &mut Entry<'_>,
+    ) -> Result<(bool, bool), Attempt> {
         let (head, pool, l) = (self.head, self.pool, self.l);
         let pre = match head.body {
             Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX).min(buf.len()),
@@ -137,7 +155,9 @@ impl Exchange<'_> {
         match io::write_all(self.up, out, pool.upstream_timeout).await {
             Ok(()) => {}
             Err(_) if self.reused => return Err(Attempt::Stale),
-            Err(err) => return Err(ProxyError::BadResponse(format!("write to backend: {err}")).into()),
+            Err(err) => {
+                return Err(ProxyError::BadResponse(format!("write to backend: {err}")).into())
+            }
         }
         buf.advance(pre);
         let rest = match head.body {
@@ -146,20 +166,41 @@ impl Exchange<'_> {
         };
         let sent_at = Instant::now();
         let mut resp_buf = BytesMut::new();
-        let mut src = Source::H1(H1Source::new(self.io, buf, rest, l.client_timeout, l.max_body_bytes));
+        let mut src = Source::H1(H1Source::new(
+            self.io,
+            buf,
+            rest,
+            l.client_timeout,
+            l.max_body_bytes,
+        ));
         let first_complete = matches!(rest, Framing::Empty | Framing::Length(0));
         let mut body_ok = first_complete;
         let resp = {
-            let head_fut = read_response(self.up, &mut resp_buf, self.is_head, pool.upstream_timeout);
+            let head_fut =
+                read_response(self.up, &mut resp_buf, self.is_head, pool.upstream_timeout);
             tokio::pin!(head_fut);
             if first_complete {
                 head_fut.await
             } else {
-                let mode = if rest == Framing::Chunked { Out::Chunked } else { Out::Raw };
-                let mut sink = Sink::H1(H1Sink::new(self.up, Vec::new(), mode, pool.upstream_timeout));
+                let mode = if rest == Framing::Chunked {
+                    Out::Chunked
+                } else {
+                    Out::Raw
+                };
+                let mut sink = Sink::H1(H1Sink::new(
+                    self.up,
+                    Vec::new(),
+                    mode,
+                    pool.upstream_timeout,
+                ));
                 let body = async {
                     if head.expect_continue {
-                        let _ = io::write_all(self.io, b"HTTP/1.1 100 Continue\r\n\r\n", l.client_timeout).await;
+                        let _ = io::write_all(
+                            self.io,
+                            b"HTTP/1.1 100 Continue\r\n\r\n",
+                            l.client_timeout,
+                        )
+                        .await;
                     }
                     pump(&mut src, &mut sink).await
                 };
@@ -183,7 +224,9 @@ impl Exchange<'_> {
         drop(src);
         let rh = match resp {
             Ok(rh) => rh,
-            Err(HeadFailure::Closed { nothing: true, .. }) if self.reused && first_complete => return Err(Attempt::Stale),
+            Err(HeadFailure::Closed { nothing: true, .. }) if self.reused && first_complete => {
+                return Err(Attempt::Stale)
+            }
             Err(f) => {
                 tracing::warn!(backend = %self.backend, pool = %pool.name, error = ?f, "bad response");
                 return Err(f.into_error().into());
@@ -197,25 +240,53 @@ impl Exchange<'_> {
         let rhb = resp_buf.split_to(rh.len).freeze();
         let client_11 = head.version == Version::Http11;
         let framing = client_framing(&rh, &rhb, self.is_head, client_11);
-        let close = !head.keep_alive || !body_ok || framing == Framing::UntilClose || self.w.stopping.get();
+        let close =
+            !head.keep_alive || !body_ok || framing == Framing::UntilClose || self.w.stopping.get();
         let mut out = Vec::with_capacity(rh.len + 64 + resp_buf.len().min(64 * 1024));
-        http1::write_response_head(&mut out, rh.status, rh.fields(&rhb), framing, close, !close && !client_11);
-        let body = if self.is_head { Framing::Empty } else { rh.body };
-        let mode = if framing == Framing::Chunked { Out::Chunked } else { Out::Raw };
-        let mut src = Source::H1(H1Source::new(self.up, &mut resp_buf, body, pool.upstream_timeout, u64::MAX));
+        http1::write_response_head(
+            &mut out,
+            rh.status,
+            rh.fields(&rhb),
+            framing,
+            close,
+            !close && !client_11,
+        );
+        let body = if self.is_head {
+            Framing::Empty
+        } else {
+            rh.body
+        };
+        let mode = if framing == Framing::Chunked {
+            Out::Chunked
+        } else {
+            Out::Raw
+        };
+        let mut src = Source::H1(H1Source::new(
+            self.up,
+            &mut resp_buf,
+            body,
+            pool.upstream_timeout,
+            u64::MAX,
+        ));
         let mut sink = Sink::H1(H1Sink::new(self.io, out, mode, l.client_timeout));
         let result = pump(&mut src, &mut sink).await;
         e.bytes_out = sink.sent();
         let done = matches!(&src, Source::H1(s) if s.is_done());
         drop(src);
         match result {
-            Ok(()) => Ok((!close, rh.keep_alive && done && resp_buf.is_empty() && body_ok)),
+            Ok(()) => Ok((
+                !close,
+                rh.keep_alive && done && resp_buf.is_empty() && body_ok,
+            )),
             Err(err) => {
                 if let PumpError::Source(_) = err {
                     tracing::warn!(backend = %self.backend, pool = %pool.name, error = %err, "response body failed");
                 }
                 e.error = Some(err.to_string());
-                Err(Attempt::Failed(Failed { err: ProxyError::BadResponse(err.to_string()), replied: true }))
+                Err(Attempt::Failed(Failed {
+                    err: ProxyError::BadResponse(err.to_string()),
+                    replied: true,
+                }))
             }
         }
     }

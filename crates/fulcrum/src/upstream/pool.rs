@@ -40,7 +40,10 @@ impl H1Pool {
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
         if list.len() < max_idle {
-            list.push(Idle { stream, since: Instant::now() });
+            list.push(Idle {
+                stream,
+                since: Instant::now(),
+            });
         }
     }
 

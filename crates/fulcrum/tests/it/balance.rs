@@ -8,7 +8,11 @@ use crate::support::*;
 async fn round_robin_hits_every_backend_equally() {
     within(async {
         let b: Vec<Backend> = futures_join(["a", "b", "c"]).await;
-        let f = Fulcrum::start(&one_pool("round_robin", &b.iter().map(quoted).collect::<Vec<_>>(), ""));
+        let f = Fulcrum::start(&one_pool(
+            "round_robin",
+            &b.iter().map(quoted).collect::<Vec<_>>(),
+            "",
+        ));
         let c = client();
         let mut count: HashMap<String, usize> = HashMap::new();
         for _ in 0..300 {
@@ -26,7 +30,11 @@ async fn round_robin_hits_every_backend_equally() {
 async fn smooth_weighted_is_exact_and_interleaved() {
     within(async {
         let b: Vec<Backend> = futures_join(["a", "b", "c"]).await;
-        let list = vec![format!("{{ address = \"{}\", weight = 3 }}", b[0].addr), quoted(&b[1]), quoted(&b[2])];
+        let list = vec![
+            format!("{{ address = \"{}\", weight = 3 }}", b[0].addr),
+            quoted(&b[1]),
+            quoted(&b[2]),
+        ];
         let f = Fulcrum::start(&one_pool("weighted_round_robin", &list, ""));
         let c = client();
         let mut seq = Vec::new();
@@ -40,7 +48,10 @@ async fn smooth_weighted_is_exact_and_interleaved() {
             assert_eq!(a, 3, "cycle {cycle:?}");
         }
         for w in seq.windows(3) {
-            assert!(!(w[0] == "a" && w[1] == "a" && w[2] == "a"), "three in a row: {seq:?}");
+            assert!(
+                !(w[0] == "a" && w[1] == "a" && w[2] == "a"),
+                "three in a row: {seq:?}"
+            );
         }
     })
     .await;

@@ -16,7 +16,11 @@ async fn keep_alive_reuses_upstream_connections() {
             assert_eq!(status, 200);
         }
         assert_eq!(b[0].requests(), 1000);
-        assert!(b[0].connections() <= 2, "opened {} upstream connections for 1000 requests", b[0].connections());
+        assert!(
+            b[0].connections() <= 2,
+            "opened {} upstream connections for 1000 requests",
+            b[0].connections()
+        );
     })
     .await;
 }
@@ -26,9 +30,7 @@ async fn forwarding_headers_are_set_and_hop_by_hop_removed() {
     within(async {
         let b = futures_join(["a"]).await;
         let f = Fulcrum::start(&one_pool("round_robin", &[quoted(&b[0])], ""));
-        let req = format!(
-            "GET /h HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.0.0.1\r\nVia: 1.0 other\r\nX-Keep: yes\r\nConnection: close\r\n\r\n"
-        );
+        let req = "GET /h HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.0.0.1\r\nVia: 1.0 other\r\nX-Keep: yes\r\nConnection: close\r\n\r\n";
         let out = raw(f.addr("public"), req.as_bytes(), Duration::from_secs(30));
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
         assert_eq!(b[0].last_header("host").as_deref(), Some("example.test"));

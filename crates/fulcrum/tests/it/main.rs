@@ -1,7 +1,19 @@
 //! Fulcrum's integration tests: one binary, real sockets on port 0, real backends and
 //! real clients, a timeout on every test.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod stream;
 mod support;
+mod wire;
 
 mod balance;
+mod bodies;
+mod check;
+mod errors;
 mod http1;
+mod http2;
+mod lifecycle;
+mod smuggling;
+mod timeouts;

@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -24,7 +26,18 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs a test body with a deadline.
 pub async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f).await.expect("test timed out")
+    tokio::time::timeout(TIMEOUT, f)
+        .await
+        .expect("test timed out")
+}
+
+/// Waits (polling, up to TIMEOUT) until `cond` holds.
+pub async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -33,7 +46,11 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!("fulcrum-it-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "fulcrum-it-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -67,9 +84,17 @@ impl Lines {
             if let Some(l) = lines.iter().skip(skip).find(|l| l.contains(needle)) {
                 return l.clone();
             }
-            assert!(!lines.iter().any(|l| l == "<exited>"), "exited before a line containing {needle:?}:\n{}", lines.join("\n"));
+            assert!(
+                !lines.iter().any(|l| l == "<exited>"),
+                "exited before a line containing {needle:?}:\n{}",
+                lines.join("\n")
+            );
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no line containing {needle:?}; got:\n{}", lines.join("\n"));
+            assert!(
+                !left.is_zero(),
+                "no line containing {needle:?}; got:\n{}",
+                lines.join("\n")
+            );
             lines = cv.wait_timeout(lines, left).unwrap().0;
         }
     }
@@ -104,7 +129,10 @@ impl Fulcrum {
         let config = if config.contains("[access_log]") {
             config.to_owned()
         } else {
-            format!("{config}\n[access_log]\npath = {:?}\n", access.display().to_string())
+            format!(
+                "{config}\n[access_log]\npath = {:?}\n",
+                access.display().to_string()
+            )
         };
         std::fs::write(&path, &config).unwrap();
         let expected = config.matches("[listeners.").count();
@@ -142,7 +170,13 @@ impl Fulcrum {
                 }
             }
         }
-        Self { child, dir, config: path, log, listeners }
+        Self {
+            child,
+            dir,
+            config: path,
+            log,
+            listeners,
+        }
     }
 
     /// The address of listener `name`.
@@ -155,9 +189,46 @@ impl Fulcrum {
         format!("http://{}", self.addr(name))
     }
 
+    /// Sends signal `sig` once the process has a handler for it (SIGHUP, SIGINT and
+    /// SIGTERM; others go at once).
     pub fn signal(&self, sig: i32) {
-        // SAFETY-free: kill(2) through the libc crate is not needed; use the kill command.
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        if matches!(sig, 1 | 2 | 15) {
+            self.wait_handler(sig);
+        }
+        self.signal_now(sig);
+    }
+
+    /// Waits until the process catches `sig` (its bit in `SigCgt` of /proc/PID/status):
+    /// "listening" is logged before the signal handlers are installed.
+    pub fn wait_handler(&self, sig: i32) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+                .unwrap_or_default();
+            let caught = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0);
+            if caught & (1 << (sig - 1)) != 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fulcrum never installed a handler for signal {sig}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends signal `sig` now.
+    pub fn signal_now(&self, sig: i32) {
+        // kill(2) through the libc crate would need unsafe; use the kill command.
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -167,7 +238,10 @@ impl Fulcrum {
         let config = if config.contains("[access_log]") {
             config.to_owned()
         } else {
-            format!("{config}\n[access_log]\npath = {:?}\n", access.display().to_string())
+            format!(
+                "{config}\n[access_log]\npath = {:?}\n",
+                access.display().to_string()
+            )
         };
         std::fs::write(&self.config, config).unwrap();
         let skip = self.log.len();
@@ -183,7 +257,9 @@ impl Fulcrum {
     /// The access log lines so far.
     pub fn access_log(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.dir.path("access.log")).unwrap_or_default();
-        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Waits for at least `n` access log lines.
@@ -194,8 +270,41 @@ impl Fulcrum {
             if lines.len() >= n {
                 return lines;
             }
-            assert!(Instant::now() < deadline, "access log has {} lines, wanted {n}", lines.len());
+            assert!(
+                Instant::now() < deadline,
+                "access log has {} lines, wanted {n}",
+                lines.len()
+            );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits, without blocking the runtime, for a log line containing `needle` after
+    /// the first `skip` lines.
+    pub async fn wait_line(&self, needle: &str, skip: usize) -> String {
+        let (log, needle) = (self.log.clone(), needle.to_owned());
+        tokio::task::spawn_blocking(move || log.wait_for(&needle, skip))
+            .await
+            .unwrap()
+    }
+
+    /// Waits, without blocking the runtime, for an access log line with `status`.
+    pub async fn wait_status(&self, status: u16) -> serde_json::Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(line) = self
+                .access_log()
+                .into_iter()
+                .find(|l| l["status"] == status)
+            {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no access log line with status {status}: {:?}",
+                self.access_log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -249,10 +358,27 @@ pub struct Seen {
     pub body_bytes: AtomicU64,
     /// The last request's headers.
     pub last_headers: Mutex<Vec<(String, String)>>,
+    /// Requests whose head arrived (counted before the body is read).
+    pub arrived: AtomicUsize,
+    /// Requests whose body could not be read to its end (not counted in `requests`).
+    pub aborted: AtomicUsize,
+    /// The last complete request's body.
+    pub last_body: Mutex<Bytes>,
+    /// The last complete request's method and target.
+    pub last_target: Mutex<String>,
 }
 
 /// How a test backend answers.
 pub type Handler = Arc<dyn Fn(&str, Request<Bytes>) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// Any response body a test backend sends.
+pub type BoxedBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A response on its way.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<BoxedBody>> + Send>>;
+
+/// How a streaming test backend answers: it gets the request with its body unread.
+pub type StreamHandler = Arc<dyn Fn(Arc<Seen>, Request<Incoming>) -> ResponseFuture + Send + Sync>;
 
 /// A real HTTP/1.1 (and, with `h2`, HTTP/2 prior-knowledge) server on port 0.
 pub struct Backend {
@@ -279,43 +405,101 @@ impl Backend {
         Self::with(name, true, Arc::new(|name: &str, _req| named(name))).await
     }
 
-    /// A backend with a custom handler; bodies are read in full first.
+    /// A backend with a custom handler; bodies are read in full first. A request whose
+    /// body fails midway is counted in `aborted`, not `requests`.
     pub async fn with(name: &str, h2: bool, handler: Handler) -> Self {
+        let name_s = name.to_owned();
+        Self::streaming(
+            name,
+            h2,
+            Arc::new(move |seen: Arc<Seen>, req: Request<Incoming>| {
+                let (handler, name) = (handler.clone(), name_s.clone());
+                Box::pin(async move {
+                    let (parts, body) = req.into_parts();
+                    let body = match body.collect().await {
+                        Ok(c) => c.to_bytes(),
+                        Err(_) => {
+                            // Framing broke midway: the backend never acts on it.
+                            seen.aborted.fetch_add(1, Ordering::Relaxed);
+                            return Response::builder()
+                                .status(400)
+                                .body(Full::new(Bytes::new()).boxed())
+                                .unwrap();
+                        }
+                    };
+                    seen.requests.fetch_add(1, Ordering::Relaxed);
+                    seen.body_bytes
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    *seen.last_headers.lock().unwrap() = parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect();
+                    *seen.last_target.lock().unwrap() = format!("{} {}", parts.method, parts.uri);
+                    *seen.last_body.lock().unwrap() = body.clone();
+                    handler(&name, Request::from_parts(parts, body)).map(|b| b.boxed())
+                })
+            }),
+        )
+        .await
+    }
+
+    /// A backend whose handler reads the body itself (or not). Counts connections and
+    /// `arrived`; the handler counts the rest.
+    pub async fn streaming(name: &str, h2: bool, handler: StreamHandler) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Seen::default());
-        let (name_s, seen2) = (name.to_owned(), seen.clone());
+        let seen2 = seen.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((io, _)) = listener.accept().await else { return };
+                let Ok((io, _)) = listener.accept().await else {
+                    return;
+                };
                 seen2.connections.fetch_add(1, Ordering::Relaxed);
-                let (handler, name, seen) = (handler.clone(), name_s.clone(), seen2.clone());
+                let (handler, seen) = (handler.clone(), seen2.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (handler, name, seen) = (handler.clone(), name.clone(), seen.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                            seen.requests.fetch_add(1, Ordering::Relaxed);
-                            seen.body_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-                            *seen.last_headers.lock().unwrap() = parts
-                                .headers
-                                .iter()
-                                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                                .collect();
-                            Ok::<_, Infallible>(handler(&name, Request::from_parts(parts, body)))
-                        }
+                        seen.arrived.fetch_add(1, Ordering::Relaxed);
+                        let fut = handler(seen.clone(), req);
+                        async move { Ok::<_, Infallible>(fut.await) }
                     });
                     let io = hyper_util::rt::TokioIo::new(io);
                     if h2 {
-                        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new()).serve_connection(io, svc).await;
+                        let _ = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(io, svc)
+                        .await;
                     } else {
-                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, svc)
+                            .await;
                     }
                 });
             }
         });
-        Self { addr, name: name.to_owned(), seen, task }
+        Self {
+            addr,
+            name: name.to_owned(),
+            seen,
+            task,
+        }
+    }
+
+    /// Requests whose head arrived, complete or not.
+    pub fn arrived(&self) -> usize {
+        self.seen.arrived.load(Ordering::Relaxed)
+    }
+
+    /// The last complete request's body.
+    pub fn last_body(&self) -> Bytes {
+        self.seen.last_body.lock().unwrap().clone()
     }
 
     pub fn requests(&self) -> usize {
@@ -328,12 +512,21 @@ impl Backend {
 
     /// A header of the last request.
     pub fn last_header(&self, name: &str) -> Option<String> {
-        self.seen.last_headers.lock().unwrap().iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.seen
+            .last_headers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
 pub fn named(name: &str) -> Response<Full<Bytes>> {
-    Response::builder().header("x-backend", name).body(Full::new(Bytes::from(name.to_owned()))).unwrap()
+    Response::builder()
+        .header("x-backend", name)
+        .body(Full::new(Bytes::from(name.to_owned())))
+        .unwrap()
 }
 
 /// A config with one listener `public` on port 0 and one pool `p` over `backends`.
@@ -350,23 +543,38 @@ pub fn quoted(b: &Backend) -> String {
 }
 
 /// An HTTP/1.1 keep-alive client.
-pub fn client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+pub fn client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+> {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
 /// An HTTP/2 prior-knowledge client.
-pub fn h2_client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build_http()
+pub fn h2_client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
 }
 
 /// GET `url`; returns status, `x-backend` and body.
 pub async fn get(
-    c: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    c: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
     url: &str,
 ) -> (u16, String, Bytes) {
     let res = c.get(url.parse().unwrap()).await.unwrap();
     let status = res.status().as_u16();
-    let backend = res.headers().get("x-backend").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let backend = res
+        .headers()
+        .get("x-backend")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, backend, body)
 }
@@ -392,5 +600,8 @@ pub fn raw(addr: SocketAddr, bytes: &[u8], limit: Duration) -> String {
 /// Runs `fulcrum check FILE`; returns exit code and stdout.
 pub fn check(path: &Path) -> (i32, String) {
     let out = Command::new(bin()).arg("check").arg(path).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
