@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Smallest spare room handed to a read.
@@ -41,8 +42,19 @@ async fn read_now(s: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        let spare = buf.capacity() - buf.len();
         match s.try_read_buf(buf) {
-            Ok(n) => return Ok(n),
+            Ok(n) => {
+                if n > 0 && n < spare {
+                    // A short read drained the socket: forget the readiness now, so the
+                    // next wait goes to epoll instead of a recv that only says EAGAIN
+                    // (HAProxy's trick). Closed-state readiness is kept by tokio.
+                    let _ = s.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
+                return Ok(n);
+            }
             // `readable()` may wake spuriously (a new socket often does): give the
             // buffer back rather than hold it while waiting.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -50,6 +50,7 @@ pub async fn serve(
         .max_header_list_size(max_header)
         .max_concurrent_streams(256)
         .initial_window_size(1 << 20)
+        .initial_connection_window_size(4 << 20)
         .handshake::<_, Bytes>(io);
     let Ok(Ok(mut conn)) = tokio::time::timeout(header_timeout, handshake).await else {
         return;

@@ -125,6 +125,7 @@ pub async fn h2_conn(
         .map_err(|e| fail(e.to_string()))?;
     let handshake = h2::client::Builder::new()
         .initial_window_size(1 << 20)
+        .initial_connection_window_size(4 << 20)
         .handshake(io);
     let (send, conn) = tokio::time::timeout(pool.connect_timeout, handshake)
         .await

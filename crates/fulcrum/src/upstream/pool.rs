@@ -11,6 +11,9 @@ use tokio::net::TcpStream;
 
 use crate::io::is_reusable;
 
+/// Idle time after which a pooled connection is probed for EOF before reuse.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
+
 struct Idle {
     stream: TcpStream,
     since: Instant,
@@ -28,7 +31,11 @@ impl H1Pool {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         while let Some(conn) = list.pop() {
-            if conn.since.elapsed() < max_age && is_reusable(&conn.stream) {
+            let idle = conn.since.elapsed();
+            // A probe costs a syscall per request, so only connections idle long
+            // enough for a backend's keep-alive timeout to matter are probed; a
+            // fresher one that turns out closed is retried by the caller.
+            if idle < max_age && (idle < PROBE_AFTER || is_reusable(&conn.stream)) {
                 return Some(conn.stream);
             }
         }

@@ -119,7 +119,9 @@ pub fn body_client(h2: bool) -> Client<HttpConnector, TestBody> {
     if h2 {
         b.http2_only(true);
     }
-    b.build_http()
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    b.build(http)
 }
 
 /// Reads a body to its end without keeping it; returns its length and trailers.
