@@ -50,6 +50,9 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    if let Some(admin) = &config.admin {
+        tracing::warn!(address = %admin.address, "[admin] is accepted but not served yet: metrics, API and dashboard come with the admin work");
+    }
     let log = AccessLog::start(&config.access_log)?;
     // Signal handlers exist before anything is announced: a SIGHUP right after
     // "listening" must reload, not kill.

@@ -151,7 +151,6 @@ async fn large_h2c_bodies_stream_with_bounded_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (performance): the h2 server keeps the 65,535-byte connection window, so an h2c upload from a client with Nagle on runs at ~1.5 MB/s"]
 async fn h2c_upload_is_not_held_to_one_connection_window_per_round_trip() {
     within(async {
         let b = Backend::streaming("count", false, counting()).await;

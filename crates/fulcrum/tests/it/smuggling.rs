@@ -135,7 +135,7 @@ async fn pipelined_requests_get_responses_in_order() {
             bodies.push(String::from_utf8(r.body).unwrap());
         }
         assert_eq!(bodies, ["GET /1 0", "POST /2 5", "POST /3 3", "GET /4 0"]);
-        let (rest, end) = w.to_end(std::time::Duration::from_secs(20)).await;
+        let (rest, end) = w.read_to_end(std::time::Duration::from_secs(20)).await;
         assert_eq!(rest, "", "bytes after the last response");
         assert!(end.is_closed(), "Connection: close was not honoured");
         assert_eq!(b.requests(), 4);

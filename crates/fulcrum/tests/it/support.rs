@@ -198,8 +198,10 @@ impl Fulcrum {
         self.signal_now(sig);
     }
 
-    /// Waits until the process catches `sig` (its bit in `SigCgt` of /proc/PID/status):
-    /// "listening" is logged before the signal handlers are installed.
+    /// Waits until the process catches `sig` (its bit in `SigCgt` of /proc/PID/status).
+    /// Fulcrum installs its handlers before it logs "listening" (checked without this
+    /// wait by `lifecycle::sighup_right_after_listening_reloads`); this keeps other
+    /// tests from depending on that order.
     pub fn wait_handler(&self, sig: i32) {
         let deadline = Instant::now() + TIMEOUT;
         loop {

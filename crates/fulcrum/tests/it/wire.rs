@@ -57,13 +57,18 @@ pub struct Wire {
 
 impl Wire {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let s = TcpStream::connect(addr).await.unwrap();
-        s.set_nodelay(true).unwrap();
-        Self {
+        Self::try_connect(addr).await.unwrap()
+    }
+
+    /// Connects; the error when the connection is refused.
+    pub async fn try_connect(addr: SocketAddr) -> std::io::Result<Self> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(Self {
             s,
             buf: Vec::new(),
             closed: None,
-        }
+        })
     }
 
     /// Writes `bytes`; false when the peer already closed or reset.
@@ -113,7 +118,7 @@ impl Wire {
 
     /// Reads until the peer closes or `limit` passes; returns the unread bytes as text
     /// and how it ended.
-    pub async fn to_end(&mut self, limit: Duration) -> (String, End) {
+    pub async fn read_to_end(&mut self, limit: Duration) -> (String, End) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -220,5 +225,5 @@ fn dechunk(mut b: &[u8]) -> Option<(Vec<u8>, usize)> {
 pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (String, End) {
     let mut w = Wire::connect(addr).await;
     w.send(bytes).await;
-    w.to_end(Duration::from_secs(20)).await
+    w.read_to_end(Duration::from_secs(20)).await
 }
