@@ -11,6 +11,48 @@ use tokio::net::TcpStream;
 
 /// Smallest spare room handed to a read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Buffers kept for reuse per thread (each worker is one thread).
+const KEPT: usize = 256;
+
+thread_local! {
+    static BUFS: std::cell::RefCell<Vec<BytesMut>> = const { std::cell::RefCell::new(Vec::new()) };
+    static VECS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Hands an empty read buffer back for reuse by the next connection that gets
+/// bytes: reads then cost no allocation, and idle connections still hold none.
+pub fn recycle(mut buf: BytesMut) {
+    // Only a buffer no frozen `Bytes` still shares can be reclaimed to its full
+    // size without allocating; others are simply dropped.
+    if buf.is_empty() && buf.try_reclaim(READ_CHUNK) {
+        BUFS.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.len() < KEPT {
+                b.push(buf);
+            }
+        });
+    }
+}
+
+/// A write buffer, reused when one was handed back.
+pub fn take_vec(capacity: usize) -> Vec<u8> {
+    let mut v = VECS.with(|v| v.borrow_mut().pop()).unwrap_or_default();
+    v.reserve(capacity);
+    v
+}
+
+/// Hands a write buffer back for reuse.
+pub fn recycle_vec(mut v: Vec<u8>) {
+    if v.capacity() <= 256 * 1024 {
+        v.clear();
+        VECS.with(|vs| {
+            let mut vs = vs.borrow_mut();
+            if vs.len() < KEPT {
+                vs.push(v);
+            }
+        });
+    }
+}
 
 /// What went wrong on a socket.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +81,11 @@ async fn read_now(s: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     loop {
         // Wait before allocating: a silent connection must not hold a buffer.
         s.readable().await?;
+        if buf.capacity() == 0 {
+            if let Some(b) = BUFS.with(|b| b.borrow_mut().pop()) {
+                *buf = b;
+            }
+        }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
@@ -59,7 +106,7 @@ async fn read_now(s: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
             // buffer back rather than hold it while waiting.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if buf.is_empty() {
-                    *buf = BytesMut::new();
+                    recycle(std::mem::take(buf));
                 }
             }
             Err(e) => return Err(e),
@@ -91,4 +138,56 @@ pub async fn write_all(s: &TcpStream, mut data: &[u8], limit: Duration) -> Resul
 pub fn is_reusable(s: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// A write buffer that goes back for reuse when dropped.
+pub struct WriteBuf(Vec<u8>);
+
+impl WriteBuf {
+    /// A reused (or new) buffer with room for `capacity` bytes.
+    pub fn take(capacity: usize) -> Self {
+        Self(take_vec(capacity))
+    }
+}
+
+impl std::ops::Deref for WriteBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WriteBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for WriteBuf {
+    fn drop(&mut self) {
+        recycle_vec(std::mem::take(&mut self.0));
+    }
+}
+
+/// A read buffer that goes back for reuse when dropped empty.
+#[derive(Default)]
+pub struct ReadBuf(BytesMut);
+
+impl std::ops::Deref for ReadBuf {
+    type Target = BytesMut;
+    fn deref(&self) -> &BytesMut {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ReadBuf {
+    fn deref_mut(&mut self) -> &mut BytesMut {
+        &mut self.0
+    }
+}
+
+impl Drop for ReadBuf {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.0));
+    }
 }

@@ -34,6 +34,11 @@ impl KeyPath {
         self.with(Seg::Index(index))
     }
 
+    /// Whether `prefix` is this path or one of its parents.
+    pub(crate) fn starts_with(&self, prefix: &KeyPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
     fn with(&self, seg: Seg) -> Self {
         let mut segs = self.0.clone();
         segs.push(seg);

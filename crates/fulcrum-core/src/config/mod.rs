@@ -8,9 +8,12 @@ mod address;
 mod backend;
 mod duration;
 mod locate;
+mod pieces;
 mod rules;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pieces;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::locate::{key, KeyPath};
+use super::pieces::Gaps;
 use super::{address, Config, ListenerConfig, ListenerProtocol, PoolConfig, RouteConfig};
 
 /// One semantic problem: where, and why.
@@ -15,10 +16,12 @@ pub(crate) struct Problem {
 }
 
 /// Collects problems; `line_of` orders duplicates so the later one in the file is
-/// the one reported.
+/// the one reported; `gaps` are the values that did not deserialize, about which
+/// nothing more is said.
 struct Checker<'a> {
     problems: Vec<Problem>,
     line_of: &'a dyn Fn(&KeyPath) -> usize,
+    gaps: &'a Gaps,
 }
 
 impl Checker<'_> {
@@ -30,11 +33,18 @@ impl Checker<'_> {
     }
 }
 
-/// Checks every rule on `config`.
-pub(crate) fn check(config: &Config, line_of: &dyn Fn(&KeyPath) -> usize) -> Vec<Problem> {
+/// Checks every rule on `config`. A rule that needs a value in `gaps` is skipped:
+/// the value's own error is already reported, and its default stand-in or absence
+/// would only add a misleading consequence (`unknown pool` for a pool that failed).
+pub(crate) fn check(
+    config: &Config,
+    gaps: &Gaps,
+    line_of: &dyn Fn(&KeyPath) -> usize,
+) -> Vec<Problem> {
     let mut c = Checker {
         problems: Vec::new(),
         line_of,
+        gaps,
     };
     if let Some(workers) = config.workers {
         if !(1..=1024).contains(&workers) {
@@ -46,10 +56,16 @@ pub(crate) fn check(config: &Config, line_of: &dyn Fn(&KeyPath) -> usize) -> Vec
         let path = key("admin").key("address");
         match address::bind(&admin.address) {
             Err(why) => c.report(path, why),
-            Ok(addr) if !addr.ip().is_loopback() && !admin.allow_public => c.report(
-                path,
-                "admin must bind to a loopback address unless allow_public = true",
-            ),
+            Ok(addr)
+                if !addr.ip().is_loopback()
+                    && !admin.allow_public
+                    && !gaps.covers(&key("admin").key("allow_public")) =>
+            {
+                c.report(
+                    path,
+                    "admin must bind to a loopback address unless allow_public = true",
+                );
+            }
             Ok(addr) => {
                 if let Some((_, name)) = binds.iter().find(|(a, _)| *a == addr && addr.port() != 0)
                 {
@@ -69,7 +85,7 @@ pub(crate) fn check(config: &Config, line_of: &dyn Fn(&KeyPath) -> usize) -> Vec
 
 /// Checks the listeners; returns the addresses that parsed, with their listener.
 fn listeners<'c>(c: &mut Checker<'_>, config: &'c Config) -> Vec<(SocketAddr, &'c str)> {
-    if config.listeners.is_empty() {
+    if config.listeners.is_empty() && !c.gaps.within(&key("listeners")) {
         c.report(key("listeners"), "no listeners");
     }
     let mut binds: Vec<(SocketAddr, &str, usize)> = Vec::new();
@@ -128,12 +144,15 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
             format!("protocol \"{protocol}\" is not supported yet"),
         );
     }
-    match (&l.pool, l.protocol) {
-        (Some(_), ListenerProtocol::Http | ListenerProtocol::Https) => c.report(
+    // With its protocol lost, whether the listener is http is unknown.
+    let http = matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https)
+        && !c.gaps.covers(&path.key("protocol"));
+    match &l.pool {
+        Some(_) if http => c.report(
             path.key("pool"),
             "an http listener picks pools through [[routes]], not pool",
         ),
-        (Some(pool), _) if !config.pools.contains_key(pool) => {
+        Some(pool) if !known(c, config, pool) => {
             c.report(path.key("pool"), unknown("pool", pool, &config.pools));
         }
         _ => {}
@@ -196,18 +215,24 @@ fn check_pool(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
 }
 
 fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &RouteConfig) {
-    if !config.pools.contains_key(&route.pool) {
+    if c.gaps.covers(path) {
+        return; // a placeholder for a route that did not deserialize
+    }
+    if !known(c, config, &route.pool) {
         c.report(
             path.key("pool"),
             unknown("pool", &route.pool, &config.pools),
         );
     }
     if let Some(name) = &route.listener {
+        let listener = key("listeners").key(name);
         match config.listeners.get(name) {
+            None if c.gaps.covers(&listener) => {}
             None => c.report(
                 path.key("listener"),
                 unknown("listener", name, &config.listeners),
             ),
+            Some(_) if c.gaps.covers(&listener.key("protocol")) => {}
             Some(l) if !matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https) => {
                 c.report(
                     path.key("listener"),
@@ -242,6 +267,11 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
             "set either path or path_prefix, not both",
         );
     }
+}
+
+/// Whether pool `name` exists, or may: one that failed to deserialize is not unknown.
+fn known(c: &Checker<'_>, config: &Config, name: &str) -> bool {
+    config.pools.contains_key(name) || c.gaps.covers(&key("pools").key(name))
 }
 
 /// `unknown pool "x" (pools: a, b)`.

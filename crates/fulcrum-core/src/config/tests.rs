@@ -5,7 +5,7 @@ use std::path::Path;
 use super::*;
 
 /// A valid config that tests append to or edit.
-const BASE: &str = r#"[listeners.public]
+pub(super) const BASE: &str = r#"[listeners.public]
 address = "0.0.0.0:8080"
 
 [[routes]]
@@ -15,7 +15,7 @@ pool = "api"
 backends = ["127.0.0.1:9001"]
 "#;
 
-fn parse_ok(text: &str) -> Config {
+pub(super) fn parse_ok(text: &str) -> Config {
     match parse(Path::new("f.toml"), text) {
         Ok(config) => config,
         Err(errors) => panic!("{}", lines(&errors).join("\n")),
@@ -27,7 +27,7 @@ fn lines(errors: &[ConfigError]) -> Vec<String> {
 }
 
 /// Every error of `text`, displayed.
-fn errors(text: &str) -> Vec<String> {
+pub(super) fn errors(text: &str) -> Vec<String> {
     match parse(Path::new("f.toml"), text) {
         Ok(_) => Vec::new(),
         Err(errors) => lines(&errors),
@@ -136,9 +136,15 @@ fn unknown_keys_name_their_full_path() {
         "f.toml:1: worker: unknown key (expected one of: workers, shutdown_timeout, \
          admin, access_log, listeners, routes, pools)"
     );
+    // The misspelt key is reported, and so is the key it failed to set.
     let text = BASE.replace("address = \"0.0.0.0:8080\"", "adress = \"0.0.0.0:8080\"");
-    let e = error(&text);
-    assert!(e.starts_with("f.toml:2: listeners.public.adress: unknown key (expected one of: address, protocol, pool,"), "{e}");
+    let all = errors(&text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(
+        all[0],
+        "f.toml:1: listeners.public.address: missing required key"
+    );
+    assert!(all[1].starts_with("f.toml:2: listeners.public.adress: unknown key (expected one of: address, protocol, pool,"), "{all:#?}");
     let text = BASE.replace(
         "[\"127.0.0.1:9001\"]",
         "[\n  \"127.0.0.1:9001\",\n  { address = \"127.0.0.1:9002\", wieght = 2 },\n]",
@@ -149,8 +155,17 @@ fn unknown_keys_name_their_full_path() {
     );
     let text = BASE.replace("pool = \"api\"", "pool = \"api\"\npth = \"/\"");
     assert!(error(&text).starts_with("f.toml:6: routes[0].pth: unknown key"));
+    // The route's pool is missing too: nothing says `pols` was meant as `pools`.
     let text = BASE.replace("[pools.api]", "[pols.api]");
-    assert!(error(&text).starts_with("f.toml:7: pols: unknown key"));
+    let all = errors(&text);
+    assert_eq!(
+        all[0],
+        "f.toml:5: routes[0].pool: unknown pool \"api\" (no pools are defined)"
+    );
+    assert!(
+        all[1].starts_with("f.toml:7: pols: unknown key"),
+        "{all:#?}"
+    );
 }
 
 #[test]

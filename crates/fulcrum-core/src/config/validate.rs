@@ -1,14 +1,18 @@
 //! Parsing and validation: text in, a [`Config`] or every problem found out.
 //!
-//! Syntax and type errors come from the toml deserializer, which stops at the first
-//! one; its byte span is turned into a line and a key path. Semantic rules
-//! (`rules.rs`) then run on the typed config and report all their problems at once,
-//! each placed on the line of its key.
+//! A syntax error stops everything: the document cannot be read. Otherwise each
+//! piece of it is deserialized on its own (`pieces.rs`), so every type and
+//! unknown-key error is found, each byte span turned into a line and a key path.
+//! Semantic rules (`rules.rs`) then run on what deserialized, skipping what did not,
+//! and report all their problems at once, each placed on the line of its key.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use toml::de::DeTable;
+
 use super::locate::{KeyPath, Locator};
-use super::{rules, Config};
+use super::{pieces, rules, Config};
 
 /// One problem in a config file, displayed as `FILE:LINE: KEY: REASON`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,36 +33,47 @@ pub struct ConfigError {
 /// `file` is only used to label errors: nothing is read from disk.
 pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     let locator = Locator::new(text);
-    let config: Config = match toml::from_str(text) {
-        Ok(config) => config,
-        Err(e) => return Err(vec![from_toml(file, &locator, &e)]),
+    let doc = match DeTable::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => return Err(vec![from_toml(file, &locator, e.span(), e.message())]),
     };
-    let line_of = |path: &KeyPath| locator.line_of(path);
-    let mut errors: Vec<ConfigError> = rules::check(&config, &line_of)
+    let pieces = pieces::read(doc);
+    let mut errors: Vec<ConfigError> = pieces
+        .failures
         .into_iter()
-        .map(|p| ConfigError {
-            file: file.to_owned(),
-            line: locator.line_of(&p.path),
-            key: p.path.to_string(),
-            reason: p.reason,
-        })
+        .map(|f| from_toml(file, &locator, f.span, &f.message))
         .collect();
+    let line_of = |path: &KeyPath| locator.line_of(path);
+    errors.extend(
+        rules::check(&pieces.config, &pieces.gaps, &line_of)
+            .into_iter()
+            .map(|p| ConfigError {
+                file: file.to_owned(),
+                line: locator.line_of(&p.path),
+                key: p.path.to_string(),
+                reason: p.reason,
+            }),
+    );
     if errors.is_empty() {
-        return Ok(config);
+        return Ok(pieces.config);
     }
     errors.sort_by_key(|e| e.line);
     Err(errors)
 }
 
-/// A syntax or type error from the toml deserializer, placed on its line and key.
-fn from_toml(file: &Path, locator: &Locator<'_>, e: &toml::de::Error) -> ConfigError {
-    let span = e.span();
+/// A syntax or type error from toml (its span and message), placed on its line and key.
+fn from_toml(
+    file: &Path,
+    locator: &Locator<'_>,
+    span: Option<Range<usize>>,
+    message: &str,
+) -> ConfigError {
     let line = span.as_ref().map_or(0, |s| locator.line_at(s.start));
     let mut path = span
         .as_ref()
         .and_then(|s| locator.path_at(s))
         .unwrap_or_else(|| locator.guess_path(line));
-    let (missing, reason) = humanize(e.message());
+    let (missing, reason) = humanize(message);
     if let Some(field) = missing {
         path = path.key(&field);
     }

@@ -227,6 +227,12 @@ pub struct H1Sink<'a> {
 /// Queue size past which a sink writes before taking more.
 const HIGH_WATER: usize = 64 * 1024;
 
+impl Drop for H1Sink<'_> {
+    fn drop(&mut self) {
+        io::recycle_vec(std::mem::take(&mut self.out));
+    }
+}
+
 impl<'a> H1Sink<'a> {
     /// A sink whose `out` already holds `head`.
     pub fn new(io: &'a TcpStream, out: Vec<u8>, mode: Out, timeout: Duration) -> Self {

@@ -76,7 +76,7 @@ pub async fn serve(w: Rc<Worker>, io: TcpStream, peer: SocketAddr, listener: Rc<
         }
         if buf.is_empty() {
             // Release the buffer while idle.
-            buf = BytesMut::new();
+            io::recycle(std::mem::take(&mut buf));
         }
     }
 }
@@ -282,7 +282,7 @@ async fn to_h1(
         Framing::Empty if proxy::expects_body(req.method) => Framing::Length(0),
         other => other,
     };
-    let mut out = Vec::with_capacity(req.hb.len() + 192);
+    let mut out = io::WriteBuf::take(req.hb.len() + 192);
     http1::write_request_head(
         &mut out,
         req.method.as_bytes(),

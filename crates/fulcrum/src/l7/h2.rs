@@ -258,7 +258,7 @@ async fn to_h1(
                 return Err(ProxyError::BadResponse("request body already sent".into()));
             };
             let sent_at = Instant::now();
-            let mut resp_buf = BytesMut::new();
+            let mut resp_buf = io::ReadBuf::default();
             let mut body_ok = framing == Framing::Empty;
             let mut body = Source::H2(body);
             let resp = {

@@ -165,7 +165,7 @@ impl Exchange<'_> {
             other => other,
         };
         let sent_at = Instant::now();
-        let mut resp_buf = BytesMut::new();
+        let mut resp_buf = io::ReadBuf::default();
         let mut src = Source::H1(H1Source::new(
             self.io,
             buf,
@@ -242,7 +242,7 @@ impl Exchange<'_> {
         let framing = client_framing(&rh, &rhb, self.is_head, client_11);
         let close =
             !head.keep_alive || !body_ok || framing == Framing::UntilClose || self.w.stopping.get();
-        let mut out = Vec::with_capacity(rh.len + 64 + resp_buf.len().min(64 * 1024));
+        let mut out = io::take_vec(rh.len + 64 + resp_buf.len().min(64 * 1024));
         http1::write_response_head(
             &mut out,
             rh.status,

@@ -138,7 +138,6 @@ async fn a_bad_backend_address_is_reported() {
     .await;
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a syntax or type error (unknown key, bad duration) hides every other error in the file"]
 async fn every_kind_of_error_is_reported_at_once() {
     within(async {
         let text = "\
