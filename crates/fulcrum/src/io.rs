@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 /// Smallest spare room handed to a read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffers kept for reuse per thread (each worker is one thread).
-const KEPT: usize = 256;
+const KEPT: usize = 32;
 
 thread_local! {
     static BUFS: std::cell::RefCell<Vec<BytesMut>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -77,10 +77,16 @@ pub async fn read_some(
         .map_err(IoError::Io)
 }
 
-async fn read_now(s: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    loop {
+/// One read as a `poll_fn` over `poll_read_ready`: no waiter node is stored in the
+/// future (each socket has one reader at a time), which keeps an idle connection's
+/// task small.
+fn read_now<'a>(
+    s: &'a TcpStream,
+    buf: &'a mut BytesMut,
+) -> impl std::future::Future<Output = io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| loop {
         // Wait before allocating: a silent connection must not hold a buffer.
-        s.readable().await?;
+        std::task::ready!(s.poll_read_ready(cx))?;
         if buf.capacity() == 0 {
             if let Some(b) = BUFS.with(|b| b.borrow_mut().pop()) {
                 *buf = b;
@@ -100,18 +106,18 @@ async fn read_now(s: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
                         Err::<(), _>(io::ErrorKind::WouldBlock.into())
                     });
                 }
-                return Ok(n);
+                return std::task::Poll::Ready(Ok(n));
             }
-            // `readable()` may wake spuriously (a new socket often does): give the
-            // buffer back rather than hold it while waiting.
+            // `poll_read_ready` may report readiness spuriously (a new socket often
+            // does): give the buffer back rather than hold it while waiting.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if buf.is_empty() {
                     recycle(std::mem::take(buf));
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return std::task::Poll::Ready(Err(e)),
         }
-    }
+    })
 }
 
 /// Writes all of `data` within `limit` (the deadline covers the whole write).

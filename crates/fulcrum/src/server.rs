@@ -182,11 +182,11 @@ fn worker_main(
         w.begin_stop();
         let expire = tokio::time::sleep(deadline);
         tokio::pin!(expire);
-        while w.connections.get() > 0 {
+        while w.busy.get() > 0 {
             tokio::select! {
-                () = w.closed.notified() => {}
+                () = w.idle.notified() => {}
                 () = &mut expire => {
-                    tracing::warn!(worker = id, open = w.connections.get(), "shutdown deadline passed; closing");
+                    tracing::warn!(worker = id, busy = w.busy.get(), "shutdown deadline passed; closing");
                     break;
                 }
             }

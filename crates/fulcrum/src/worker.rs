@@ -28,12 +28,12 @@ pub struct Worker {
     pub log: AccessLog,
     /// Set once shutdown starts; connections finish their request and close.
     pub stopping: Cell<bool>,
-    /// Woken when shutdown starts, for idle connections.
+    /// Woken when shutdown starts (accept loops and HTTP/2 connections listen).
     pub stop: Notify,
-    /// Open client connections.
-    pub connections: Cell<usize>,
-    /// Wakes the shutdown waiter as connections close.
-    pub closed: Notify,
+    /// Requests (and HTTP/2 connections) in progress: shutdown waits for these.
+    pub busy: Cell<usize>,
+    /// Wakes the shutdown waiter as work finishes.
+    pub idle: Notify,
     rng: Cell<u64>,
 }
 
@@ -47,8 +47,8 @@ impl Worker {
             log,
             stopping: Cell::new(false),
             stop: Notify::new(),
-            connections: Cell::new(0),
-            closed: Notify::new(),
+            busy: Cell::new(0),
+            idle: Notify::new(),
             rng: Cell::new(seed | 1),
         })
     }
@@ -63,29 +63,27 @@ impl Worker {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// Begins shutdown: idle connections close now, busy ones after their request.
+    /// Begins shutdown: no new connections; busy ones close after their request.
     pub fn begin_stop(&self) {
         self.stopping.set(true);
         self.stop.notify_waiters();
     }
 }
 
-/// Counts an open client connection for graceful shutdown.
-pub struct ConnGuard(Rc<Worker>);
+/// Counts work in progress for graceful shutdown, until dropped.
+pub struct Busy(Rc<Worker>);
 
-impl ConnGuard {
-    /// Counts one more connection.
+impl Busy {
+    /// Counts one more.
     pub fn new(w: &Rc<Worker>) -> Self {
-        w.connections.set(w.connections.get() + 1);
+        w.busy.set(w.busy.get() + 1);
         Self(w.clone())
     }
 }
 
-impl Drop for ConnGuard {
+impl Drop for Busy {
     fn drop(&mut self) {
-        self.0
-            .connections
-            .set(self.0.connections.get().saturating_sub(1));
-        self.0.closed.notify_waiters();
+        self.0.busy.set(self.0.busy.get().saturating_sub(1));
+        self.0.idle.notify_waiters();
     }
 }

@@ -19,64 +19,69 @@ use crate::access_log::Entry;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool, Snapshot};
 use crate::upstream::{self as up, Lease};
-use crate::worker::{ConnGuard, Worker};
+use crate::worker::{Busy, Worker};
 
 /// The HTTP/2 connection preface; a connection starting with it is h2c.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves one client connection until it closes, times out or shutdown ends it.
-pub async fn serve(w: Rc<Worker>, io: TcpStream, peer: SocketAddr, listener: Rc<str>) {
-    let _guard = ConnGuard::new(&w);
-    let _ = io.set_nodelay(true);
-    let mut buf = BytesMut::new();
-    let mut first = true;
-    loop {
-        if w.stopping.get() {
-            return;
-        }
-        if buf.is_empty() {
-            let wait = {
-                let snap = w.shared.load();
-                let Some(l) = snap.listeners.get(&*listener) else {
-                    return;
+///
+/// A plain fn returning an `async move` block: an `async fn` would store its arguments
+/// twice, and this future is what every idle connection costs.
+pub fn serve(
+    w: Rc<Worker>,
+    io: TcpStream,
+    peer: SocketAddr,
+    listener: Rc<str>,
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        let _ = io.set_nodelay(true);
+        let mut buf = BytesMut::new();
+        let mut first = true;
+        loop {
+            if buf.is_empty() {
+                let wait = {
+                    let snap = w.shared.load();
+                    let Some(l) = snap.listeners.get(&*listener) else {
+                        return;
+                    };
+                    if first {
+                        l.header_timeout
+                    } else {
+                        l.keepalive_timeout
+                    }
                 };
-                if first {
-                    l.header_timeout
-                } else {
-                    l.keepalive_timeout
+                // Wait for the first bytes with no buffer held (readiness can be stale
+                // after a response, so only a read tells). Nothing else is awaited
+                // here: at shutdown, idle connections are closed by dropping the
+                // worker's tasks once the busy ones are done.
+                if !matches!(io::read_some(&io, &mut buf, wait).await, Ok(n) if n > 0) {
+                    return;
                 }
+            }
+            let _busy = Busy::new(&w);
+            // Loaded once the request has begun: a reload while idle applies to it.
+            let snap = w.shared.load_full();
+            let Some(l) = snap.listeners.get(&*listener) else {
+                return;
             };
-            // Wait for the first bytes here, with no buffer held while idle (readiness
-            // can be stale after a response, so only a read tells).
-            let got = tokio::select! {
-                r = io::read_some(&io, &mut buf, wait) => matches!(r, Ok(n) if n > 0),
-                () = w.stop.notified() => false,
-            };
-            if !got {
+            if first {
+                first = false;
+                if is_h2(&io, &mut buf, l).await {
+                    drop(snap);
+                    // Boxed: the h2 connection state must not size every HTTP/1.1 task.
+                    Box::pin(super::h2::serve(w.clone(), io, buf, peer, listener.clone())).await;
+                    return;
+                }
+            }
+            let keep = Box::pin(exchange(&w, &snap, l, &io, &mut buf, peer)).await;
+            if !keep || w.stopping.get() {
                 return;
             }
-        }
-        // Loaded once the request has begun: a reload while idle applies to it.
-        let snap = w.shared.load_full();
-        let Some(l) = snap.listeners.get(&*listener) else {
-            return;
-        };
-        if first {
-            first = false;
-            if is_h2(&io, &mut buf, l).await {
-                drop(snap);
-                // Boxed: the h2 connection state must not size every HTTP/1.1 task.
-                Box::pin(super::h2::serve(w.clone(), io, buf, peer, listener)).await;
-                return;
+            if buf.is_empty() {
+                // Release the buffer while idle.
+                io::recycle(std::mem::take(&mut buf));
             }
-        }
-        let keep = Box::pin(exchange(&w, &snap, l, &io, &mut buf, peer)).await;
-        if !keep || w.stopping.get() {
-            return;
-        }
-        if buf.is_empty() {
-            // Release the buffer while idle.
-            io::recycle(std::mem::take(&mut buf));
         }
     }
 }
