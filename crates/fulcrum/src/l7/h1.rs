@@ -28,6 +28,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 ///
 /// A plain fn returning an `async move` block: an `async fn` would store its arguments
 /// twice, and this future is what every idle connection costs.
+#[allow(clippy::manual_async_fn)]
 pub fn serve(
     w: Rc<Worker>,
     io: TcpStream,
