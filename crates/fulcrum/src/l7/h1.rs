@@ -6,7 +6,6 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use fulcrum_core::balance::BackendId;
 use fulcrum_core::config::PoolProtocol;
 use fulcrum_core::http1::{self, Forwarded, Framing, HeadError, RequestHead, Version};
 use tokio::net::TcpStream;
@@ -18,7 +17,7 @@ use super::upstream_h1::{self, Attempt};
 use crate::access_log::Entry;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool, Snapshot};
-use crate::upstream::{self as up, Lease};
+use crate::upstream::Lease;
 use crate::worker::{Busy, Worker};
 
 /// The HTTP/2 connection preface; a connection starting with it is h2c.
@@ -299,30 +298,16 @@ async fn to_h1(
         &fwd,
     );
     let head_len = out.len();
-    let mut tried: Vec<BackendId> = Vec::new();
-    let mut last = None;
-    for _ in 0..pool.connect_attempts {
-        let Some((id, backend)) = proxy::pick(w, pool, &tried) else {
-            break;
-        };
-        tried.push(id);
-        e.backend = Some(backend.addr);
-        e.attempts += 1;
+    let mut attempts = proxy::Attempts::new(pool);
+    while let Some(backend) = attempts.next(w, e) {
         let _lease = Lease::new(&backend.state);
         loop {
-            let (upc, reused) = match w.h1_pool.take(backend.addr, pool.idle_timeout) {
-                Some(s) => (s, true),
-                None => match up::connect(backend.addr, pool.connect_timeout).await {
-                    Ok(s) => (s, false),
-                    Err(err) => {
-                        tracing::warn!(backend = %backend.addr, pool = %pool.name, error = %err, "connect failed");
-                        last = Some(ProxyError::Connect {
-                            addr: backend.addr,
-                            reason: err.to_string(),
-                        });
-                        break;
-                    }
-                },
+            let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {
+                Ok(c) => c,
+                Err(err) => {
+                    attempts.failed(err);
+                    break;
+                }
             };
             out.truncate(head_len);
             let attempt = upstream_h1::Exchange {
@@ -350,7 +335,7 @@ async fn to_h1(
             }
         }
     }
-    Err(proxy::exhausted(last).into())
+    Err(attempts.exhausted().into())
 }
 
 async fn to_h2(
@@ -363,21 +348,14 @@ async fn to_h2(
     e: &mut Entry<'_>,
 ) -> Result<bool, Failed> {
     let head = req.head;
-    let mut tried: Vec<BackendId> = Vec::new();
-    let mut last = None;
+    let mut attempts = proxy::Attempts::new(pool);
     let (send, backend) = loop {
-        if tried.len() >= pool.connect_attempts as usize {
-            return Err(proxy::exhausted(last).into());
-        }
-        let Some((id, backend)) = proxy::pick(w, pool, &tried) else {
-            return Err(proxy::exhausted(last).into());
+        let Some(backend) = attempts.next(w, e) else {
+            return Err(attempts.exhausted().into());
         };
-        tried.push(id);
-        e.backend = Some(backend.addr);
-        e.attempts += 1;
         match proxy::h2_conn(w, pool, backend).await {
             Ok(send) => break (send, backend),
-            Err(err) => last = Some(err),
+            Err(err) => attempts.failed(err),
         }
     };
     let _lease = Lease::new(&backend.state);

@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use fulcrum_core::balance::BackendId;
 use fulcrum_core::config::PoolProtocol;
 use fulcrum_core::http1::{self, Forwarded, Framing};
 use http::{Request, Response, StatusCode};
@@ -24,7 +23,7 @@ use super::upstream_h1::{client_framing, read_response, HeadFailure};
 use crate::access_log::Entry;
 use crate::io;
 use crate::state::{Listener, Pool, Snapshot};
-use crate::upstream::{self as up, Lease};
+use crate::upstream::Lease;
 use crate::worker::Worker;
 
 /// Serves an h2c connection whose first bytes (the preface) are already in `prefix`.
@@ -224,30 +223,17 @@ async fn to_h1(
         &fwd,
     );
     let is_head = parts.method == http::Method::HEAD;
-    let mut tried: Vec<BackendId> = Vec::new();
-    let mut last = None;
+    let mut attempts = proxy::Attempts::new(pool);
     let mut src = Some(src);
-    for _ in 0..pool.connect_attempts {
-        let Some((id, backend)) = proxy::pick(w, pool, &tried) else {
-            break;
-        };
-        tried.push(id);
-        e.backend = Some(backend.addr);
-        e.attempts += 1;
+    while let Some(backend) = attempts.next(w, e) {
         let _lease = Lease::new(&backend.state);
         loop {
-            let (upc, reused) = match w.h1_pool.take(backend.addr, pool.idle_timeout) {
-                Some(s) => (s, true),
-                None => match up::connect(backend.addr, pool.connect_timeout).await {
-                    Ok(s) => (s, false),
-                    Err(err) => {
-                        last = Some(ProxyError::Connect {
-                            addr: backend.addr,
-                            reason: err.to_string(),
-                        });
-                        break;
-                    }
-                },
+            let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {
+                Ok(c) => c,
+                Err(err) => {
+                    attempts.failed(err);
+                    break;
+                }
             };
             match io::write_all(&upc, &out, pool.upstream_timeout).await {
                 Ok(()) => {}
@@ -350,7 +336,7 @@ async fn to_h1(
             return Ok(());
         }
     }
-    Err(proxy::exhausted(last))
+    Err(attempts.exhausted())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -364,21 +350,14 @@ async fn to_h2(
     peer: SocketAddr,
     e: &mut Entry<'_>,
 ) -> Result<(), ProxyError> {
-    let mut tried: Vec<BackendId> = Vec::new();
-    let mut last = None;
+    let mut attempts = proxy::Attempts::new(pool);
     let (mut send, backend) = loop {
-        if tried.len() >= pool.connect_attempts as usize {
-            return Err(proxy::exhausted(last));
-        }
-        let Some((id, backend)) = proxy::pick(w, pool, &tried) else {
-            return Err(proxy::exhausted(last));
+        let Some(backend) = attempts.next(w, e) else {
+            return Err(attempts.exhausted());
         };
-        tried.push(id);
-        e.backend = Some(backend.addr);
-        e.attempts += 1;
         match proxy::h2_conn(w, pool, backend).await {
             Ok(send) => break (send, backend),
-            Err(err) => last = Some(err),
+            Err(err) => attempts.failed(err),
         }
     };
     let _lease = Lease::new(&backend.state);

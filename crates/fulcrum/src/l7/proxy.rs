@@ -9,8 +9,10 @@ use fulcrum_core::balance::{Backend, BackendId, PickCtx};
 use fulcrum_core::http1::{self, Framing};
 use fulcrum_core::route::{Request, Route};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::net::TcpStream;
 
 use super::error::ProxyError;
+use crate::access_log::Entry;
 use crate::state::{Listener, Pool, Snapshot};
 use crate::upstream;
 use crate::worker::Worker;
@@ -85,25 +87,73 @@ pub fn route<'s>(
     Ok((route, pool))
 }
 
-/// Picks a backend not yet tried.
-pub fn pick<'p>(
-    w: &Worker,
+/// The backends one request has tried, up to the pool's `connect_attempts`.
+pub struct Attempts<'p> {
     pool: &'p Pool,
-    tried: &[BackendId],
-) -> Option<(BackendId, &'p Backend)> {
-    let ctx = PickCtx {
-        hash: None,
-        exclude: tried,
-        entropy: w.entropy(),
-    };
-    let id = pool.balancer.pick(&pool.backends, &ctx)?;
-    Some((id, pool.backends.get(id.0 as usize)?))
+    tried: Vec<BackendId>,
+    last: Option<ProxyError>,
 }
 
-/// The error for a pool that ran out of attempts: 502 after a failed connect, 503
-/// when nothing could be tried.
-pub fn exhausted(last: Option<ProxyError>) -> ProxyError {
-    last.unwrap_or(ProxyError::NoBackend)
+impl<'p> Attempts<'p> {
+    /// No backend tried yet.
+    pub fn new(pool: &'p Pool) -> Self {
+        Self {
+            pool,
+            tried: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// The next backend to try (recorded in the access log entry), or `None` when the
+    /// attempts or the pool's backends are used up.
+    pub fn next(&mut self, w: &Worker, e: &mut Entry<'_>) -> Option<&'p Backend> {
+        if self.tried.len() >= self.pool.connect_attempts as usize {
+            return None;
+        }
+        let ctx = PickCtx {
+            hash: None,
+            exclude: &self.tried,
+            entropy: w.entropy(),
+        };
+        let id = self.pool.balancer.pick(&self.pool.backends, &ctx)?;
+        let backend = self.pool.backends.get(id.0 as usize)?;
+        self.tried.push(id);
+        e.backend = Some(backend.addr);
+        e.attempts += 1;
+        Some(backend)
+    }
+
+    /// Remembers why the current backend could not be reached.
+    pub fn failed(&mut self, err: ProxyError) {
+        self.last = Some(err);
+    }
+
+    /// The error once nothing is left: 502 after a failed connect, 503 when nothing
+    /// could be tried.
+    pub fn exhausted(self) -> ProxyError {
+        self.last.unwrap_or(ProxyError::NoBackend)
+    }
+}
+
+/// An HTTP/1.1 connection to `backend`: an idle pooled one (`true`: reused) or a new one.
+pub async fn h1_conn(
+    w: &Worker,
+    pool: &Pool,
+    backend: &Backend,
+) -> Result<(TcpStream, bool), ProxyError> {
+    if let Some(s) = w.h1_pool.take(backend.addr, pool.idle_timeout) {
+        return Ok((s, true));
+    }
+    match upstream::connect(backend.addr, pool.connect_timeout).await {
+        Ok(s) => Ok((s, false)),
+        Err(err) => {
+            tracing::warn!(backend = %backend.addr, pool = %pool.name, error = %err, "connect failed");
+            Err(ProxyError::Connect {
+                addr: backend.addr,
+                reason: err.to_string(),
+            })
+        }
+    }
 }
 
 /// An h2c connection to `backend`, pooled per worker, ready for a new stream.
