@@ -30,7 +30,7 @@ fn pick(c: &mut Criterion) {
             ("round_robin", BalanceConfig::RoundRobin),
             ("weighted_round_robin", BalanceConfig::WeightedRoundRobin),
         ] {
-            let balancer = balance::build(cfg, &pool);
+            let balancer = balance::build(&balance::Settings::new(cfg), &pool);
             let ctx = PickCtx::default();
             group.bench_with_input(BenchmarkId::new(name, n), &pool, |b, pool| {
                 b.iter(|| balancer.pick(black_box(pool), black_box(&ctx)))
@@ -57,7 +57,7 @@ fn pick_retry(c: &mut Criterion) {
             ("round_robin", BalanceConfig::RoundRobin),
             ("weighted_round_robin", BalanceConfig::WeightedRoundRobin),
         ] {
-            let balancer = balance::build(cfg, &pool);
+            let balancer = balance::build(&balance::Settings::new(cfg), &pool);
             group.bench_with_input(BenchmarkId::new(name, n), &pool, |b, pool| {
                 b.iter(|| balancer.pick(black_box(pool), black_box(&ctx)))
             });

@@ -61,6 +61,7 @@ impl Model {
             BalanceConfig::WeightedRoundRobin => Model::Weighted {
                 current: vec![0; n],
             },
+            other => unreachable!("no exact model for {other:?}"),
         }
     }
 
@@ -110,7 +111,7 @@ fn run(cfg: BalanceConfig, seed: u64) {
     let n = 1 + rng.below(12);
     let weights: Vec<u32> = (0..n).map(|_| 1 + rng.below(10) as u32).collect();
     let pool = make_pool(&weights);
-    let balancer = balance::build(cfg, &pool);
+    let balancer = balance::build(&balance::Settings::new(cfg), &pool);
     let mut model = Model::new(cfg, n);
     // How turbulent this run is: from rare flaps to constant churn.
     let flap = 1 + rng.below(30) as u64;
@@ -175,8 +176,9 @@ fn run(cfg: BalanceConfig, seed: u64) {
         BalanceConfig::WeightedRoundRobin => {
             let total = weights.iter().sum::<u32>() as usize;
             let share = weights.iter().map(|&w| w as usize).collect();
-            (balance::build(cfg, &pool), total, share)
+            (balance::build(&balance::Settings::new(cfg), &pool), total, share)
         }
+        other => unreachable!("no exact model for {other:?}"),
     };
     for round in 0..5 {
         let mut counts = vec![0; n];

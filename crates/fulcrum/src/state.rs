@@ -122,7 +122,7 @@ impl Snapshot {
             }
             pools.push(Pool {
                 name: name.clone(),
-                balancer: balance::build(p.balance, &backends),
+                balancer: balance::build(&balance::Settings::from_pool(p), &backends),
                 backends,
                 protocol: p.protocol,
                 connect_timeout: p.connect_timeout.get(),

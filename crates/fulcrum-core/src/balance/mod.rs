@@ -18,11 +18,19 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crate::config::BalanceConfig;
+use crate::config::{BalanceConfig, LoadConfig, PoolConfig};
 
+mod least_conn;
+mod maglev;
+mod random;
+mod ring_hash;
 mod round_robin;
 mod weighted;
 
+pub use least_conn::LeastConnections;
+pub use maglev::Maglev;
+pub use random::{PowerOfTwo, Random};
+pub use ring_hash::RingHash;
 pub use round_robin::RoundRobin;
 pub use weighted::WeightedRoundRobin;
 
@@ -117,10 +125,58 @@ pub trait Balancer: Send + Sync + std::fmt::Debug {
 
 /// Builds the configured algorithm for a backend set. Called off the data path,
 /// on each reload or membership change; `pool` must be the slice later passed to `pick`.
-pub fn build(cfg: BalanceConfig, pool: &[Backend]) -> Box<dyn Balancer> {
-    match cfg {
+pub fn build(cfg: &Settings, pool: &[Backend]) -> Box<dyn Balancer> {
+    match cfg.algorithm {
         BalanceConfig::RoundRobin => Box::new(RoundRobin::new()),
         BalanceConfig::WeightedRoundRobin => Box::new(WeightedRoundRobin::new(pool)),
+        BalanceConfig::LeastConnections => Box::new(LeastConnections::new()),
+        BalanceConfig::Random => Box::new(Random::new(pool)),
+        BalanceConfig::PowerOfTwo => Box::new(PowerOfTwo::new(cfg.load)),
+        BalanceConfig::RingHash => Box::new(RingHash::new(pool, cfg.virtual_nodes, cfg.balance_factor)),
+        BalanceConfig::Maglev => Box::new(Maglev::new(pool, cfg.table_size)),
+    }
+}
+
+/// Seed of every fleet-visible hash. Fixed and specified (xxh3-64 with this seed), so
+/// every Fulcrum with the same config maps a key to the same backend; never
+/// `RandomState`, whose algorithm Rust does not promise to keep.
+pub const HASH_SEED: u64 = 0x6675_6c63_7275_6d31; // "fulcrum1"
+
+/// The fleet-stable hash of `bytes`: request keys and ring points alike.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(bytes, HASH_SEED)
+}
+
+/// A pool's balancing settings, taken from its config.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// The algorithm.
+    pub algorithm: BalanceConfig,
+    /// `ring_hash` points per unit of weight.
+    pub virtual_nodes: u32,
+    /// `ring_hash` bounded-load factor.
+    pub balance_factor: Option<f64>,
+    /// `maglev` table size (a prime).
+    pub table_size: u32,
+    /// `power_of_two` load measure.
+    pub load: LoadConfig,
+}
+
+impl Settings {
+    /// Round robin with default parameters.
+    pub fn new(algorithm: BalanceConfig) -> Self {
+        Self { algorithm, virtual_nodes: 160, balance_factor: None, table_size: 65_537, load: LoadConfig::InFlight }
+    }
+
+    /// The settings of a pool.
+    pub fn from_pool(p: &PoolConfig) -> Self {
+        Self {
+            algorithm: p.balance,
+            virtual_nodes: p.virtual_nodes,
+            balance_factor: p.balance_factor,
+            table_size: p.table_size,
+            load: p.load,
+        }
     }
 }
 
@@ -170,10 +226,10 @@ mod tests {
     fn build_dispatches_on_config() {
         let pool = pool(&[3, 1]);
         let ctx = PickCtx::default();
-        let rr = build(BalanceConfig::RoundRobin, &pool);
+        let rr = build(&Settings::new(BalanceConfig::RoundRobin), &pool);
         let picks: Vec<_> = (0..4).map(|_| rr.pick(&pool, &ctx).unwrap().0).collect();
         assert_eq!(picks, [0, 1, 0, 1]);
-        let wrr = build(BalanceConfig::WeightedRoundRobin, &pool);
+        let wrr = build(&Settings::new(BalanceConfig::WeightedRoundRobin), &pool);
         let picks: Vec<_> = (0..4).map(|_| wrr.pick(&pool, &ctx).unwrap().0).collect();
         assert_eq!(picks, [0, 0, 1, 0]);
     }
@@ -191,7 +247,7 @@ mod tests {
     #[test]
     fn empty_pool_gives_none() {
         for cfg in [BalanceConfig::RoundRobin, BalanceConfig::WeightedRoundRobin] {
-            assert_eq!(build(cfg, &[]).pick(&[], &PickCtx::default()), None);
+            assert_eq!(build(&Settings::new(cfg), &[]).pick(&[], &PickCtx::default()), None);
         }
     }
 }

@@ -192,6 +192,34 @@ pub struct PoolConfig {
     /// Time an idle upstream connection is kept.
     #[serde(default = "defaults::idle_timeout")]
     pub idle_timeout: Duration,
+    /// What `ring_hash` and `maglev` hash: `client_ip` (default), `header:NAME`,
+    /// `cookie:NAME`, `query:NAME`, `path`. A request without the key gets a random pick.
+    #[serde(default)]
+    pub hash_key: Option<String>,
+    /// Points per unit of weight on the `ring_hash` ring.
+    #[serde(default = "defaults::virtual_nodes")]
+    pub virtual_nodes: u32,
+    /// `ring_hash` with bounded loads: no backend takes more than this times the mean
+    /// in-flight count (for example 1.25). Unbounded when unset.
+    #[serde(default)]
+    pub balance_factor: Option<f64>,
+    /// Size of the `maglev` lookup table; a prime.
+    #[serde(default = "defaults::table_size")]
+    pub table_size: u32,
+    /// What `power_of_two` compares.
+    #[serde(default)]
+    pub load: LoadConfig,
+}
+
+/// `load` of a `power_of_two` pool.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadConfig {
+    /// Requests in flight (divided by weight).
+    #[default]
+    InFlight,
+    /// Peak-EWMA latency times requests in flight, as linkerd does.
+    PeakEwma,
 }
 
 /// `balance` of a pool.
@@ -203,6 +231,16 @@ pub enum BalanceConfig {
     RoundRobin,
     /// Smooth weighted round robin (nginx): exact over a cycle, interleaved.
     WeightedRoundRobin,
+    /// Fewest in-flight requests per unit of weight; ties broken at random.
+    LeastConnections,
+    /// Uniformly at random, weights respected.
+    Random,
+    /// Two random candidates, the less loaded wins (`load`).
+    PowerOfTwo,
+    /// Consistent hashing on a ring with virtual nodes (ketama), optionally with bounded loads.
+    RingHash,
+    /// Maglev consistent hashing: a lookup table of prime size.
+    Maglev,
 }
 
 /// `protocol` of a pool.
@@ -264,5 +302,11 @@ mod defaults {
     }
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(60)
+    }
+    pub fn virtual_nodes() -> u32 {
+        160
+    }
+    pub fn table_size() -> u32 {
+        65_537
     }
 }

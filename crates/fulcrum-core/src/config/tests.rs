@@ -210,7 +210,7 @@ fn type_errors_are_readable() {
     assert_eq!(
         error(&text),
         "f.toml:9: pools.api.balance: unknown value \"fastest\" \
-         (expected one of: round_robin, weighted_round_robin)"
+         (expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, ring_hash, maglev)"
     );
     let text = BASE.replace("[\"127.0.0.1:9001\"]", "[5]");
     assert!(error(&text).starts_with("f.toml:8: pools.api.backends[0]: expected a \"host:port\""));

@@ -56,10 +56,10 @@ also_bogus = true
             "f.toml:17: pools.api.connect_timeout: invalid duration \"5 parsecs\": \
              expected a number followed by ms, s, m or h",
             "f.toml:20: pools.web.balance: unknown value \"fastest\" \
-             (expected one of: round_robin, weighted_round_robin)",
+             (expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, ring_hash, maglev)",
             "f.toml:21: pools.web.also_bogus: unknown key (expected one of: balance, \
              backends, protocol, connect_timeout, upstream_timeout, connect_attempts, \
-             max_idle_per_backend, idle_timeout)",
+             max_idle_per_backend, idle_timeout, hash_key, virtual_nodes, balance_factor, table_size, load)",
         ]
     );
 }
