@@ -133,6 +133,7 @@ fn run(cfg: BalanceConfig, seed: u64) {
             hash: None,
             exclude: &exclude,
             entropy: rng.next(),
+            now_ns: 0,
         };
         let eligible: Vec<bool> = (0..n)
             .map(|i| pool[i].state.is_available() && !exclude.contains(&BackendId(i as u32)))
@@ -176,7 +177,11 @@ fn run(cfg: BalanceConfig, seed: u64) {
         BalanceConfig::WeightedRoundRobin => {
             let total = weights.iter().sum::<u32>() as usize;
             let share = weights.iter().map(|&w| w as usize).collect();
-            (balance::build(&balance::Settings::new(cfg), &pool), total, share)
+            (
+                balance::build(&balance::Settings::new(cfg), &pool),
+                total,
+                share,
+            )
         }
         other => unreachable!("no exact model for {other:?}"),
     };

@@ -8,8 +8,8 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fulcrum_core::balance::{self, Backend, BackendKey, BackendState, Balancer};
-use fulcrum_core::config::{Config, ListenerProtocol, PoolProtocol};
+use fulcrum_core::balance::{self, Backend, BackendKey, BackendState, Balancer, HashKey};
+use fulcrum_core::config::{BalanceConfig, Config, ListenerProtocol, PoolProtocol};
 use fulcrum_core::route::RouteTable;
 
 /// Everything the data path reads, for one config generation.
@@ -65,6 +65,8 @@ pub struct Pool {
     pub max_idle: usize,
     /// Time an idle connection is kept.
     pub idle_timeout: Duration,
+    /// What consistent hashing hashes (ring_hash, maglev).
+    pub hash_key: Option<HashKey>,
 }
 
 /// Backend state kept across reloads, by pool name and backend key, so in-flight
@@ -130,6 +132,14 @@ impl Snapshot {
                 connect_attempts: p.connect_attempts.get(),
                 max_idle: p.max_idle_per_backend,
                 idle_timeout: p.idle_timeout.get(),
+                // Validated already; a hashing pool without a key hashes the client.
+                hash_key: matches!(p.balance, BalanceConfig::RingHash | BalanceConfig::Maglev)
+                    .then(|| {
+                        p.hash_key
+                            .as_deref()
+                            .and_then(|k| HashKey::parse(k).ok())
+                            .unwrap_or(HashKey::ClientIp)
+                    }),
             });
         }
         let listeners = config

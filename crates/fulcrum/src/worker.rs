@@ -35,6 +35,7 @@ pub struct Worker {
     /// Wakes the shutdown waiter as work finishes.
     pub idle: Notify,
     rng: Cell<u64>,
+    epoch: std::time::Instant,
 }
 
 impl Worker {
@@ -50,6 +51,7 @@ impl Worker {
             busy: Cell::new(0),
             idle: Notify::new(),
             rng: Cell::new(seed | 1),
+            epoch: std::time::Instant::now(),
         })
     }
 
@@ -61,6 +63,11 @@ impl Worker {
         x ^= x >> 27;
         self.rng.set(x);
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Monotonic nanoseconds for the balancers' time-based state (peak EWMA).
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Begins shutdown: no new connections; busy ones close after their request.

@@ -15,11 +15,12 @@
 //! [`BackendKey`].
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::{BalanceConfig, LoadConfig, PoolConfig};
 
+mod key;
 mod least_conn;
 mod maglev;
 mod random;
@@ -27,6 +28,7 @@ mod ring_hash;
 mod round_robin;
 mod weighted;
 
+pub use key::HashKey;
 pub use least_conn::LeastConnections;
 pub use maglev::Maglev;
 pub use random::{PowerOfTwo, Random};
@@ -65,6 +67,10 @@ pub struct BackendState {
     pub in_flight: AtomicU32,
     /// Inverted so that `Default` means available.
     unavailable: AtomicBool,
+    /// Peak-EWMA latency in ns as `f64` bits; `0` means never observed.
+    ewma_bits: AtomicU64,
+    /// Caller's `now_ns` at the last latency observation.
+    ewma_at: AtomicU64,
 }
 
 impl BackendState {
@@ -77,6 +83,52 @@ impl BackendState {
     /// Marks the backend available (`true`) or not (`false`) for later picks.
     pub fn set_available(&self, available: bool) {
         self.unavailable.store(!available, Ordering::Relaxed);
+    }
+
+    /// Estimate reported for a backend with no latency sample yet: low enough
+    /// that new backends get tried, as linkerd's default RTT does.
+    pub const EWMA_DEFAULT_NS: u64 = 1_000_000;
+    /// Peak-EWMA time constant: a sample's weight falls by `1/e` every 10 s.
+    pub const EWMA_TAU_NS: u64 = 10_000_000_000;
+
+    /// Feeds one response latency into the peak-EWMA estimate (linkerd's
+    /// `PeakEwma`): a sample above the estimate replaces it at once, so a slow
+    /// backend is avoided immediately; a lower one pulls it down with weight
+    /// `1 - exp(-elapsed / tau)`. `now_ns` is the caller's monotonic clock.
+    pub fn observe_latency(&self, rtt_ns: u64, now_ns: u64) {
+        // At least 1 ns, so that an observed estimate is never the "unset" 0.
+        let rtt = (rtt_ns as f64).max(1.0);
+        let elapsed = now_ns.saturating_sub(self.ewma_at.load(Ordering::Relaxed));
+        let w = (-(elapsed as f64) / Self::EWMA_TAU_NS as f64).exp();
+        // Relaxed throughout: value and time are advisory; two racing
+        // observations each land (CAS), and a torn value/time pair only
+        // mis-weights one decay step.
+        let _ = self
+            .ewma_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let prev = f64::from_bits(bits);
+                let next = if bits == 0 || rtt > prev {
+                    rtt
+                } else {
+                    prev * w + rtt * (1.0 - w)
+                };
+                Some(next.max(1.0).to_bits())
+            });
+        self.ewma_at.fetch_max(now_ns, Ordering::Relaxed);
+    }
+
+    /// The peak-EWMA latency estimate at `now_ns`, in ns: the last estimate
+    /// decayed toward zero by the time since the last sample, so an idle slow
+    /// backend is eventually retried; [`Self::EWMA_DEFAULT_NS`] before any sample.
+    pub fn ewma_ns(&self, now_ns: u64) -> u64 {
+        let bits = self.ewma_bits.load(Ordering::Relaxed);
+        if bits == 0 {
+            return Self::EWMA_DEFAULT_NS;
+        }
+        let elapsed = now_ns.saturating_sub(self.ewma_at.load(Ordering::Relaxed));
+        let w = (-(elapsed as f64) / Self::EWMA_TAU_NS as f64).exp();
+        // `as` saturates: the estimate is finite and non-negative.
+        (f64::from_bits(bits) * w) as u64
     }
 }
 
@@ -114,6 +166,9 @@ pub struct PickCtx<'a> {
     pub exclude: &'a [BackendId],
     /// Random bits for random choice and tie-breaks.
     pub entropy: u64,
+    /// The caller's monotonic clock in nanoseconds since an arbitrary epoch, for
+    /// time-aware load measures (peak EWMA). Zero when the caller has no clock.
+    pub now_ns: u64,
 }
 
 /// Chooses a backend for one connection or request.
@@ -132,7 +187,9 @@ pub fn build(cfg: &Settings, pool: &[Backend]) -> Box<dyn Balancer> {
         BalanceConfig::LeastConnections => Box::new(LeastConnections::new()),
         BalanceConfig::Random => Box::new(Random::new(pool)),
         BalanceConfig::PowerOfTwo => Box::new(PowerOfTwo::new(cfg.load)),
-        BalanceConfig::RingHash => Box::new(RingHash::new(pool, cfg.virtual_nodes, cfg.balance_factor)),
+        BalanceConfig::RingHash => {
+            Box::new(RingHash::new(pool, cfg.virtual_nodes, cfg.balance_factor))
+        }
         BalanceConfig::Maglev => Box::new(Maglev::new(pool, cfg.table_size)),
     }
 }
@@ -165,7 +222,13 @@ pub struct Settings {
 impl Settings {
     /// Round robin with default parameters.
     pub fn new(algorithm: BalanceConfig) -> Self {
-        Self { algorithm, virtual_nodes: 160, balance_factor: None, table_size: 65_537, load: LoadConfig::InFlight }
+        Self {
+            algorithm,
+            virtual_nodes: 160,
+            balance_factor: None,
+            table_size: 65_537,
+            load: LoadConfig::InFlight,
+        }
     }
 
     /// The settings of a pool.
@@ -247,7 +310,10 @@ mod tests {
     #[test]
     fn empty_pool_gives_none() {
         for cfg in [BalanceConfig::RoundRobin, BalanceConfig::WeightedRoundRobin] {
-            assert_eq!(build(&Settings::new(cfg), &[]).pick(&[], &PickCtx::default()), None);
+            assert_eq!(
+                build(&Settings::new(cfg), &[]).pick(&[], &PickCtx::default()),
+                None
+            );
         }
     }
 }

@@ -13,6 +13,8 @@ mod rules;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_balance;
+#[cfg(test)]
 mod tests_pieces;
 mod validate;
 

@@ -212,6 +212,55 @@ fn check_pool(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
     if pool.max_idle_per_backend > 100_000 {
         c.report(path.key("max_idle_per_backend"), "must be at most 100000");
     }
+    check_balance(c, path, pool);
+}
+
+/// Algorithm parameters: each only where its algorithm reads it, so a typo'd
+/// `balance` cannot leave a `hash_key` silently ignored.
+fn check_balance(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
+    use super::{BalanceConfig as B, LoadConfig};
+    let hashing = matches!(pool.balance, B::RingHash | B::Maglev);
+    if let Some(key) = &pool.hash_key {
+        if !hashing {
+            c.report(path.key("hash_key"), "only ring_hash and maglev hash a key");
+        } else if let Err(why) = crate::balance::HashKey::parse(key) {
+            c.report(path.key("hash_key"), why);
+        }
+    }
+    if let Some(f) = pool.balance_factor {
+        if pool.balance != B::RingHash {
+            c.report(
+                path.key("balance_factor"),
+                "only ring_hash has bounded loads",
+            );
+        } else if !(f > 1.0 && f <= 100.0) {
+            c.report(
+                path.key("balance_factor"),
+                "must be above 1.0 and at most 100",
+            );
+        }
+    }
+    if !(1..=10_000).contains(&pool.virtual_nodes) {
+        c.report(path.key("virtual_nodes"), "must be between 1 and 10000");
+    }
+    if !is_prime(pool.table_size) || !(3..=10_000_019).contains(&pool.table_size) {
+        c.report(
+            path.key("table_size"),
+            "must be a prime between 3 and 10000019 (65537 by default)",
+        );
+    } else if pool.balance == B::Maglev && (pool.table_size as usize) < pool.backends.len() * 100 {
+        c.report(
+            path.key("table_size"),
+            "must be at least 100 times the number of backends for an even spread",
+        );
+    }
+    if pool.load != LoadConfig::InFlight && pool.balance != B::PowerOfTwo {
+        c.report(path.key("load"), "only power_of_two compares load");
+    }
+}
+
+fn is_prime(n: u32) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
 }
 
 fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &RouteConfig) {

@@ -241,12 +241,20 @@ async fn forward<'h>(
     if matches!(head.body, Framing::Length(n) if n > l.max_body_bytes) {
         return Err(ProxyError::BodyTooLarge.into());
     }
+    let hash = pool.hash_key.as_ref().and_then(|key| {
+        key.hash(peer.ip(), t.path, |name| {
+            head.fields(hb)
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| v)
+        })
+    });
     let req = Req {
         method,
         t,
         head,
         hb,
         peer,
+        hash,
     };
     match pool.protocol {
         PoolProtocol::Http1 => to_h1(w, l, pool, io, buf, &req, e).await,
@@ -261,6 +269,8 @@ struct Req<'h> {
     head: &'h RequestHead,
     hb: &'h [u8],
     peer: SocketAddr,
+    /// The consistent-hashing key, when the pool hashes one and the request has it.
+    hash: Option<u64>,
 }
 
 async fn to_h1(
@@ -298,7 +308,7 @@ async fn to_h1(
         &fwd,
     );
     let head_len = out.len();
-    let mut attempts = proxy::Attempts::new(pool);
+    let mut attempts = proxy::Attempts::new(pool, req.hash);
     while let Some(backend) = attempts.next(w, e) {
         let _lease = Lease::new(&backend.state);
         loop {
@@ -317,7 +327,7 @@ async fn to_h1(
                 io,
                 up: &upc,
                 reused,
-                backend: backend.addr,
+                backend,
                 head,
                 is_head: req.method == "HEAD",
             };
@@ -348,7 +358,7 @@ async fn to_h2(
     e: &mut Entry<'_>,
 ) -> Result<bool, Failed> {
     let head = req.head;
-    let mut attempts = proxy::Attempts::new(pool);
+    let mut attempts = proxy::Attempts::new(pool, req.hash);
     let (send, backend) = loop {
         let Some(backend) = attempts.next(w, e) else {
             return Err(attempts.exhausted().into());
@@ -420,7 +430,7 @@ async fn to_h2(
     let response = response
         .map_err(|_| ProxyError::BackendTimeout)?
         .map_err(|err| ProxyError::BadResponse(err.to_string()))?;
-    e.upstream = Some(sent_at.elapsed());
+    proxy::observed(w, backend, sent_at.elapsed(), e);
     let (parts, recv) = response.into_parts();
     let client_11 = head.version == Version::Http11;
     let ended = recv.is_end_stream() || req.method == "HEAD";

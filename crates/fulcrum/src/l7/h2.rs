@@ -182,9 +182,17 @@ async fn forward<'s>(
         return Err(ProxyError::BodyTooLarge);
     }
     let src = H2Source::new(body, l.max_body_bytes);
+    // HTTP/2 may split `cookie` over several fields (RFC 9113 §8.2.3): the first is read.
+    let hash = pool.hash_key.as_ref().and_then(|key| {
+        key.hash(peer.ip(), t.path, |name| {
+            parts.headers.get(name).map(|v| v.as_bytes())
+        })
+    });
     match pool.protocol {
-        PoolProtocol::Http1 => to_h1(w, l, pool, parts, &t, framing, src, respond, peer, e).await,
-        PoolProtocol::H2c => to_h2(w, pool, parts, &t, src, respond, peer, e).await,
+        PoolProtocol::Http1 => {
+            to_h1(w, l, pool, parts, &t, framing, src, respond, peer, hash, e).await
+        }
+        PoolProtocol::H2c => to_h2(w, pool, parts, &t, src, respond, peer, hash, e).await,
     }
 }
 
@@ -199,6 +207,7 @@ async fn to_h1(
     src: H2Source,
     respond: &mut h2::server::SendResponse<Bytes>,
     peer: SocketAddr,
+    hash: Option<u64>,
     e: &mut Entry<'_>,
 ) -> Result<(), ProxyError> {
     let method = parts.method.as_str();
@@ -223,7 +232,7 @@ async fn to_h1(
         &fwd,
     );
     let is_head = parts.method == http::Method::HEAD;
-    let mut attempts = proxy::Attempts::new(pool);
+    let mut attempts = proxy::Attempts::new(pool, hash);
     let mut src = Some(src);
     while let Some(backend) = attempts.next(w, e) {
         let _lease = Lease::new(&backend.state);
@@ -291,7 +300,7 @@ async fn to_h1(
                     "101 without an upgrade request".into(),
                 ));
             }
-            e.upstream = Some(sent_at.elapsed());
+            proxy::observed(w, backend, sent_at.elapsed(), e);
             e.status = rh.status;
             let rhb = resp_buf.split_to(rh.len).freeze();
             let mut headers = proxy::h2_response_headers(rh.fields(&rhb));
@@ -348,9 +357,10 @@ async fn to_h2(
     src: H2Source,
     respond: &mut h2::server::SendResponse<Bytes>,
     peer: SocketAddr,
+    hash: Option<u64>,
     e: &mut Entry<'_>,
 ) -> Result<(), ProxyError> {
-    let mut attempts = proxy::Attempts::new(pool);
+    let mut attempts = proxy::Attempts::new(pool, hash);
     let (mut send, backend) = loop {
         let Some(backend) = attempts.next(w, e) else {
             return Err(attempts.exhausted());
@@ -396,7 +406,7 @@ async fn to_h2(
         .await
         .map_err(|_| ProxyError::BackendTimeout)?
         .map_err(|err| ProxyError::BadResponse(err.to_string()))?;
-    e.upstream = Some(sent_at.elapsed());
+    proxy::observed(w, backend, sent_at.elapsed(), e);
     let (rparts, recv) = response.into_parts();
     e.status = rparts.status.as_u16();
     let mut out = Response::new(());

@@ -90,15 +90,17 @@ pub fn route<'s>(
 /// The backends one request has tried, up to the pool's `connect_attempts`.
 pub struct Attempts<'p> {
     pool: &'p Pool,
+    hash: Option<u64>,
     tried: Vec<BackendId>,
     last: Option<ProxyError>,
 }
 
 impl<'p> Attempts<'p> {
-    /// No backend tried yet.
-    pub fn new(pool: &'p Pool) -> Self {
+    /// No backend tried yet; `hash` is the request's key for consistent hashing.
+    pub fn new(pool: &'p Pool, hash: Option<u64>) -> Self {
         Self {
             pool,
+            hash,
             tried: Vec::new(),
             last: None,
         }
@@ -111,9 +113,10 @@ impl<'p> Attempts<'p> {
             return None;
         }
         let ctx = PickCtx {
-            hash: None,
+            hash: self.hash,
             exclude: &self.tried,
             entropy: w.entropy(),
+            now_ns: w.now_ns(),
         };
         let id = self.pool.balancer.pick(&self.pool.backends, &ctx)?;
         let backend = self.pool.backends.get(id.0 as usize)?;
@@ -133,6 +136,14 @@ impl<'p> Attempts<'p> {
     pub fn exhausted(self) -> ProxyError {
         self.last.unwrap_or(ProxyError::NoBackend)
     }
+}
+
+/// Records a backend's time to response head, for peak-EWMA balancing, and in the
+/// access log entry.
+pub fn observed(w: &Worker, backend: &Backend, rtt: std::time::Duration, e: &mut Entry<'_>) {
+    e.upstream = Some(rtt);
+    let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+    backend.state.observe_latency(ns, w.now_ns());
 }
 
 /// An HTTP/1.1 connection to `backend`: an idle pooled one (`true`: reused) or a new one.

@@ -2,7 +2,6 @@
 //! send the rewritten head (with the body bytes already read, in one write), stream
 //! the rest of the body while waiting for the response head, then stream the response.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -16,6 +15,7 @@ use crate::access_log::Entry;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool};
 use crate::worker::Worker;
+use fulcrum_core::balance::Backend;
 
 /// Largest response head accepted from a backend.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -129,8 +129,8 @@ pub struct Exchange<'a> {
     pub up: &'a TcpStream,
     /// The backend socket came from the idle pool.
     pub reused: bool,
-    /// Backend address.
-    pub backend: SocketAddr,
+    /// The backend.
+    pub backend: &'a Backend,
     /// The client's request head.
     pub head: &'a RequestHead,
     /// The request is a HEAD.
@@ -228,14 +228,14 @@ impl Exchange<'_> {
                 return Err(Attempt::Stale)
             }
             Err(f) => {
-                tracing::warn!(backend = %self.backend, pool = %pool.name, error = ?f, "bad response");
+                tracing::warn!(backend = %self.backend.addr, pool = %pool.name, error = ?f, "bad response");
                 return Err(f.into_error().into());
             }
         };
         if rh.status == 101 {
             return Err(ProxyError::BadResponse("101 without an upgrade request".into()).into());
         }
-        e.upstream = Some(sent_at.elapsed());
+        super::proxy::observed(self.w, self.backend, sent_at.elapsed(), e);
         e.status = rh.status;
         let rhb = resp_buf.split_to(rh.len).freeze();
         let client_11 = head.version == Version::Http11;
@@ -280,7 +280,7 @@ impl Exchange<'_> {
             )),
             Err(err) => {
                 if let PumpError::Source(_) = err {
-                    tracing::warn!(backend = %self.backend, pool = %pool.name, error = %err, "response body failed");
+                    tracing::warn!(backend = %self.backend.addr, pool = %pool.name, error = %err, "response body failed");
                 }
                 e.error = Some(err.to_string());
                 Err(Attempt::Failed(Failed {

@@ -9,6 +9,7 @@ mod support;
 mod wire;
 
 mod balance;
+mod balancers;
 mod bodies;
 mod check;
 mod errors;

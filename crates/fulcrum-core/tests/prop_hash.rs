@@ -1,0 +1,332 @@
+//! Properties of the consistent-hash balancers, `ring_hash` and `maglev`, over
+//! seeded inputs (a tiny splitmix64, so every run is the same):
+//! - removing one of N backends moves at most about 1/N of 100,000 keys, and
+//!   re-adding it restores every key;
+//! - a backend marked unavailable (no rebuild) moves only its own keys, which
+//!   come back when it returns;
+//! - Maglev's table is within 1% of even, and both follow weights;
+//! - bounded loads never let a pick take a backend above `ceil(c × mean)`;
+//! - two tables built apart from the same config agree on every key, and the
+//!   order backends are listed in does not change which address a key gets.
+//!
+//! Run with `--nocapture` to see the measured remap and spread numbers.
+// A test binary: a failed unwrap is a failed property.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+
+use fulcrum_core::balance::{self, Backend, Balancer, Maglev, PickCtx, RingHash, Settings};
+use fulcrum_core::config::BalanceConfig;
+
+const KEYS: usize = 100_000;
+const SIZES: [usize; 4] = [3, 5, 10, 50];
+const TABLE: u32 = 65_537;
+const VNODES: u32 = 160;
+
+/// splitmix64: tiny, well-mixed, and enough for choosing test inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Algo {
+    Ring,
+    Maglev,
+}
+
+impl Algo {
+    fn build(self, pool: &[Backend]) -> Box<dyn Balancer> {
+        match self {
+            Algo::Ring => Box::new(RingHash::new(pool, VNODES, None)),
+            Algo::Maglev => Box::new(Maglev::new(pool, TABLE)),
+        }
+    }
+}
+
+/// Backends with fresh state for the given stable ids (the id is in the address).
+fn pool(ids: &[u32], weights: &[u32]) -> Vec<Backend> {
+    ids.iter()
+        .zip(weights)
+        .map(|(&id, &w)| {
+            let addr = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | id), 8080));
+            Backend::new(addr, NonZeroU32::new(w).unwrap())
+        })
+        .collect()
+}
+
+/// The stable id a backend was made with, read back from its address.
+fn id_of(b: &Backend) -> u32 {
+    match b.addr {
+        SocketAddr::V4(a) => u32::from(*a.ip()) & 0x00ff_ffff,
+        SocketAddr::V6(_) => unreachable!(),
+    }
+}
+
+fn keys(seed: u64) -> Vec<u64> {
+    let mut rng = Rng(seed);
+    (0..KEYS).map(|_| rng.next()).collect()
+}
+
+/// The id of the backend each key goes to (`u32::MAX` for none).
+fn owners(b: &dyn Balancer, pool: &[Backend], keys: &[u64]) -> Vec<u32> {
+    keys.iter()
+        .map(|&h| {
+            let ctx = PickCtx {
+                hash: Some(h),
+                ..PickCtx::default()
+            };
+            b.pick(pool, &ctx)
+                .map_or(u32::MAX, |id| id_of(&pool[id.index()]))
+        })
+        .collect()
+}
+
+#[test]
+fn removing_one_moves_about_one_nth_and_adding_it_back_restores() {
+    for algo in [Algo::Ring, Algo::Maglev] {
+        for (seed, n) in SIZES.into_iter().enumerate() {
+            let mut rng = Rng(seed as u64);
+            let ids: Vec<u32> = (0..n as u32).map(|i| i * 7 + 1).collect();
+            let full = pool(&ids, &vec![1; n]);
+            let keys = keys(seed as u64);
+            let before = owners(&*algo.build(&full), &full, &keys);
+            let (mut sum, mut worst, mut worst_collateral) = (0.0, 0.0f64, 0);
+            // Each backend leaves in turn.
+            for &gone in &ids {
+                let rest: Vec<u32> = ids.iter().copied().filter(|&i| i != gone).collect();
+                let smaller = pool(&rest, &vec![1; n - 1]);
+                let after = owners(&*algo.build(&smaller), &smaller, &keys);
+                let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+                let own = before.iter().filter(|&&o| o == gone).count();
+                let collateral = before
+                    .iter()
+                    .zip(&after)
+                    .filter(|(a, b)| a != b && **a != gone)
+                    .count();
+                let share = moved as f64 / KEYS as f64;
+                (sum, worst) = (sum + share, worst.max(share));
+                worst_collateral = worst_collateral.max(collateral);
+                match algo {
+                    // Exactly the keys that were on it move, wherever they were.
+                    Algo::Ring => assert_eq!((collateral, moved), (0, own), "ring N={n}"),
+                    // Maglev trades exact minimal disruption for even spread.
+                    Algo::Maglev => {
+                        assert!(collateral * 100 <= KEYS, "maglev N={n}: {collateral}");
+                        assert!(share <= 1.1 / n as f64 + 0.01, "maglev N={n}: {share}");
+                    }
+                }
+            }
+            let mean = sum / n as f64;
+            println!(
+                "{algo:?} N={n}: removing one moves {:.3}% on average, {:.3}% at worst \
+                 (1/N = {:.3}%); at most {:.3}% from other backends",
+                mean * 100.0,
+                worst * 100.0,
+                100.0 / n as f64,
+                worst_collateral as f64 * 100.0 / KEYS as f64
+            );
+            assert!(mean <= 1.1 / n as f64 + 0.01, "{algo:?} N={n}: {mean}");
+            // A ring backend's share varies with its points (±~25% at 160 per
+            // backend), and removing it moves exactly that share.
+            assert!(worst <= 1.35 / n as f64 + 0.01, "{algo:?} N={n}: {worst}");
+            // Back in, listed in another order: every key returns.
+            let mut shuffled = ids.clone();
+            rng.shuffle(&mut shuffled);
+            let back = pool(&shuffled, &vec![1; n]);
+            assert_eq!(
+                owners(&*algo.build(&back), &back, &keys),
+                before,
+                "{algo:?} N={n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unavailable_moves_only_its_keys_and_they_return() {
+    for algo in [Algo::Ring, Algo::Maglev] {
+        for (seed, n) in SIZES.into_iter().enumerate() {
+            let ids: Vec<u32> = (0..n as u32).collect();
+            let pool = pool(&ids, &vec![1; n]);
+            let b = algo.build(&pool);
+            let keys = keys(100 + seed as u64);
+            let before = owners(&*b, &pool, &keys);
+            let down = Rng(seed as u64).below(n);
+            pool[down].state.set_available(false);
+            let during = owners(&*b, &pool, &keys);
+            for (was, now) in before.iter().zip(&during) {
+                if *was == down as u32 {
+                    assert!(*now != down as u32 && *now != u32::MAX, "{algo:?} N={n}");
+                } else {
+                    assert_eq!(was, now, "{algo:?} N={n}: a key of an up backend moved");
+                }
+            }
+            pool[down].state.set_available(true);
+            assert_eq!(owners(&*b, &pool, &keys), before, "{algo:?} N={n}");
+        }
+    }
+}
+
+/// Share of `keys` per backend, in pool order.
+fn shares(b: &dyn Balancer, pool: &[Backend], keys: &[u64]) -> Vec<f64> {
+    let mut counts = vec![0usize; pool.len()];
+    for o in owners(b, pool, keys) {
+        counts[pool.iter().position(|b| id_of(b) == o).unwrap()] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| c as f64 / keys.len() as f64)
+        .collect()
+}
+
+#[test]
+fn maglev_spread_within_one_percent_of_even() {
+    // Hash `s < M` lands on slot `s`: these picks read the table itself.
+    let slots: Vec<u64> = (0..u64::from(TABLE)).collect();
+    for n in SIZES {
+        let pool = pool(&(0..n as u32).collect::<Vec<_>>(), &vec![1; n]);
+        let s = shares(&Maglev::new(&pool, TABLE), &pool, &slots);
+        let worst = s
+            .iter()
+            .map(|&x| (x * n as f64 - 1.0).abs())
+            .fold(0.0, f64::max);
+        let ring = shares(&RingHash::new(&pool, VNODES, None), &pool, &keys(7));
+        let ring_worst = ring
+            .iter()
+            .map(|&x| (x * n as f64 - 1.0).abs())
+            .fold(0.0, f64::max);
+        println!(
+            "N={n}: worst deviation from even: maglev {:.3}%, ring_hash({VNODES}) {:.1}%",
+            worst * 100.0,
+            ring_worst * 100.0
+        );
+        assert!(worst <= 0.01, "N={n}: {s:?}");
+    }
+}
+
+#[test]
+fn weights_are_respected() {
+    let weights = [2, 1, 1, 1];
+    let pool = pool(&[1, 2, 3, 4], &weights);
+    let slots: Vec<u64> = (0..u64::from(TABLE)).collect();
+    let maglev = shares(&Maglev::new(&pool, TABLE), &pool, &slots);
+    let ring = shares(&RingHash::new(&pool, VNODES, None), &pool, &keys(11));
+    println!("weights {weights:?}: maglev {maglev:.4?}, ring_hash {ring:.4?}");
+    for (i, &w) in weights.iter().enumerate() {
+        let want = f64::from(w) / 5.0;
+        assert!((maglev[i] / want - 1.0).abs() <= 0.01, "maglev {maglev:?}");
+        assert!((ring[i] / want - 1.0).abs() <= 0.15, "ring {ring:?}");
+    }
+}
+
+#[test]
+fn bounded_loads_never_exceed_the_bound() {
+    for seed in 0..20u64 {
+        let mut rng = Rng(seed);
+        let n = [5, 10][rng.below(2)];
+        let factor = [1.25, 1.5, 2.0][rng.below(3)];
+        let pool = pool(&(0..n as u32).collect::<Vec<_>>(), &vec![1; n]);
+        let ring = RingHash::new(&pool, VNODES, Some(factor));
+        let unbounded = RingHash::new(&pool, VNODES, None);
+        // Skewed traffic: most requests carry one of three hot keys.
+        let hot = [rng.next(), rng.next(), rng.next()];
+        let mut open: Vec<usize> = Vec::new();
+        let mut moved_off_hot = 0;
+        for step in 0..20_000 {
+            if step % 500 == 0 {
+                // Now and then one backend goes down or comes back.
+                let b = &pool[rng.below(n)].state;
+                b.set_available(!b.is_available());
+                if pool.iter().all(|b| !b.state.is_available()) {
+                    b.set_available(true);
+                }
+            }
+            if !open.is_empty() && rng.below(100) < 45 {
+                let i = open.swap_remove(rng.below(open.len()));
+                pool[i].state.in_flight.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            let hash = if rng.below(100) < 70 {
+                hot[rng.below(3)]
+            } else {
+                rng.next()
+            };
+            let ctx = PickCtx {
+                hash: Some(hash),
+                ..PickCtx::default()
+            };
+            let Some(id) = ring.pick(&pool, &ctx) else {
+                assert!(pool.iter().all(|b| !b.state.is_available()), "seed {seed}");
+                continue;
+            };
+            let picked = &pool[id.index()];
+            assert!(picked.state.is_available(), "seed {seed}");
+            let now = picked.state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+            open.push(id.index());
+            let up = pool.iter().filter(|b| b.state.is_available());
+            let total: u64 = up
+                .clone()
+                .map(|b| u64::from(b.state.in_flight.load(Ordering::Relaxed)))
+                .sum();
+            let bound = (factor * total as f64 / up.count() as f64).ceil() as u64;
+            assert!(
+                u64::from(now) <= bound,
+                "seed {seed} step {step}: {now} > {bound}"
+            );
+            moved_off_hot += usize::from(unbounded.pick(&pool, &ctx) != Some(id));
+        }
+        // The bound did real work: hot keys were sent elsewhere.
+        assert!(moved_off_hot > 0, "seed {seed}");
+    }
+}
+
+#[test]
+fn fleet_agreement_and_order_independence() {
+    let keys = keys(42);
+    for n in SIZES {
+        let ids: Vec<u32> = (0..n as u32).map(|i| 1000 + i * 13).collect();
+        let weights: Vec<u32> = (0..n as u32).map(|i| 1 + i % 3).collect();
+        for cfg in [BalanceConfig::RingHash, BalanceConfig::Maglev] {
+            for factor in [None, Some(1.25)] {
+                let settings = Settings {
+                    balance_factor: factor,
+                    ..Settings::new(cfg)
+                };
+                // Two "processes": separate pools and separately built tables.
+                let (a, b) = (pool(&ids, &weights), pool(&ids, &weights));
+                let first = owners(&*balance::build(&settings, &a), &a, &keys);
+                let second = owners(&*balance::build(&settings, &b), &b, &keys);
+                assert_eq!(first, second, "{cfg:?} N={n}");
+                // The same backends listed the other way round.
+                let rev_ids: Vec<u32> = ids.iter().rev().copied().collect();
+                let rev_weights: Vec<u32> = weights.iter().rev().copied().collect();
+                let r = pool(&rev_ids, &rev_weights);
+                assert_eq!(
+                    owners(&*balance::build(&settings, &r), &r, &keys),
+                    first,
+                    "{cfg:?} N={n}"
+                );
+            }
+        }
+    }
+}
