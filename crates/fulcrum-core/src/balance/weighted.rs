@@ -13,28 +13,86 @@
 //! The state is a `Mutex<Vec<i64>>`: held for one O(n) pass with no allocation
 //! and no I/O. Weights are read from the pool on each pick, so a later
 //! per-backend weight (slow start) needs no rebuild.
+//!
+//! Pools over [`LARGE`] backends would make that pass (and the lock) too costly per
+//! pick, so their cycle is computed once at build: each backend's `w` picks are
+//! placed at evenly spaced deadlines `(2k + 1) / 2w` of the cycle and sorted
+//! (earliest deadline first), then picks walk the cycle with an atomic cursor: O(1),
+//! lock-free, still exact per cycle and evenly spread. Ineligible entries are
+//! skipped; when too many are, the pick falls back to the nginx pass.
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::{is_eligible, Backend, BackendId, Balancer, PickCtx};
+
+/// Pools with more backends than this use the precomputed cycle.
+pub const LARGE: usize = 64;
+/// Largest precomputed cycle (sum of weights); bigger pools keep the nginx pass.
+const MAX_CYCLE: u64 = 1 << 20;
+/// Entries a pick may skip in the precomputed cycle before falling back.
+const MAX_SKIP: usize = 64;
 
 /// Smooth weighted round robin (nginx's algorithm).
 #[derive(Debug, Default)]
 pub struct WeightedRoundRobin {
     /// `current` weight per backend, by position in the pool.
     current: Mutex<Vec<i64>>,
+    /// For large pools: one cycle of backend positions, and the cursor into it.
+    cycle: Option<(Vec<u32>, AtomicUsize)>,
 }
 
 impl WeightedRoundRobin {
     /// A balancer for `pool`, starting a fresh cycle.
     pub fn new(pool: &[Backend]) -> Self {
+        let total: u64 = pool.iter().map(|b| u64::from(b.weight.get())).sum();
+        let cycle = (pool.len() > LARGE && total <= MAX_CYCLE)
+            .then(|| (edf_cycle(pool), AtomicUsize::new(0)));
         Self {
             current: Mutex::new(vec![0; pool.len()]),
+            cycle,
         }
     }
 }
 
+/// One cycle where backend `i` appears `w_i` times, at deadlines `(2k+1)/(2 w_i)`,
+/// earliest first (ties by position, so every instance builds the same cycle).
+fn edf_cycle(pool: &[Backend]) -> Vec<u32> {
+    let mut entries: Vec<(u64, u64, u32)> = Vec::new();
+    for (i, b) in pool.iter().enumerate() {
+        let w = u64::from(b.weight.get());
+        for k in 0..w {
+            entries.push((2 * k + 1, 2 * w, i as u32));
+        }
+    }
+    // a/b < c/d  <=>  a*d < c*b (all small enough for u128).
+    entries.sort_by(|x, y| {
+        (u128::from(x.0) * u128::from(y.1))
+            .cmp(&(u128::from(y.0) * u128::from(x.1)))
+            .then(x.2.cmp(&y.2))
+    });
+    entries.into_iter().map(|(_, _, i)| i).collect()
+}
+
 impl Balancer for WeightedRoundRobin {
     fn pick(&self, pool: &[Backend], ctx: &PickCtx<'_>) -> Option<BackendId> {
+        if let Some((cycle, cursor)) = &self.cycle {
+            if !cycle.is_empty() && pool.len() > LARGE {
+                for _ in 0..MAX_SKIP.min(cycle.len()) {
+                    let at = cursor.fetch_add(1, Ordering::Relaxed) % cycle.len();
+                    let i = cycle.get(at).copied().unwrap_or(0) as usize;
+                    if pool.get(i).is_some_and(|b| is_eligible(b, i, ctx.exclude)) {
+                        return BackendId::from_index(i);
+                    }
+                }
+            }
+        }
+        self.nginx_pick(pool, ctx)
+    }
+}
+
+impl WeightedRoundRobin {
+    /// nginx's pass over every backend.
+    fn nginx_pick(&self, pool: &[Backend], ctx: &PickCtx<'_>) -> Option<BackendId> {
         // Nothing below panics; if it ever did mid-pass, the weights are still
         // plain integers and the cost is one uneven cycle, so reuse them.
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
@@ -75,6 +133,27 @@ mod tests {
         (0..n)
             .map(|_| char::from(b'a' + wrr.pick(pool, ctx).unwrap().0 as u8))
             .collect()
+    }
+
+    #[test]
+    fn large_pools_are_exact_per_cycle_without_a_pass() {
+        let weights: Vec<u32> = (0..1000).map(|i| 1 + (i % 4)).collect();
+        let pool = pool(&weights);
+        let wrr = WeightedRoundRobin::new(&pool);
+        assert!(wrr.cycle.is_some());
+        let total: u32 = weights.iter().sum();
+        let got = counts(&wrr, &pool, &PickCtx::default(), total as usize * 3);
+        let want: Vec<usize> = weights.iter().map(|&w| w as usize * 3).collect();
+        assert_eq!(got, want);
+        // An excluded backend is skipped for that pick only.
+        let ex = [BackendId(0)];
+        let ctx = PickCtx {
+            exclude: &ex,
+            ..PickCtx::default()
+        };
+        for _ in 0..5000 {
+            assert_ne!(wrr.pick(&pool, &ctx), Some(BackendId(0)));
+        }
     }
 
     #[test]
