@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fulcrum_core::balance::{self, Backend, BackendKey, BackendState, Balancer, HashKey};
+use fulcrum_core::balance::{self, Backend, BackendKey, BackendState, Balancer, HashKey, Sticky};
 use fulcrum_core::config::{BalanceConfig, Config, ListenerProtocol, PoolProtocol};
 use fulcrum_core::route::RouteTable;
 
@@ -67,6 +67,17 @@ pub struct Pool {
     pub idle_timeout: Duration,
     /// What consistent hashing hashes (ring_hash, maglev).
     pub hash_key: Option<HashKey>,
+    /// Sticky sessions, when configured.
+    pub sticky: Option<StickyPool>,
+}
+
+/// A pool's sticky-session cookie: its codec and name.
+#[derive(Debug)]
+pub struct StickyPool {
+    /// Signs and checks cookie values against this pool's backends.
+    pub codec: Sticky,
+    /// The cookie's name.
+    pub cookie: String,
 }
 
 /// Backend state kept across reloads, by pool name and backend key, so in-flight
@@ -122,8 +133,13 @@ impl Snapshot {
                     weight: NonZeroU32::new(b.weight).unwrap_or(NonZeroU32::MIN),
                 });
             }
+            let sticky = p.sticky.as_ref().map(|st| StickyPool {
+                codec: Sticky::new(st.secret.as_bytes(), st.ttl.get().as_secs(), &backends),
+                cookie: st.cookie.clone(),
+            });
             pools.push(Pool {
                 name: name.clone(),
+                sticky,
                 balancer: balance::build(&balance::Settings::from_pool(p), &backends),
                 backends,
                 protocol: p.protocol,

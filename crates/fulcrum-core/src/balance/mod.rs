@@ -26,6 +26,7 @@ mod maglev;
 mod random;
 mod ring_hash;
 mod round_robin;
+mod sticky;
 mod weighted;
 
 pub use key::HashKey;
@@ -34,6 +35,7 @@ pub use maglev::Maglev;
 pub use random::{PowerOfTwo, Random};
 pub use ring_hash::RingHash;
 pub use round_robin::RoundRobin;
+pub use sticky::{is_cookie_name, Pin, Sticky};
 pub use weighted::WeightedRoundRobin;
 
 /// Position of a backend in one pool snapshot. Cheap to copy; not stable across reloads.

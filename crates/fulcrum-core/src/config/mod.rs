@@ -8,6 +8,7 @@ mod address;
 mod backend;
 mod duration;
 mod locate;
+mod methods;
 mod pieces;
 mod rules;
 #[cfg(test)]
@@ -16,6 +17,8 @@ mod tests;
 mod tests_balance;
 #[cfg(test)]
 mod tests_pieces;
+#[cfg(test)]
+mod tests_routes;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -163,9 +166,29 @@ pub struct RouteConfig {
     /// Path prefix.
     #[serde(default)]
     pub path_prefix: Option<String>,
+    /// Regex the whole path (query excluded) must match: anchored at both ends.
+    #[serde(default)]
+    pub path_regex: Option<String>,
+    /// Methods, case-sensitive and uppercase: `"GET"` or `["GET", "HEAD"]`.
+    #[serde(default)]
+    pub method: Option<MethodsConfig>,
+    /// Header name (any case) → value: exact, or `~regex` (anchored at both ends).
+    #[serde(default)]
+    pub header: BTreeMap<String, String>,
+    /// Cookie name (case-sensitive) → value: exact, or `~regex`.
+    #[serde(default)]
+    pub cookie: BTreeMap<String, String>,
+    /// Query parameter name (case-sensitive, raw) → raw value: exact, or `~regex`.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
     /// Pool that serves matching requests.
     pub pool: String,
 }
+
+/// `method` of a route: `"GET"` or `["GET", "HEAD"]`; the request's method must
+/// be one of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MethodsConfig(pub Vec<String>);
 
 /// `[pools.NAME]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -211,6 +234,38 @@ pub struct PoolConfig {
     /// What `power_of_two` compares.
     #[serde(default)]
     pub load: LoadConfig,
+    /// Sticky sessions: a signed cookie pins each client to the backend that first
+    /// answered it. Off when unset.
+    #[serde(default)]
+    pub sticky: Option<StickyConfig>,
+}
+
+/// `sticky` of a pool: `{ cookie = "NAME", ttl = "1h", secret = "..." }`.
+///
+/// The cookie names the backend in a form clients can neither read nor forge (a
+/// keyed tag and an HMAC-SHA256 with `secret`); every Fulcrum with the same config
+/// and secret honours a cookie another one set.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StickyConfig {
+    /// The cookie's name: a token (letters, digits, `!#$%&'*+-.^_`|~`).
+    pub cookie: String,
+    /// How long a cookie pins its backend; refreshed once half of it has passed.
+    #[serde(default = "defaults::sticky_ttl")]
+    pub ttl: Duration,
+    /// The signing key, at least 16 bytes. Changing it un-pins every client.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for StickyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of logs and panics.
+        f.debug_struct("StickyConfig")
+            .field("cookie", &self.cookie)
+            .field("ttl", &self.ttl)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// `load` of a `power_of_two` pool.
@@ -310,5 +365,8 @@ mod defaults {
     }
     pub fn table_size() -> u32 {
         65_537
+    }
+    pub fn sticky_ttl() -> Duration {
+        Duration::from_secs(3600)
     }
 }

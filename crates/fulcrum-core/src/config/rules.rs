@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+mod predicates;
+
 use super::locate::{key, KeyPath};
 use super::pieces::Gaps;
 use super::{address, Config, ListenerConfig, ListenerProtocol, PoolConfig, RouteConfig};
@@ -76,6 +78,7 @@ pub(crate) fn check(
     }
     for (name, pool) in &config.pools {
         check_pool(&mut c, &key("pools").key(name), pool);
+        check_sticky(&mut c, &key("pools").key(name), pool);
     }
     for (i, route) in config.routes.iter().enumerate() {
         check_route(&mut c, config, &key("routes").index(i), route);
@@ -259,6 +262,34 @@ fn check_balance(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
     }
 }
 
+/// `sticky`: a usable cookie, a secret long enough to resist guessing, and an
+/// algorithm that does not already pin keys.
+fn check_sticky(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
+    use super::BalanceConfig as B;
+    let Some(sticky) = &pool.sticky else { return };
+    let hashing = matches!(pool.balance, B::RingHash | B::Maglev);
+    let hashing = hashing && !c.gaps.covers(&path.key("balance"));
+    let path = path.key("sticky");
+    if !crate::balance::is_cookie_name(&sticky.cookie) {
+        c.report(
+            path.key("cookie"),
+            "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~",
+        );
+    }
+    if sticky.secret.len() < 16 {
+        c.report(path.key("secret"), "must be at least 16 bytes");
+    }
+    if sticky.ttl.get().as_secs() == 0 {
+        c.report(path.key("ttl"), "must be at least 1s");
+    }
+    if hashing {
+        c.report(
+            path,
+            "sticky cannot be used with ring_hash or maglev: consistent hashing already pins keys",
+        );
+    }
+}
+
 fn is_prime(n: u32) -> bool {
     n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
 }
@@ -316,6 +347,7 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
             "set either path or path_prefix, not both",
         );
     }
+    predicates::check(c, path, route);
 }
 
 /// Whether pool `name` exists, or may: one that failed to deserialize is not unknown.

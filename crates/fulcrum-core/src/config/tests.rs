@@ -52,7 +52,12 @@ fn reference_config_is_valid() {
         config.pools["grpc"].upstream_timeout,
         Duration::from_secs(90)
     );
-    assert_eq!(config.routes.len(), 3);
+    assert_eq!(config.routes.len(), 4);
+    assert_eq!(
+        config.routes[2].method,
+        Some(MethodsConfig(vec!["GET".into(), "HEAD".into()]))
+    );
+    assert_eq!(config.routes[2].header.len(), 2);
     assert_eq!(config.listeners["public"].max_body_bytes, Some(10_485_760));
 }
 
@@ -117,6 +122,7 @@ idle_timeout = "0s"
             path: Some("/x".into()),
             path_prefix: None,
             pool: "p".into(),
+            ..RouteConfig::default()
         }
     );
     let weights: Vec<u32> = config.pools["p"]

@@ -62,3 +62,49 @@ fn bad_values_are_refused() {
     let e = errors(&with("balance = \"maglev\"\ntable_size = 65536"));
     assert_eq!(e, ["f.toml:10: pools.api.table_size: must be a prime between 3 and 10000019 (65537 by default)"]);
 }
+
+#[test]
+fn sticky_parses_with_its_default_ttl() {
+    let c = parse_ok(&with(
+        "sticky = { cookie = \"srv\", secret = \"0123456789abcdef\" }",
+    ));
+    let s = c.pools["api"].sticky.as_ref().unwrap();
+    assert_eq!(s.cookie, "srv");
+    assert_eq!(s.ttl.get(), std::time::Duration::from_secs(3600));
+    assert!(!format!("{s:?}").contains("0123456789abcdef"));
+    let c = parse_ok(&with(
+        "balance = \"least_connections\"\nsticky = { cookie = \"s\", ttl = \"30m\", secret = \"0123456789abcdef\" }",
+    ));
+    let s = c.pools["api"].sticky.as_ref().unwrap();
+    assert_eq!(s.ttl.get(), std::time::Duration::from_secs(1800));
+}
+
+#[test]
+fn bad_sticky_is_refused() {
+    let e = errors(&with(
+        "sticky = { cookie = \"a b\", ttl = \"0s\", secret = \"short\" }",
+    ));
+    assert_eq!(
+        e,
+        [
+            "f.toml:9: pools.api.sticky.cookie: must be a cookie name: letters, digits and !#$%&'*+-.^_`|~",
+            "f.toml:9: pools.api.sticky.secret: must be at least 16 bytes",
+            "f.toml:9: pools.api.sticky.ttl: must be at least 1s",
+        ]
+    );
+    let e = errors(&with(
+        "balance = \"maglev\"\nsticky = { cookie = \"s\", secret = \"0123456789abcdef\" }",
+    ));
+    assert_eq!(
+        e,
+        ["f.toml:10: pools.api.sticky: sticky cannot be used with ring_hash or maglev: consistent hashing already pins keys"]
+    );
+    let e = errors(&with(
+        "sticky = { cookie = \"s\", secret = \"0123456789abcdef\", path = \"/\" }",
+    ));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].contains("pools.api.sticky.path: unknown key"),
+        "{e:#?}"
+    );
+}

@@ -14,18 +14,34 @@
 //!   trailing dot are ignored (`[::1]:8080` is `[::1]`). `*.example.com`
 //!   matches any name under `example.com` but not `example.com` itself.
 //! - `path`: exact; `path_prefix`: byte prefix. Both ignore the query.
+//! - `path_regex`: a regex the whole path (query excluded) must match, as if
+//!   written `^(?:…)$`. It may be combined with `path` or `path_prefix`: all
+//!   must match.
+//! - `method`: one of a list, exact and case-sensitive (`GET` is not `get`).
+//! - `header`, `cookie`, `query`: name → value, each exact or `~regex` (whole
+//!   value). Header names are case-insensitive; cookie and query names are not.
+//!   Cookies come from every `cookie` field (h2 may send several); query
+//!   names and values are compared raw, not percent-decoded. A name present
+//!   several times matches if any of its values does. See [`predicate`].
+//!
+//! Routes with extra predicates are indexed by host like the others and
+//! filtered in config order, so the first match still wins.
 use std::collections::HashMap;
+use std::fmt;
 
 use crate::config::RouteConfig;
 
 mod hash;
 mod host;
+pub mod predicate;
 
 use hash::FxBuild;
 use host::HostPattern;
+pub use predicate::{Fields, Headers, NoHeaders};
+use predicate::{Matching, Predicates};
 
 /// What routing looks at in a request head.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     /// Method, as sent.
     pub method: &'a str,
@@ -33,6 +49,18 @@ pub struct Request<'a> {
     pub host: Option<&'a str>,
     /// Origin-form target, possibly with a query.
     pub path: &'a str,
+    /// The header fields, for `header` and `cookie` predicates.
+    pub headers: &'a dyn Headers,
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A matched route: which config entry it was and which pool serves it.
@@ -46,22 +74,25 @@ pub struct Route {
     pub has_host: bool,
 }
 
-/// One compiled route: its identity plus the path predicates checked after
-/// the host index has narrowed the candidates.
+/// One compiled route: its identity plus the predicates checked after the
+/// host index has narrowed the candidates.
 #[derive(Clone, Debug)]
 struct Entry {
     route: Route,
     path: Option<Box<str>>,
     path_prefix: Option<Box<str>>,
+    /// Boxed: most routes have none, and a small entry keeps scans in cache.
+    more: Option<Box<Predicates>>,
 }
 
 impl Entry {
-    fn matches_path(&self, path: &str) -> bool {
-        self.path.as_deref().is_none_or(|p| p == path)
+    fn matches(&self, m: &Matching<'_>) -> bool {
+        self.path.as_deref().is_none_or(|p| p == m.path)
             && self
                 .path_prefix
                 .as_deref()
-                .is_none_or(|p| path.starts_with(p))
+                .is_none_or(|p| m.path.starts_with(p))
+            && self.more.as_deref().is_none_or(|more| more.matches(m))
     }
 }
 
@@ -87,7 +118,8 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Compiles the routes that apply to `listener` (theirs is unset or equal).
-    /// Routes naming a pool absent from `pools` are skipped: validation reports them.
+    /// Routes naming a pool absent from `pools`, or with a regex that does not
+    /// compile, are skipped: validation reports them.
     pub fn build(routes: &[RouteConfig], listener: &str, pools: &[String]) -> Self {
         let mut table = Self::default();
         for (index, cfg) in routes.iter().enumerate() {
@@ -95,6 +127,9 @@ impl RouteTable {
                 continue;
             }
             let Some(pool) = pools.iter().position(|p| *p == cfg.pool) else {
+                continue;
+            };
+            let Ok(more) = Predicates::build(cfg) else {
                 continue;
             };
             let position = table.entries.len();
@@ -106,6 +141,7 @@ impl RouteTable {
                 },
                 path: cfg.path.as_deref().map(Into::into),
                 path_prefix: cfg.path_prefix.as_deref().map(Into::into),
+                more: more.map(Box::new),
             });
             let list = match cfg.host.as_deref().map(HostPattern::parse) {
                 None => &mut table.any_host,
@@ -126,15 +162,24 @@ impl RouteTable {
     pub fn find(&self, req: &Request<'_>) -> Option<&Route> {
         let query = req.path.bytes().position(|b| b == b'?');
         // `?` is ASCII, so its position is a char boundary.
-        let path = query.map_or(req.path, |q| &req.path[..q]);
-        let best = req.host.and_then(|host| self.find_by_host(host, path));
+        let (path, query) = match query {
+            Some(q) => (&req.path[..q], req.path.get(q + 1..)),
+            None => (req.path, None),
+        };
+        let m = Matching {
+            method: req.method,
+            path,
+            query,
+            headers: req.headers,
+        };
+        let best = req.host.and_then(|host| self.find_by_host(host, &m));
         // Last: a catch-all usually sits at the end, and `best` cuts its scan short.
-        let best = self.first_match(&self.any_host, path, best)?;
+        let best = self.first_match(&self.any_host, &m, best)?;
         self.entries.get(best).map(|e| &e.route)
     }
 
-    /// The first route with a host predicate that matches `host` and `path`.
-    fn find_by_host(&self, host: &str, path: &str) -> Option<usize> {
+    /// The first route with a host predicate that matches `host` and `m`.
+    fn find_by_host(&self, host: &str, m: &Matching<'_>) -> Option<usize> {
         if self.exact.is_empty() && self.wildcard.is_empty() {
             return None;
         }
@@ -142,7 +187,7 @@ impl RouteTable {
         let name = host::fold(host::normalize(host), &mut buf)?;
         let mut best = None;
         if let Some(list) = self.exact.get(name) {
-            best = self.first_match(list, path, best);
+            best = self.first_match(list, m, best);
         }
         if self.wildcard.is_empty() {
             return best;
@@ -153,19 +198,19 @@ impl RouteTable {
                 continue;
             }
             if let Some(list) = self.wildcard.get(suffix) {
-                best = self.first_match(list, path, best);
+                best = self.first_match(list, m, best);
             }
         }
         best
     }
 
-    /// The lowest position in `list` below `bound` whose path predicates
+    /// The lowest position in `list` below `bound` whose other predicates
     /// match, or `bound` when none does.
-    fn first_match(&self, list: &[usize], path: &str, bound: Option<usize>) -> Option<usize> {
+    fn first_match(&self, list: &[usize], m: &Matching<'_>, bound: Option<usize>) -> Option<usize> {
         list.iter()
             .copied()
             .take_while(|&p| bound.is_none_or(|b| p < b))
-            .find(|&p| self.entries.get(p).is_some_and(|e| e.matches_path(path)))
+            .find(|&p| self.entries.get(p).is_some_and(|e| e.matches(m)))
             .or(bound)
     }
 
@@ -182,3 +227,5 @@ impl RouteTable {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_predicates;

@@ -8,6 +8,7 @@ fn route(host: Option<&str>, path: Option<&str>, prefix: Option<&str>, pool: &st
         path: path.map(Into::into),
         path_prefix: prefix.map(Into::into),
         pool: pool.into(),
+        ..RouteConfig::default()
     }
 }
 
@@ -21,6 +22,7 @@ fn find(table: &RouteTable, host: Option<&str>, path: &str) -> Option<usize> {
         method: "GET",
         host,
         path,
+        headers: &NoHeaders,
     };
     table.find(&req).map(|r| r.index)
 }
@@ -43,6 +45,7 @@ fn first_match_wins_in_config_order() {
             method: "GET",
             host: Some("x.com"),
             path: "/",
+            headers: &NoHeaders,
         })
         .unwrap();
     assert_eq!(
@@ -220,6 +223,7 @@ fn unknown_pool_skipped_and_pool_index_resolved() {
             method: "GET",
             host: None,
             path: "/gone",
+            headers: &NoHeaders,
         })
         .unwrap();
     assert_eq!((r.index, r.pool, r.has_host), (1, 2, false));

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use fulcrum_core::config::PoolProtocol;
 use fulcrum_core::http1::{self, Forwarded, Framing, HeadError, RequestHead, Version};
+use fulcrum_core::route::Fields;
 use tokio::net::TcpStream;
 
 use super::body::{pump, H1Sink, H1Source, H2Sink, H2Source, Out, PumpError, Sink, Source};
@@ -235,7 +236,8 @@ async fn forward<'h>(
     let t = proxy::target(head.target.get(hb), head.host.map(|h| h.get(hb)))?;
     e.host = t.host;
     e.path = t.path;
-    let (route, pool) = proxy::route(snap, l, method, &t)?;
+    let fields = Fields(head.fields(hb));
+    let (route, pool) = proxy::route(snap, l, method, &t, &fields)?;
     e.route = Some(route.index);
     e.pool = &pool.name;
     if matches!(head.body, Framing::Length(n) if n > l.max_body_bytes) {
@@ -248,6 +250,12 @@ async fn forward<'h>(
                 .map(|(_, v)| v)
         })
     });
+    let pinned = proxy::Pinned::read(
+        pool,
+        head.fields(hb)
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+            .map(|(_, v)| v),
+    );
     let req = Req {
         method,
         t,
@@ -255,6 +263,7 @@ async fn forward<'h>(
         hb,
         peer,
         hash,
+        pinned,
     };
     match pool.protocol {
         PoolProtocol::Http1 => to_h1(w, l, pool, io, buf, &req, e).await,
@@ -271,6 +280,8 @@ struct Req<'h> {
     peer: SocketAddr,
     /// The consistent-hashing key, when the pool hashes one and the request has it.
     hash: Option<u64>,
+    /// The sticky cookie, when the pool is sticky.
+    pinned: proxy::Pinned,
 }
 
 async fn to_h1(
@@ -308,9 +319,10 @@ async fn to_h1(
         &fwd,
     );
     let head_len = out.len();
-    let mut attempts = proxy::Attempts::new(pool, req.hash);
+    let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned);
     while let Some(backend) = attempts.next(w, e) {
         let _lease = Lease::new(&backend.state);
+        let set_cookie = attempts.set_cookie();
         loop {
             let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {
                 Ok(c) => c,
@@ -330,6 +342,7 @@ async fn to_h1(
                 backend,
                 head,
                 is_head: req.method == "HEAD",
+                set_cookie: set_cookie.as_deref(),
             };
             match attempt.run(buf, &mut out, e).await {
                 Ok((keep, reusable)) => {
@@ -358,7 +371,7 @@ async fn to_h2(
     e: &mut Entry<'_>,
 ) -> Result<bool, Failed> {
     let head = req.head;
-    let mut attempts = proxy::Attempts::new(pool, req.hash);
+    let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned);
     let (send, backend) = loop {
         let Some(backend) = attempts.next(w, e) else {
             return Err(attempts.exhausted().into());
@@ -369,6 +382,7 @@ async fn to_h2(
         }
     };
     let _lease = Lease::new(&backend.state);
+    let set_cookie = attempts.set_cookie();
     let via = if head.version == Version::Http10 {
         "1.0"
     } else {
@@ -443,7 +457,10 @@ async fn to_h2(
     http1::write_response_head(
         &mut out,
         parts.status.as_u16(),
-        proxy::map_fields(&parts.headers).iter().copied(),
+        proxy::map_fields(&parts.headers)
+            .iter()
+            .copied()
+            .chain(proxy::set_cookie_field(set_cookie.as_deref())),
         framing,
         close,
         !close && !client_11,

@@ -173,7 +173,8 @@ async fn forward<'s>(
         path: e.path,
         absolute: false,
     };
-    let (route, pool) = proxy::route(snap, l, method, &t)?;
+    let headers = proxy::H2Headers(&parts.headers);
+    let (route, pool) = proxy::route(snap, l, method, &t, &headers)?;
     e.route = Some(route.index);
     e.pool = &pool.name;
     let ended = body.is_end_stream();
@@ -188,11 +189,33 @@ async fn forward<'s>(
             parts.headers.get(name).map(|v| v.as_bytes())
         })
     });
+    // The sticky cookie may be in any of them.
+    let pinned = proxy::Pinned::read(
+        pool,
+        parts
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes()),
+    );
     match pool.protocol {
         PoolProtocol::Http1 => {
-            to_h1(w, l, pool, parts, &t, framing, src, respond, peer, hash, e).await
+            to_h1(
+                w,
+                l,
+                pool,
+                parts,
+                &t,
+                framing,
+                src,
+                respond,
+                peer,
+                (hash, pinned),
+                e,
+            )
+            .await
         }
-        PoolProtocol::H2c => to_h2(w, pool, parts, &t, src, respond, peer, hash, e).await,
+        PoolProtocol::H2c => to_h2(w, pool, parts, &t, src, respond, peer, (hash, pinned), e).await,
     }
 }
 
@@ -207,7 +230,7 @@ async fn to_h1(
     src: H2Source,
     respond: &mut h2::server::SendResponse<Bytes>,
     peer: SocketAddr,
-    hash: Option<u64>,
+    (hash, pinned): (Option<u64>, proxy::Pinned),
     e: &mut Entry<'_>,
 ) -> Result<(), ProxyError> {
     let method = parts.method.as_str();
@@ -232,7 +255,7 @@ async fn to_h1(
         &fwd,
     );
     let is_head = parts.method == http::Method::HEAD;
-    let mut attempts = proxy::Attempts::new(pool, hash);
+    let mut attempts = proxy::Attempts::new(pool, hash, pinned);
     let mut src = Some(src);
     while let Some(backend) = attempts.next(w, e) {
         let _lease = Lease::new(&backend.state);
@@ -313,6 +336,7 @@ async fn to_h1(
             let mut response = Response::new(());
             *response.status_mut() = StatusCode::from_u16(rh.status)
                 .map_err(|_| ProxyError::BadResponse("invalid status".into()))?;
+            proxy::add_set_cookie(&mut headers, attempts.set_cookie());
             *response.headers_mut() = headers;
             let stream = respond
                 .send_response(response, body_framing == Framing::Empty)
@@ -357,10 +381,10 @@ async fn to_h2(
     src: H2Source,
     respond: &mut h2::server::SendResponse<Bytes>,
     peer: SocketAddr,
-    hash: Option<u64>,
+    (hash, pinned): (Option<u64>, proxy::Pinned),
     e: &mut Entry<'_>,
 ) -> Result<(), ProxyError> {
-    let mut attempts = proxy::Attempts::new(pool, hash);
+    let mut attempts = proxy::Attempts::new(pool, hash, pinned);
     let (mut send, backend) = loop {
         let Some(backend) = attempts.next(w, e) else {
             return Err(attempts.exhausted());
@@ -413,6 +437,7 @@ async fn to_h2(
     *out.status_mut() = rparts.status;
     *out.headers_mut() =
         proxy::h2_response_headers(proxy::map_fields(&rparts.headers).iter().copied());
+    proxy::add_set_cookie(out.headers_mut(), attempts.set_cookie());
     let end = recv.is_end_stream();
     let stream = respond
         .send_response(out, end)

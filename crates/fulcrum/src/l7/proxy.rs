@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use fulcrum_core::balance::{Backend, BackendId, PickCtx};
+use fulcrum_core::balance::{Backend, BackendId, PickCtx, Pin};
 use fulcrum_core::http1::{self, Framing};
-use fulcrum_core::route::{Request, Route};
+use fulcrum_core::route::{Headers, Request, Route};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::net::TcpStream;
 
@@ -66,17 +66,20 @@ pub fn target<'a>(raw: &'a [u8], host: Option<&'a [u8]>) -> Result<Target<'a>, P
     })
 }
 
-/// Finds the route and pool for a request.
+/// Finds the route and pool for a request; `headers` serve the `header` and
+/// `cookie` predicates.
 pub fn route<'s>(
     snap: &'s Snapshot,
     l: &'s Listener,
     method: &str,
     t: &Target<'_>,
+    headers: &dyn Headers,
 ) -> Result<(&'s Route, &'s Pool), ProxyError> {
     let req = Request {
         method,
         host: Some(t.host).filter(|h| !h.is_empty()),
         path: t.path,
+        headers,
     };
     let route = l.routes.find(&req).ok_or(ProxyError::NoRoute)?;
     // No open proxy: a full URL is only honoured by a route that names its host.
@@ -87,43 +90,111 @@ pub fn route<'s>(
     Ok((route, pool))
 }
 
+/// A request's sticky cookie, read once when its pool is sticky.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pinned {
+    /// The backend a valid, unexpired cookie names.
+    pin: Option<Pin>,
+    /// Unix seconds when the cookie was read; 0 when the pool is not sticky.
+    now_unix: u64,
+}
+
+impl Pinned {
+    /// Reads the pool's cookie among `cookies` (the values of every `cookie` field:
+    /// HTTP/2 may split them). Nothing is read, and no clock is consulted, when the
+    /// pool is not sticky.
+    pub fn read<'a>(pool: &Pool, cookies: impl Iterator<Item = &'a [u8]>) -> Self {
+        let Some(sticky) = &pool.sticky else {
+            return Self::default();
+        };
+        // Wall-clock seconds: cookie expiries are compared across the fleet.
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let pin = cookies
+            .filter_map(|header| sticky.codec.pin_in_header(&sticky.cookie, header, now_unix))
+            .next();
+        Self { pin, now_unix }
+    }
+}
+
+/// An HTTP/2 request's fields as routing reads them (`:authority` and the other
+/// pseudo-headers are not fields).
+pub struct H2Headers<'a>(pub &'a HeaderMap);
+
+impl Headers for H2Headers<'_> {
+    fn any(&self, name: &str, each: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.0.get_all(name).iter().any(|v| each(v.as_bytes()))
+    }
+}
+
 /// The backends one request has tried, up to the pool's `connect_attempts`.
 pub struct Attempts<'p> {
     pool: &'p Pool,
     hash: Option<u64>,
+    pinned: Pinned,
     tried: Vec<BackendId>,
     last: Option<ProxyError>,
 }
 
 impl<'p> Attempts<'p> {
-    /// No backend tried yet; `hash` is the request's key for consistent hashing.
-    pub fn new(pool: &'p Pool, hash: Option<u64>) -> Self {
+    /// No backend tried yet; `hash` is the request's key for consistent hashing,
+    /// `pinned` its sticky cookie.
+    pub fn new(pool: &'p Pool, hash: Option<u64>, pinned: Pinned) -> Self {
         Self {
             pool,
             hash,
+            pinned,
             tried: Vec::new(),
             last: None,
         }
     }
 
     /// The next backend to try (recorded in the access log entry), or `None` when the
-    /// attempts or the pool's backends are used up.
+    /// attempts or the pool's backends are used up. A sticky cookie's backend comes
+    /// first while it is available and untried; then the balancer picks.
     pub fn next(&mut self, w: &Worker, e: &mut Entry<'_>) -> Option<&'p Backend> {
         if self.tried.len() >= self.pool.connect_attempts as usize {
             return None;
         }
-        let ctx = PickCtx {
-            hash: self.hash,
-            exclude: &self.tried,
-            entropy: w.entropy(),
-            now_ns: w.now_ns(),
+        let pinned = self.pinned.pin.map(|p| p.backend).filter(|id| {
+            !self.tried.contains(id)
+                && self
+                    .pool
+                    .backends
+                    .get(id.index())
+                    .is_some_and(|b| b.state.is_available())
+        });
+        let id = match pinned {
+            Some(id) => id,
+            None => {
+                let ctx = PickCtx {
+                    hash: self.hash,
+                    exclude: &self.tried,
+                    entropy: w.entropy(),
+                    now_ns: w.now_ns(),
+                };
+                self.pool.balancer.pick(&self.pool.backends, &ctx)?
+            }
         };
-        let id = self.pool.balancer.pick(&self.pool.backends, &ctx)?;
-        let backend = self.pool.backends.get(id.0 as usize)?;
+        let backend = self.pool.backends.get(id.index())?;
         self.tried.push(id);
         e.backend = Some(backend.addr);
         e.attempts += 1;
         Some(backend)
+    }
+
+    /// The `Set-Cookie` value a response from the backend last returned by
+    /// [`Self::next`] needs: `None` when the pool is not sticky, or the request's
+    /// cookie already names that backend and is not yet due for refresh.
+    pub fn set_cookie(&self) -> Option<String> {
+        let sticky = self.pool.sticky.as_ref()?;
+        let id = *self.tried.last()?;
+        let now = self.pinned.now_unix;
+        sticky
+            .codec
+            .needs_refresh(self.pinned.pin, id, now)
+            .then(|| sticky.codec.set_cookie(&sticky.cookie, id, now))
     }
 
     /// Remembers why the current backend could not be reached.
@@ -135,6 +206,22 @@ impl<'p> Attempts<'p> {
     /// could be tried.
     pub fn exhausted(self) -> ProxyError {
         self.last.unwrap_or(ProxyError::NoBackend)
+    }
+}
+
+/// The `set-cookie` field to append to an HTTP/1.1 response head, if any: an
+/// iterator of zero or one field, so the head's field iterator keeps one type.
+pub fn set_cookie_field(value: Option<&str>) -> std::option::IntoIter<(&[u8], &[u8])> {
+    value
+        .map(|v| (b"set-cookie".as_slice(), v.as_bytes()))
+        .into_iter()
+}
+
+/// Adds a `set-cookie` field to an HTTP/2 response's fields, if any (appended: the
+/// backend's own cookies stay).
+pub fn add_set_cookie(map: &mut HeaderMap, value: Option<String>) {
+    if let Some(v) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
+        map.append(http::header::SET_COOKIE, v);
     }
 }
 

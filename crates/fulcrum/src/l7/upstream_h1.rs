@@ -135,6 +135,8 @@ pub struct Exchange<'a> {
     pub head: &'a RequestHead,
     /// The request is a HEAD.
     pub is_head: bool,
+    /// A sticky-session `Set-Cookie` value to add to the response.
+    pub set_cookie: Option<&'a str>,
 }
 
 impl Exchange<'_> {
@@ -246,7 +248,8 @@ impl Exchange<'_> {
         http1::write_response_head(
             &mut out,
             rh.status,
-            rh.fields(&rhb),
+            rh.fields(&rhb)
+                .chain(super::proxy::set_cookie_field(self.set_cookie)),
             framing,
             close,
             !close && !client_11,

@@ -16,5 +16,7 @@ mod errors;
 mod http1;
 mod http2;
 mod lifecycle;
+mod routing;
 mod smuggling;
+mod sticky;
 mod timeouts;
