@@ -22,31 +22,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use fulcrum_core::balance::{self, Backend, PickCtx, Settings};
 use fulcrum_core::config::{BalanceConfig, LoadConfig};
 
+mod common;
+use common::Rng;
+
 const BACKENDS: usize = 10;
 const SLOW: usize = 9;
 const REQUESTS: usize = 100_000;
 const MS: u64 = 1_000_000;
 const ARRIVAL_EVERY_NS: u64 = 1_250_000;
 const SEED: u64 = 0x5eed;
-
-/// splitmix64: the simulation's only randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// An exponential sample with the given mean.
-    fn exp(&mut self, mean_ns: u64) -> u64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        (-(mean_ns as f64) * (1.0 - u).ln()) as u64
-    }
-}
 
 /// What one run measured.
 struct Outcome {

@@ -20,33 +20,13 @@ use std::sync::atomic::Ordering;
 use fulcrum_core::balance::{self, Backend, Balancer, Maglev, PickCtx, RingHash, Settings};
 use fulcrum_core::config::BalanceConfig;
 
+mod common;
+use common::Rng;
+
 const KEYS: usize = 100_000;
 const SIZES: [usize; 4] = [3, 5, 10, 50];
 const TABLE: u32 = 65_537;
 const VNODES: u32 = 160;
-
-/// splitmix64: tiny, well-mixed, and enough for choosing test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Algo {

@@ -22,25 +22,11 @@ use fulcrum_core::balance::{
 };
 use fulcrum_core::config::LoadConfig;
 
+mod common;
+use common::Rng;
+
 const SEEDS: u64 = 2_000;
 const PICKS: usize = 20;
-
-/// splitmix64, for choosing test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn seeds() -> Vec<u64> {
     match std::env::var("PROP_SEED") {

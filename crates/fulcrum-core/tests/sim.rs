@@ -21,32 +21,12 @@ use std::num::NonZeroU32;
 use fulcrum_core::balance::{self, Backend, BackendId, Balancer, PickCtx};
 use fulcrum_core::config::BalanceConfig;
 
+mod common;
+use common::Rng;
+
 /// Seeds per algorithm; `SIM_SEEDS=<n>` runs more.
 const SEEDS: u64 = 500;
 const STEPS: usize = 2_000;
-
-/// splitmix64: tiny, well-mixed, and enough for choosing test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform-enough in `0..n` (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True with probability `percent`%.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 /// The algorithms written as plainly as possible, to compare picks against.
 enum Model {
