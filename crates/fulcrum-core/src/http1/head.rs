@@ -186,14 +186,14 @@ fn scan(
     Ok(s)
 }
 
-/// Parses a request head from the start of `buf`.
-///
-/// `Ok(None)` means more bytes are needed. A head longer than `max`, or still
-/// incomplete when `buf` holds `max` bytes, is [`HeadError::TooLarge`].
-pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<RequestHead>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+/// The length of a complete head from httparse's answer, `None` while incomplete,
+/// with the size limit and the bare-LF rule (httparse accepts bare LF) applied.
+fn complete(
+    buf: &[u8],
+    max: usize,
+    parsed: httparse::Result<usize>,
+) -> Result<Option<usize>, HeadError> {
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= max => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -206,6 +206,19 @@ pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<RequestHead>, Head
     if has_bare_lf(buf.get(..len).unwrap_or_default()) {
         return Err(HeadError::Malformed("bare LF line ending"));
     }
+    Ok(Some(len))
+}
+
+/// Parses a request head from the start of `buf`.
+///
+/// `Ok(None)` means more bytes are needed. A head longer than `max`, or still
+/// incomplete when `buf` holds `max` bytes, is [`HeadError::TooLarge`].
+pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<RequestHead>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let Some(len) = complete(buf, max, req.parse(buf))? else {
+        return Ok(None);
+    };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Malformed("incomplete request line"));
     };
@@ -277,19 +290,9 @@ pub fn parse_response(
 ) -> Result<Option<ResponseHead>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut headers);
-    let len = match res.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= max => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(e) => return Err(HeadError::Malformed(httparse_reason(e))),
+    let Some(len) = complete(buf, max, res.parse(buf))? else {
+        return Ok(None);
     };
-    if len > max {
-        return Err(HeadError::TooLarge);
-    }
-    if has_bare_lf(buf.get(..len).unwrap_or_default()) {
-        return Err(HeadError::Malformed("bare LF line ending"));
-    }
     let (Some(status), Some(minor)) = (res.code, res.version) else {
         return Err(HeadError::Malformed("incomplete status line"));
     };
