@@ -8,5 +8,8 @@
 
 pub mod balance;
 pub mod config;
+pub mod health;
 pub mod http1;
+pub mod jwt;
+pub mod retry;
 pub mod route;
