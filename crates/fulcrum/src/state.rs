@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fulcrum_core::balance::{self, Backend, BackendKey, BackendState, Balancer, HashKey, Sticky};
-use fulcrum_core::config::{BalanceConfig, Config, ListenerProtocol, PoolProtocol};
+use fulcrum_core::config::{BalanceConfig, Config, ListenerProtocol, PoolProtocol, Secret};
+use fulcrum_core::jwt::JwtKey;
 use fulcrum_core::route::RouteTable;
 
 /// Everything the data path reads, for one config generation.
@@ -69,6 +70,8 @@ pub struct Pool {
     pub hash_key: Option<HashKey>,
     /// Sticky sessions, when configured.
     pub sticky: Option<StickyPool>,
+    /// Verifies the token of a `jwt:CLAIM` hash key; unverified when `None`.
+    pub jwt_key: Option<Arc<JwtKey>>,
 }
 
 /// A pool's sticky-session cookie: its codec and name.
@@ -110,12 +113,23 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// A `jwt_public_key` file could not be read or holds no usable key.
+    #[error("{at}.jwt_public_key: {file}: {reason}")]
+    JwtKey {
+        /// `pools.NAME` or `routes[I]`.
+        at: String,
+        /// The path as written.
+        file: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Snapshot {
     /// Builds a snapshot from a validated config, reusing backend state from `registry`.
     pub fn build(config: Config, generation: u64, registry: &Registry) -> Result<Self, BuildError> {
         let pool_names: Vec<String> = config.pools.keys().cloned().collect();
+        let mut keys = Keys::default();
         let mut pools = Vec::with_capacity(pool_names.len());
         for (name, p) in &config.pools {
             let mut backends = Vec::with_capacity(p.backends.len());
@@ -137,8 +151,10 @@ impl Snapshot {
                 codec: Sticky::new(st.secret.as_bytes(), st.ttl.get().as_secs(), &backends),
                 cookie: st.cookie.clone(),
             });
+            let jwt_key = keys.load(&format!("pools.{name}"), &p.jwt_secret, &p.jwt_public_key)?;
             pools.push(Pool {
                 name: name.clone(),
+                jwt_key,
                 sticky,
                 balancer: balance::build(&balance::Settings::from_pool(p), &backends),
                 backends,
@@ -158,6 +174,12 @@ impl Snapshot {
                     }),
             });
         }
+        let route_keys = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| keys.load(&format!("routes[{i}]"), &r.jwt_secret, &r.jwt_public_key))
+            .collect::<Result<Vec<_>, _>>()?;
         let listeners = config
             .listeners
             .iter()
@@ -165,7 +187,12 @@ impl Snapshot {
             .map(|(name, l)| {
                 let listener = Listener {
                     name: name.clone(),
-                    routes: RouteTable::build(&config.routes, name, &pool_names),
+                    routes: RouteTable::build_with_keys(
+                        &config.routes,
+                        name,
+                        &pool_names,
+                        &route_keys,
+                    ),
                     max_header_bytes: l.max_header_bytes,
                     max_body_bytes: l.max_body_bytes.unwrap_or(u64::MAX),
                     header_timeout: l.header_timeout.get(),
@@ -193,4 +220,43 @@ fn resolve(address: &str) -> Result<SocketAddr, String> {
         .map_err(|e| e.to_string())?
         .next()
         .ok_or_else(|| "no addresses".to_owned())
+}
+
+/// JWT keys of one build; equal keys share one `Arc`, so a request whose route and
+/// pool name the same key verifies its token once.
+#[derive(Default)]
+struct Keys {
+    secrets: HashMap<String, Arc<JwtKey>>,
+    files: HashMap<String, Arc<JwtKey>>,
+}
+
+impl Keys {
+    /// The key configured at `at` (a pool or route), reading a PEM file once.
+    fn load(
+        &mut self,
+        at: &str,
+        secret: &Option<Secret>,
+        file: &Option<String>,
+    ) -> Result<Option<Arc<JwtKey>>, BuildError> {
+        if let Some(secret) = secret {
+            let key = self
+                .secrets
+                .entry(secret.expose().to_owned())
+                .or_insert_with(|| Arc::new(JwtKey::hs256(secret.expose().as_bytes())));
+            return Ok(Some(key.clone()));
+        }
+        let Some(file) = file else { return Ok(None) };
+        if let Some(key) = self.files.get(file) {
+            return Ok(Some(key.clone()));
+        }
+        let err = |reason: String| BuildError::JwtKey {
+            at: at.to_owned(),
+            file: file.clone(),
+            reason,
+        };
+        let pem = std::fs::read_to_string(file).map_err(|e| err(e.to_string()))?;
+        let key = Arc::new(JwtKey::from_pem(&pem).map_err(|e| err(e.to_string()))?);
+        self.files.insert(file.clone(), key.clone());
+        Ok(Some(key))
+    }
 }

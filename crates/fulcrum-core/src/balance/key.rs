@@ -1,11 +1,17 @@
 //! What consistent hashing hashes: `hash_key = "client_ip" | "header:NAME" |
-//! "cookie:NAME" | "query:NAME" | "path"`, read from a request without copying.
+//! "cookie:NAME" | "query:NAME" | "jwt:CLAIM" | "path"`, read from a request
+//! without copying (but for a JWT claim, which is decoded).
 //!
 //! The bytes hashed are specified so every Fulcrum agrees: the client address as its
 //! 4 or 16 octets, a header's value as received (first occurrence), a cookie's value,
-//! a query parameter's raw value (not percent-decoded), the path without its query.
+//! a query parameter's raw value (not percent-decoded), the path without its query,
+//! a claim's text as [`crate::jwt::claim_text`] gives it (a string without quotes,
+//! the JSON text of a number or boolean; other values count as no key).
 
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::jwt::{claim_text, Claims};
 
 use super::stable_hash;
 
@@ -20,6 +26,8 @@ pub enum HashKey {
     Cookie(String),
     /// A query parameter's value.
     Query(String),
+    /// A claim of the bearer token in `Authorization`.
+    Jwt(String),
     /// The path, without the query.
     Path,
 }
@@ -44,8 +52,10 @@ impl HashKey {
             Some(("header", name)) => Ok(Self::Header(named("header", name)?.to_ascii_lowercase())),
             Some(("cookie", name)) => Ok(Self::Cookie(named("cookie", name)?)),
             Some(("query", name)) => Ok(Self::Query(named("query", name)?)),
+            Some(("jwt", "")) => Err(format!("claim name missing in \"{s}\"")),
+            Some(("jwt", claim)) => Ok(Self::Jwt(claim.to_owned())),
             _ => Err(format!(
-                "unknown hash key \"{s}\" (expected client_ip, header:NAME, cookie:NAME, query:NAME or path)"
+                "unknown hash key \"{s}\" (expected client_ip, header:NAME, cookie:NAME, query:NAME, jwt:CLAIM or path)"
             )),
         }
     }
@@ -53,12 +63,26 @@ impl HashKey {
     /// The fleet-stable hash of this key in a request, `None` when the request lacks it.
     ///
     /// `target` is the origin-form target (path and query); `header` returns the first
-    /// value of a header by lowercase name.
+    /// value of a header by lowercase name. A `jwt:CLAIM` key needs
+    /// [`HashKey::hash_with_claims`]; here it is always missing.
     pub fn hash<'a>(
         &self,
         client: IpAddr,
         target: &'a str,
         header: impl Fn(&str) -> Option<&'a [u8]>,
+    ) -> Option<u64> {
+        self.hash_with_claims(client, target, header, || None)
+    }
+
+    /// As [`HashKey::hash`], with `claims` giving the request's token claims
+    /// (called only for a `jwt:CLAIM` key; `None` when the token is missing or,
+    /// with a key configured, does not verify).
+    pub fn hash_with_claims<'a>(
+        &self,
+        client: IpAddr,
+        target: &'a str,
+        header: impl Fn(&str) -> Option<&'a [u8]>,
+        claims: impl FnOnce() -> Option<Arc<Claims>>,
     ) -> Option<u64> {
         match self {
             Self::ClientIp => Some(match client {
@@ -80,6 +104,10 @@ impl HashKey {
                     .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
                     .find(|(k, _)| k.as_bytes() == name.as_bytes())
                     .map(|(_, v)| stable_hash(v.as_bytes()))
+            }
+            Self::Jwt(claim) => {
+                let claims = claims()?;
+                claim_text(claims.get(claim)?).map(|text| stable_hash(text.as_bytes()))
             }
         }
     }
@@ -118,7 +146,8 @@ mod tests {
             Ok(HashKey::Cookie("sid".into()))
         );
         assert_eq!(HashKey::parse("query:u"), Ok(HashKey::Query("u".into())));
-        for bad in ["", "ip", "header:", "cookie:a b", "query:", "jwt"] {
+        assert_eq!(HashKey::parse("jwt:sub"), Ok(HashKey::Jwt("sub".into())));
+        for bad in ["", "ip", "header:", "cookie:a b", "query:", "jwt", "jwt:"] {
             assert!(HashKey::parse(bad).is_err(), "{bad}");
         }
     }
@@ -164,5 +193,23 @@ mod tests {
         assert_eq!(h("header:x-missing", "/"), None);
         assert_eq!(h("cookie:sid", "/"), Some(stable_hash(b"abc")));
         assert_eq!(h("cookie:nope", "/"), None);
+    }
+
+    #[test]
+    fn hashes_claim_text() {
+        let claims: Claims =
+            serde_json::from_str(r#"{"sub":"alice","uid":42,"ok":true,"r":["a"]}"#).unwrap();
+        let claims = Arc::new(claims);
+        let h = |k: &str| {
+            HashKey::parse(k)
+                .unwrap()
+                .hash_with_claims(IP, "/", none, || Some(claims.clone()))
+        };
+        assert_eq!(h("jwt:sub"), Some(stable_hash(b"alice")));
+        assert_eq!(h("jwt:uid"), Some(stable_hash(b"42")));
+        assert_eq!(h("jwt:ok"), Some(stable_hash(b"true")));
+        assert_eq!(h("jwt:r"), None);
+        assert_eq!(h("jwt:missing"), None);
+        assert_eq!(HashKey::Jwt("sub".into()).hash(IP, "/", none), None);
     }
 }

@@ -11,10 +11,13 @@ mod locate;
 mod methods;
 mod pieces;
 mod rules;
+mod secret;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_balance;
+#[cfg(test)]
+mod tests_jwt;
 #[cfg(test)]
 mod tests_pieces;
 #[cfg(test)]
@@ -27,6 +30,7 @@ use std::num::NonZeroU32;
 use serde::Deserialize;
 
 pub use duration::{Duration, DurationError};
+pub use secret::Secret;
 pub use validate::{parse, ConfigError};
 
 /// A whole config file.
@@ -181,6 +185,17 @@ pub struct RouteConfig {
     /// Query parameter name (case-sensitive, raw) → raw value: exact, or `~regex`.
     #[serde(default)]
     pub query: BTreeMap<String, String>,
+    /// Claim of the request's verified bearer token → value: exact, or `~regex`.
+    /// Needs `jwt_secret` or `jwt_public_key`.
+    #[serde(default)]
+    pub jwt_claim: BTreeMap<String, String>,
+    /// HS256 secret that verifies tokens for `jwt_claim`, at least 32 bytes.
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM file of the RSA (RS256) or EC P-256 (ES256) public key that verifies
+    /// tokens for `jwt_claim`.
+    #[serde(default)]
+    pub jwt_public_key: Option<String>,
     /// Pool that serves matching requests.
     pub pool: String,
 }
@@ -218,9 +233,18 @@ pub struct PoolConfig {
     #[serde(default = "defaults::idle_timeout")]
     pub idle_timeout: Duration,
     /// What `ring_hash` and `maglev` hash: `client_ip` (default), `header:NAME`,
-    /// `cookie:NAME`, `query:NAME`, `path`. A request without the key gets a random pick.
+    /// `cookie:NAME`, `query:NAME`, `jwt:CLAIM`, `path`. A request without the key
+    /// gets a random pick.
     #[serde(default)]
     pub hash_key: Option<String>,
+    /// HS256 secret that verifies the token of a `jwt:CLAIM` hash key (at least 32
+    /// bytes); an invalid token counts as no key. Unverified when neither key is set.
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM file of the RSA (RS256) or EC P-256 (ES256) public key that verifies the
+    /// token of a `jwt:CLAIM` hash key.
+    #[serde(default)]
+    pub jwt_public_key: Option<String>,
     /// Points per unit of weight on the `ring_hash` ring.
     #[serde(default = "defaults::virtual_nodes")]
     pub virtual_nodes: u32,

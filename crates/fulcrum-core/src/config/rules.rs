@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+mod jwt;
 mod predicates;
 
 use super::locate::{key, KeyPath};
@@ -79,6 +80,7 @@ pub(crate) fn check(
     for (name, pool) in &config.pools {
         check_pool(&mut c, &key("pools").key(name), pool);
         check_sticky(&mut c, &key("pools").key(name), pool);
+        jwt::check_pool(&mut c, &key("pools").key(name), pool);
     }
     for (i, route) in config.routes.iter().enumerate() {
         check_route(&mut c, config, &key("routes").index(i), route);
@@ -348,6 +350,7 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
         );
     }
     predicates::check(c, path, route);
+    jwt::check_route(c, path, route);
 }
 
 /// Whether pool `name` exists, or may: one that failed to deserialize is not unknown.

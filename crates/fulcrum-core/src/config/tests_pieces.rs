@@ -52,14 +52,16 @@ also_bogus = true
             "f.toml:9: listeners.b.max_header_bytes: must not be negative (found -1)",
             "f.toml:11: routes[0].pool: expected a string, found integer `5`",
             "f.toml:14: routes[1].paht: unknown key (expected one of: listener, host, path, \
-             path_prefix, path_regex, method, header, cookie, query, pool)",
+             path_prefix, path_regex, method, header, cookie, query, jwt_claim, jwt_secret, \
+             jwt_public_key, pool)",
             "f.toml:17: pools.api.connect_timeout: invalid duration \"5 parsecs\": \
              expected a number followed by ms, s, m or h",
             "f.toml:20: pools.web.balance: unknown value \"fastest\" \
              (expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, ring_hash, maglev)",
             "f.toml:21: pools.web.also_bogus: unknown key (expected one of: balance, \
              backends, protocol, connect_timeout, upstream_timeout, connect_attempts, \
-             max_idle_per_backend, idle_timeout, hash_key, virtual_nodes, balance_factor, table_size, load, sticky)",
+             max_idle_per_backend, idle_timeout, hash_key, jwt_secret, jwt_public_key, virtual_nodes, \
+             balance_factor, table_size, load, sticky)",
         ]
     );
 }

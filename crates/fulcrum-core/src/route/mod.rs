@@ -23,13 +23,19 @@
 //!   Cookies come from every `cookie` field (h2 may send several); query
 //!   names and values are compared raw, not percent-decoded. A name present
 //!   several times matches if any of its values does. See [`predicate`].
+//! - `jwt_claim`: claim → value, exact or `~regex`, of the bearer token in
+//!   `Authorization`, verified with the route's key (signature, `alg`, `exp`,
+//!   `nbf`; see [`crate::jwt`]). A missing, invalid or expired token matches
+//!   no such route. Only [`RouteTable::find_with_tokens`] evaluates it.
 //!
 //! Routes with extra predicates are indexed by host like the others and
 //! filtered in config order, so the first match still wins.
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::config::RouteConfig;
+use crate::jwt::{JwtKey, RequestTokens};
 
 mod hash;
 mod host;
@@ -121,6 +127,18 @@ impl RouteTable {
     /// Routes naming a pool absent from `pools`, or with a regex that does not
     /// compile, are skipped: validation reports them.
     pub fn build(routes: &[RouteConfig], listener: &str, pools: &[String]) -> Self {
+        Self::build_with_keys(routes, listener, pools, &[])
+    }
+
+    /// As [`RouteTable::build`], with `keys[i]` the key that verifies tokens for
+    /// `jwt_claim` of route `i` (loaded by the caller; a route with `jwt_secret`
+    /// and no entry here gets an HS256 key from it).
+    pub fn build_with_keys(
+        routes: &[RouteConfig],
+        listener: &str,
+        pools: &[String],
+        keys: &[Option<Arc<JwtKey>>],
+    ) -> Self {
         let mut table = Self::default();
         for (index, cfg) in routes.iter().enumerate() {
             if cfg.listener.as_deref().is_some_and(|l| l != listener) {
@@ -129,7 +147,8 @@ impl RouteTable {
             let Some(pool) = pools.iter().position(|p| *p == cfg.pool) else {
                 continue;
             };
-            let Ok(more) = Predicates::build(cfg) else {
+            let key = keys.get(index).cloned().flatten();
+            let Ok(more) = Predicates::build(cfg, key) else {
                 continue;
             };
             let position = table.entries.len();
@@ -158,8 +177,19 @@ impl RouteTable {
         table
     }
 
-    /// The first route, in config order, that matches `req`.
+    /// The first route, in config order, that matches `req`; routes with
+    /// `jwt_claim` never do (see [`RouteTable::find_with_tokens`]).
     pub fn find(&self, req: &Request<'_>) -> Option<&Route> {
+        self.find_inner(req, None)
+    }
+
+    /// The first route, in config order, that matches `req`, reading its bearer
+    /// token through `tokens` if a `jwt_claim` route is tried.
+    pub fn find_with_tokens(&self, req: &Request<'_>, tokens: &RequestTokens) -> Option<&Route> {
+        self.find_inner(req, Some(tokens))
+    }
+
+    fn find_inner(&self, req: &Request<'_>, tokens: Option<&RequestTokens>) -> Option<&Route> {
         let query = req.path.bytes().position(|b| b == b'?');
         // `?` is ASCII, so its position is a char boundary.
         let (path, query) = match query {
@@ -171,6 +201,7 @@ impl RouteTable {
             path,
             query,
             headers: req.headers,
+            tokens,
         };
         let best = req.host.and_then(|host| self.find_by_host(host, &m));
         // Last: a catch-all usually sits at the end, and `best` cuts its scan short.

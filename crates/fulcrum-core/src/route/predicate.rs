@@ -1,5 +1,5 @@
 //! Route predicates beyond host and path: `path_regex`, `method`, `header`,
-//! `cookie` and `query`, compiled once when the table is built.
+//! `cookie`, `query` and `jwt_claim`, compiled once when the table is built.
 //!
 //! Matching never allocates: headers are read through [`Headers`], cookies are
 //! split out of the `cookie` fields in place and the query out of the target.
@@ -9,9 +9,13 @@
 //! When a name occurs more than once (several header fields, cookies or query
 //! parameters of that name), the predicate holds if any one of them matches.
 
+use std::sync::Arc;
+
 use regex::bytes::{Regex, RegexBuilder};
+use serde_json::Value as Json;
 
 use crate::config::RouteConfig;
+use crate::jwt::{claim_text, JwtKey, RequestTokens};
 
 /// Read access to a request's header fields, h1 or h2 alike, without allocating.
 pub trait Headers {
@@ -57,6 +61,10 @@ pub(super) struct Predicates {
     headers: Box<[(Box<str>, Value)]>,
     cookies: Box<[(Box<str>, Value)]>,
     query: Box<[(Box<str>, Value)]>,
+    /// Claims of the verified bearer token.
+    jwt: Box<[(Box<str>, Value)]>,
+    /// Verifies tokens for `jwt`; without it no `jwt` predicate holds.
+    jwt_key: Option<Arc<JwtKey>>,
 }
 
 /// The parts of a request the predicates read.
@@ -67,17 +75,24 @@ pub(super) struct Matching<'a> {
     /// Text after the first `?`, if any.
     pub(super) query: Option<&'a str>,
     pub(super) headers: &'a dyn Headers,
+    /// The request's token, decoded on first use; `None`: no `jwt_claim` holds.
+    pub(super) tokens: Option<&'a RequestTokens>,
 }
 
 impl Predicates {
     /// The extra predicates of `cfg`, or `None` when it has none. `Err` when a
-    /// regex does not compile (validation reports it first).
-    pub(super) fn build(cfg: &RouteConfig) -> Result<Option<Self>, regex::Error> {
+    /// regex does not compile (validation reports it first). `jwt_key` verifies
+    /// tokens for `jwt_claim` (built from `cfg.jwt_secret` when not given).
+    pub(super) fn build(
+        cfg: &RouteConfig,
+        jwt_key: Option<Arc<JwtKey>>,
+    ) -> Result<Option<Self>, regex::Error> {
         let none = cfg.path_regex.is_none()
             && cfg.method.is_none()
             && cfg.header.is_empty()
             && cfg.cookie.is_empty()
-            && cfg.query.is_empty();
+            && cfg.query.is_empty()
+            && cfg.jwt_claim.is_empty();
         if none {
             return Ok(None);
         }
@@ -104,6 +119,11 @@ impl Predicates {
             headers: pairs(&cfg.header, true)?,
             cookies: pairs(&cfg.cookie, false)?,
             query: pairs(&cfg.query, false)?,
+            jwt: pairs(&cfg.jwt_claim, false)?,
+            jwt_key: jwt_key.or_else(|| {
+                let secret = cfg.jwt_secret.as_ref()?;
+                Some(Arc::new(JwtKey::hs256(secret.expose().as_bytes())))
+            }),
         }))
     }
 
@@ -127,6 +147,26 @@ impl Predicates {
                 .path_regex
                 .as_ref()
                 .is_none_or(|r| r.is_match(m.path.as_bytes()))
+            && (self.jwt.is_empty() || self.jwt_matches(m))
+    }
+
+    /// Whether the request's token verifies with this route's key and every
+    /// `jwt_claim` holds. A claim that is an array holds if one element does.
+    fn jwt_matches(&self, m: &Matching<'_>) -> bool {
+        let (Some(tokens), Some(key)) = (m.tokens, &self.jwt_key) else {
+            return false;
+        };
+        let Some(claims) = tokens.claims(m.headers, Some(key)) else {
+            return false;
+        };
+        let holds = |v: &Value, claim: &Json| {
+            claim_text(claim).is_some_and(|text| v.matches(text.as_bytes()))
+        };
+        self.jwt.iter().all(|(name, v)| match claims.get(&**name) {
+            Some(Json::Array(items)) => items.iter().any(|item| holds(v, item)),
+            Some(claim) => holds(v, claim),
+            None => false,
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use fulcrum_core::config::PoolProtocol;
 use fulcrum_core::http1::{self, Forwarded, Framing, HeadError, RequestHead, Version};
+use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::route::Fields;
 use tokio::net::TcpStream;
 
@@ -237,18 +238,25 @@ async fn forward<'h>(
     e.host = t.host;
     e.path = t.path;
     let fields = Fields(head.fields(hb));
-    let (route, pool) = proxy::route(snap, l, method, &t, &fields)?;
+    // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.
+    let tokens = RequestTokens::new(proxy::now_unix());
+    let (route, pool) = proxy::route(snap, l, method, &t, &fields, &tokens)?;
     e.route = Some(route.index);
     e.pool = &pool.name;
     if matches!(head.body, Framing::Length(n) if n > l.max_body_bytes) {
         return Err(ProxyError::BodyTooLarge.into());
     }
     let hash = pool.hash_key.as_ref().and_then(|key| {
-        key.hash(peer.ip(), t.path, |name| {
-            head.fields(hb)
-                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-                .map(|(_, v)| v)
-        })
+        key.hash_with_claims(
+            peer.ip(),
+            t.path,
+            |name| {
+                head.fields(hb)
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                    .map(|(_, v)| v)
+            },
+            || tokens.claims(&fields, pool.jwt_key.as_ref()),
+        )
     });
     let pinned = proxy::Pinned::read(
         pool,

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use fulcrum_core::config::PoolProtocol;
 use fulcrum_core::http1::{self, Forwarded, Framing};
+use fulcrum_core::jwt::RequestTokens;
 use http::{Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -174,7 +175,9 @@ async fn forward<'s>(
         absolute: false,
     };
     let headers = proxy::H2Headers(&parts.headers);
-    let (route, pool) = proxy::route(snap, l, method, &t, &headers)?;
+    // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.
+    let tokens = RequestTokens::new(proxy::now_unix());
+    let (route, pool) = proxy::route(snap, l, method, &t, &headers, &tokens)?;
     e.route = Some(route.index);
     e.pool = &pool.name;
     let ended = body.is_end_stream();
@@ -185,9 +188,12 @@ async fn forward<'s>(
     let src = H2Source::new(body, l.max_body_bytes);
     // HTTP/2 may split `cookie` over several fields (RFC 9113 §8.2.3): the first is read.
     let hash = pool.hash_key.as_ref().and_then(|key| {
-        key.hash(peer.ip(), t.path, |name| {
-            parts.headers.get(name).map(|v| v.as_bytes())
-        })
+        key.hash_with_claims(
+            peer.ip(),
+            t.path,
+            |name| parts.headers.get(name).map(|v| v.as_bytes()),
+            || tokens.claims(&headers, pool.jwt_key.as_ref()),
+        )
     });
     // The sticky cookie may be in any of them.
     let pinned = proxy::Pinned::read(

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use fulcrum_core::balance::{Backend, BackendId, PickCtx, Pin};
 use fulcrum_core::http1::{self, Framing};
+use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::route::{Headers, Request, Route};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::net::TcpStream;
@@ -74,6 +75,7 @@ pub fn route<'s>(
     method: &str,
     t: &Target<'_>,
     headers: &dyn Headers,
+    tokens: &RequestTokens,
 ) -> Result<(&'s Route, &'s Pool), ProxyError> {
     let req = Request {
         method,
@@ -81,13 +83,23 @@ pub fn route<'s>(
         path: t.path,
         headers,
     };
-    let route = l.routes.find(&req).ok_or(ProxyError::NoRoute)?;
+    let route = l
+        .routes
+        .find_with_tokens(&req, tokens)
+        .ok_or(ProxyError::NoRoute)?;
     // No open proxy: a full URL is only honoured by a route that names its host.
     if t.absolute && !route.has_host {
         return Err(ProxyError::NoRoute);
     }
     let pool = snap.pools.get(route.pool).ok_or(ProxyError::NoRoute)?;
     Ok((route, pool))
+}
+
+/// Wall-clock unix seconds, for cookie expiries and JWT `exp`/`nbf`.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A request's sticky cookie, read once when its pool is sticky.
@@ -108,9 +120,7 @@ impl Pinned {
             return Self::default();
         };
         // Wall-clock seconds: cookie expiries are compared across the fleet.
-        let now_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now_unix = now_unix();
         let pin = cookies
             .filter_map(|header| sticky.codec.pin_in_header(&sticky.cookie, header, now_unix))
             .next();

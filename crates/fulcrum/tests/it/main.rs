@@ -15,6 +15,7 @@ mod check;
 mod errors;
 mod http1;
 mod http2;
+mod jwt;
 mod lifecycle;
 mod routing;
 mod smuggling;

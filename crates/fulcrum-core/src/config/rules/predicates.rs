@@ -80,7 +80,7 @@ fn is_token(s: &str) -> bool {
 
 /// A one-line reason: the regex crate's syntax errors span several lines (the
 /// pattern, a caret, then the message), of which the message is kept.
-fn regex_reason(e: &regex::Error) -> String {
+pub(super) fn regex_reason(e: &regex::Error) -> String {
     if let regex::Error::CompiledTooBig(limit) = e {
         return format!("invalid regex: larger than {limit} bytes once compiled");
     }
