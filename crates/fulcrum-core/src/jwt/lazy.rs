@@ -9,9 +9,11 @@ use crate::route::Headers;
 /// first use: a request no route or pool asks about never decodes its token,
 /// and one that several ask about verifies it once per distinct key (keys are
 /// told apart by their `Arc`, so share one `Arc` for equal keys).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestTokens {
-    now_unix: u64,
+    /// Unix seconds, read only when a token is verified (for `exp` and `nbf`):
+    /// requests that no JWT route or pool looks at never read the clock.
+    clock: fn() -> u64,
     /// The first `authorization` field's bearer token, copied out of the head.
     token: OnceLock<Option<Box<str>>>,
     unverified: OnceLock<Option<Arc<Claims>>>,
@@ -20,11 +22,14 @@ pub struct RequestTokens {
 }
 
 impl RequestTokens {
-    /// Checks against `now_unix` seconds (for `exp` and `nbf`).
-    pub fn new(now_unix: u64) -> Self {
+    /// Checks `exp` and `nbf` against `clock()` (Unix seconds), called only when
+    /// a token is verified; time stays the caller's, as everywhere in core.
+    pub fn new(clock: fn() -> u64) -> Self {
         Self {
-            now_unix,
-            ..Self::default()
+            clock,
+            token: OnceLock::new(),
+            unverified: OnceLock::new(),
+            verified: Mutex::new(Vec::new()),
         }
     }
 
@@ -43,7 +48,7 @@ impl RequestTokens {
         if let Some((_, claims)) = verified.iter().find(|(k, _)| *k == id) {
             return claims.clone();
         }
-        let claims = verify(token, key, self.now_unix).ok().map(Arc::new);
+        let claims = verify(token, key, (self.clock)()).ok().map(Arc::new);
         verified.push((id, claims.clone()));
         claims
     }

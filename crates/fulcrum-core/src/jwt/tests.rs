@@ -166,12 +166,12 @@ fn request_tokens_verify_once_per_key() {
     let headers = Fields(fields.iter().copied());
     let key = Arc::new(JwtKey::hs256(SECRET));
     let wrong = Arc::new(JwtKey::hs256(b"another secret of at least 32 bytes!"));
-    let t = RequestTokens::new(NOW);
+    let t = RequestTokens::new(|| NOW);
     assert_eq!(t.claims(&headers, Some(&key)).unwrap()["sub"], "alice");
     assert!(t.claims(&headers, Some(&wrong)).is_none());
     assert_eq!(t.claims(&headers, None).unwrap()["sub"], "alice");
     assert!(t.claims(&headers, Some(&key)).is_some());
     assert_eq!(t.verified.lock().unwrap().len(), 2);
-    let none = RequestTokens::new(NOW);
+    let none = RequestTokens::new(|| NOW);
     assert!(none.claims(&crate::route::NoHeaders, Some(&key)).is_none());
 }

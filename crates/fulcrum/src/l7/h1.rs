@@ -239,7 +239,7 @@ async fn forward<'h>(
     e.path = t.path;
     let fields = Fields(head.fields(hb));
     // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.
-    let tokens = RequestTokens::new(proxy::now_unix());
+    let tokens = RequestTokens::new(proxy::now_unix);
     let (route, pool) = proxy::route(snap, l, method, &t, &fields, &tokens)?;
     e.route = Some(route.index);
     e.pool = &pool.name;

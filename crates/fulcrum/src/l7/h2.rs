@@ -176,7 +176,7 @@ async fn forward<'s>(
     };
     let headers = proxy::H2Headers(&parts.headers);
     // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.
-    let tokens = RequestTokens::new(proxy::now_unix());
+    let tokens = RequestTokens::new(proxy::now_unix);
     let (route, pool) = proxy::route(snap, l, method, &t, &headers, &tokens)?;
     e.route = Some(route.index);
     e.pool = &pool.name;
