@@ -19,20 +19,8 @@ fn token(secret: &str, claims: &str) -> String {
 
 /// Sends a GET with an optional `Authorization`; returns the status and backend.
 async fn send(c: &C, url: &str, auth: Option<&str>) -> (u16, String) {
-    let mut req = hyper::Request::get(url);
-    if let Some(auth) = auth {
-        req = req.header("authorization", auth);
-    }
-    let res = c
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let backend = res
-        .headers()
-        .get("x-backend")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (res.status().as_u16(), backend)
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    send_with(c, "GET", url, &headers).await
 }
 
 async fn routes_by_verified_claim(c: C) {

@@ -66,24 +66,6 @@ backends = ["{}"]
     )
 }
 
-/// Sends one request; returns its status and the backend that answered.
-async fn send(c: &C, method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut req = hyper::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let res = c
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let backend = res
-        .headers()
-        .get("x-backend")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (res.status().as_u16(), backend)
-}
-
 /// Method, path, header fields, and the pool that must answer.
 type Case = (
     &'static str,
@@ -122,7 +104,7 @@ async fn every_predicate(c: C, h2: bool) {
     let f = Fulcrum::start(&config(&a, &b, true));
     for &(method, path, headers, want) in CASES {
         let url = format!("{}{path}", f.url("public"));
-        let (status, got) = send(&c, method, &url, headers).await;
+        let (status, got) = send_with(&c, method, &url, headers).await;
         assert_eq!(status, 200, "{method} {path} {headers:?} (h2: {h2})");
         assert_eq!(got, want, "{method} {path} {headers:?} (h2: {h2})");
     }
@@ -147,7 +129,7 @@ async fn cookie_split_over_several_fields() {
         // HTTP/2 clients may send one field per cookie (RFC 9113 §8.2.3).
         let two = [("cookie", "a=1"), ("cookie", "beta=yes")];
         assert_eq!(
-            send(&h2_client(), "GET", &url, &two).await,
+            send_with(&h2_client(), "GET", &url, &two).await,
             (200, "a".into())
         );
         // HTTP/1.1: two Cookie lines, sent raw.
@@ -172,11 +154,11 @@ async fn no_matching_route_is_404() {
         let (a, b) = (Backend::start("a").await, Backend::start("b").await);
         let f = Fulcrum::start(&config(&a, &b, false));
         let url = format!("{}/x", f.url("public"));
-        assert_eq!(send(&client(), "GET", &url, &[]).await.0, 404);
-        assert_eq!(send(&h2_client(), "PUT", &url, &[]).await.0, 404);
+        assert_eq!(send_with(&client(), "GET", &url, &[]).await.0, 404);
+        assert_eq!(send_with(&h2_client(), "PUT", &url, &[]).await.0, 404);
         let canary = [("x-canary", "1")];
         assert_eq!(
-            send(&client(), "GET", &url, &canary).await,
+            send_with(&client(), "GET", &url, &canary).await,
             (200, "a".into())
         );
         assert_eq!(b.requests(), 0);
