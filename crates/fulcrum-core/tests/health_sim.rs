@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::Rng;
 use fulcrum_core::health::{
-    may_eject, next_probe, panic_mode, warm_share_permille, Outcome, Outlier, OutlierParams,
-    OutlierPool, RiseFall, RiseFallParams, SlowStart, SlowStartParams, Status,
+    may_eject, next_probe, panic_mode, pool_verdict, warm_share_permille, BackendHealth,
+    HealthParams, Outcome, Outlier, OutlierParams, OutlierPool, RiseFall, RiseFallParams,
+    SlowStart, SlowStartParams, State, Status,
 };
 use fulcrum_core::retry::{backoff, BackoffParams, RetryBudget, RetryBudgetParams};
 
@@ -381,5 +382,390 @@ fn backoff_stays_within_the_cap_and_averages_half_of_it() {
             diff * 100 <= cap,
             "attempt {attempt}: mean {mean:?}, cap {cap:?}"
         );
+    }
+}
+
+// === BackendHealth: the combined state machine ===
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+const FULL_RAMP: NonZeroU32 = NonZeroU32::MIN.saturating_add(999);
+
+fn linear_ramp(window: Duration) -> SlowStartParams {
+    SlowStartParams {
+        window,
+        ..SlowStartParams::default()
+    }
+}
+
+fn random_params(rng: &mut Rng) -> HealthParams {
+    HealthParams {
+        checks: rng.chance(80).then(|| RiseFallParams {
+            rise: 1 + rng.below(3) as u32,
+            fall: 1 + rng.below(3) as u32,
+        }),
+        outlier: rng.chance(80).then(|| OutlierParams {
+            consecutive_5xx: rng.below(4) as u32,
+            consecutive_gateway_failures: 1 + rng.below(4) as u32,
+            base_ejection_time: secs(1 + rng.below(20) as u64),
+            max_ejection_time: secs(30 + rng.below(60) as u64),
+            ..OutlierParams::default()
+        }),
+        slow_start: SlowStartParams {
+            window: secs([0, 5, 30][rng.below(3)]),
+            aggression: [1.0, 2.0][rng.below(2)],
+            ..SlowStartParams::default()
+        },
+        drain_timeout: secs(1 + rng.below(60) as u64),
+    }
+}
+
+/// Random probes, outcomes, drains and undrains against a plain model of the
+/// precedence: Draining > (Ejected over Up only) > probe status.
+#[test]
+fn backend_health_follows_its_precedence_at_every_step() {
+    for seed in 0..SEEDS * 5 {
+        let mut rng = Rng(seed);
+        let p = random_params(&mut rng);
+        let joining = rng.chance(50);
+        let mut now = secs(rng.below(1_000) as u64);
+        let mut h = BackendHealth::new(&p, joining, now);
+        // The model.
+        let mut checks = p.checks.map(RiseFall::new);
+        let mut until: Option<Duration> = None;
+        let mut drain: Option<Duration> = None; // deadline
+        let mut ejections = 0;
+        let mut ramp_since = (joining && p.checks.is_none()).then_some(now);
+        let mut first_up_ramps = joining && p.checks.is_some();
+        let mut prev_ramp = h.ramp_permille(now);
+        for step in 0..3_000 {
+            let ctx = format!("seed {seed} step {step}");
+            now += Duration::from_millis(rng.below(2_000) as u64);
+            let before = h.state(now);
+            let mut restart = |at: Duration| {
+                ramp_since = Some(ramp_since.map_or(at, |s: Duration| s.max(at)));
+            };
+            match rng.below(100) {
+                0..=39 => {
+                    let ok = rng.chance(60);
+                    let changed = h.probe(ok, now);
+                    if let Some(rf) = checks.as_mut() {
+                        let from = rf.status();
+                        if rf.observe(ok) == Some(Status::Up)
+                            && (from == Status::Down || first_up_ramps)
+                        {
+                            restart(now);
+                        }
+                        if from == Status::Unknown && rf.status() != Status::Unknown {
+                            first_up_ramps = false;
+                        }
+                    }
+                    let after = h.state(now);
+                    assert_eq!(changed, (after != before).then_some(after), "{ctx}");
+                }
+                40..=89 => {
+                    let outcome = if rng.chance(50) {
+                        Outcome::gateway_failure()
+                    } else {
+                        Outcome::response(200, Duration::from_millis(3))
+                    };
+                    let allow = rng.chance(70);
+                    let mut asked = false;
+                    let e = h.record(outcome, now, || {
+                        asked = true;
+                        allow
+                    });
+                    let ejected = until.is_some_and(|u| now < u);
+                    assert!(!(ejected && asked), "{ctx}: asked while ejected");
+                    assert_eq!(e.is_some(), asked && allow, "{ctx}");
+                    if let Some(e) = e {
+                        assert!(e.until > now && p.outlier.is_some(), "{ctx}");
+                        until = Some(e.until);
+                        ejections += 1;
+                        restart(e.until);
+                    }
+                    assert!(p.outlier.is_some() || !asked, "{ctx}");
+                }
+                90..=94 => {
+                    h.drain(now);
+                    drain.get_or_insert(now + p.drain_timeout);
+                }
+                _ => {
+                    h.undrain(now);
+                    let up = checks.as_ref().is_none_or(|rf| rf.status() == Status::Up);
+                    if drain.take().is_some() && up {
+                        restart(now);
+                    }
+                }
+            }
+            let probe_status = checks.as_ref().map_or(Status::Up, RiseFall::status);
+            let expect = match (drain, probe_status) {
+                (Some(_), _) => State::Draining,
+                (None, Status::Up) if until.is_some_and(|u| now < u) => State::Ejected,
+                (None, Status::Up) => State::Up,
+                (None, Status::Down) => State::Down,
+                (None, _) => State::Unknown,
+            };
+            assert_eq!(h.state(now), expect, "{ctx}");
+            assert_eq!(h.ejections_total(), ejections, "{ctx}");
+            let in_flight = rng.below(3) as u64;
+            let released = drain.is_some_and(|d| in_flight == 0 || now >= d);
+            assert_eq!(h.is_released(in_flight, now), released, "{ctx}");
+            // The ramp: exactly the model's latest ramp, rising between restarts.
+            let ramp = h.ramp_permille(now);
+            let expect = ramp_since.map_or(1000, |since| {
+                SlowStart::new(p.slow_start, since)
+                    .weight(FULL_RAMP, now)
+                    .get()
+            });
+            assert_eq!(ramp, expect, "{ctx}");
+            assert!((1..=1000).contains(&ramp), "{ctx}");
+            if p.slow_start.window.is_zero() {
+                assert_eq!(ramp, 1000, "{ctx}");
+            }
+            if ramp_since.is_none_or(|s| now >= s + p.slow_start.window) {
+                assert_eq!(ramp, 1000, "{ctx}");
+            }
+            if ramp < prev_ramp {
+                // Only a return (ejection, Down → Up, undrain) starts a new ramp.
+                assert!(
+                    ramp_since.is_some_and(|s| s + p.slow_start.window > now),
+                    "{ctx}"
+                );
+            }
+            prev_ramp = ramp;
+        }
+    }
+}
+
+#[test]
+fn unknown_goes_up_on_the_first_pass_and_only_a_joining_backend_ramps() {
+    let p = HealthParams {
+        checks: Some(RiseFallParams { rise: 3, fall: 3 }),
+        slow_start: linear_ramp(secs(30)),
+        ..HealthParams::default()
+    };
+    for joining in [false, true] {
+        let mut h = BackendHealth::new(&p, joining, secs(0));
+        assert_eq!(h.state(secs(0)), State::Unknown);
+        assert_eq!(h.probe(true, secs(5)), Some(State::Up));
+        let ramp = h.ramp_permille(secs(5));
+        assert_eq!(ramp, if joining { 100 } else { 1000 }, "joining {joining}");
+        assert_eq!(h.ramp_permille(secs(35)), 1000);
+    }
+    // Without checks, a joining backend is Up and ramping at once.
+    let p = HealthParams {
+        slow_start: linear_ramp(secs(30)),
+        ..HealthParams::default()
+    };
+    let h = BackendHealth::new(&p, true, secs(10));
+    assert_eq!(h.state(secs(10)), State::Up);
+    assert_eq!(h.ramp_permille(secs(25)), 500);
+    let h = BackendHealth::new(&p, false, secs(10));
+    assert_eq!(h.ramp_permille(secs(10)), 1000);
+}
+
+#[test]
+fn a_return_from_down_ramps_monotonically_to_full_over_the_window() {
+    for seed in 0..SEEDS * 5 {
+        let mut rng = Rng(seed);
+        let window = Duration::from_millis(1_000 + rng.below(60_000) as u64);
+        let rise = 1 + rng.below(4) as u32;
+        let p = HealthParams {
+            checks: Some(RiseFallParams { rise, fall: 1 }),
+            slow_start: SlowStartParams {
+                window,
+                aggression: [1.0, 1.5, 3.0][rng.below(3)],
+                ..SlowStartParams::default()
+            },
+            ..HealthParams::default()
+        };
+        let mut h = BackendHealth::new(&p, false, Duration::ZERO);
+        h.probe(true, secs(1));
+        assert_eq!(h.probe(false, secs(2)), Some(State::Down), "seed {seed}");
+        let mut now = secs(3);
+        for _ in 1..rise {
+            assert_eq!(h.probe(true, now), None, "seed {seed}");
+            now += secs(1);
+        }
+        assert_eq!(h.probe(true, now), Some(State::Up), "seed {seed}");
+        let mut prev = h.ramp_permille(now);
+        assert_eq!(prev, 100, "seed {seed}");
+        for k in 1..=500u32 {
+            let r = h.ramp_permille(now + window * k / 500);
+            assert!(r >= prev, "seed {seed} k {k}: {r} < {prev}");
+            prev = r;
+        }
+        assert!(h.ramp_permille(now + window - Duration::from_nanos(1)) < 1000);
+        assert_eq!(prev, 1000, "seed {seed}");
+    }
+}
+
+#[test]
+fn an_ejection_returns_through_slow_start_from_its_end() {
+    let p = HealthParams {
+        checks: Some(RiseFallParams { rise: 1, fall: 1 }),
+        outlier: Some(OutlierParams {
+            consecutive_gateway_failures: 3,
+            base_ejection_time: secs(20),
+            ..OutlierParams::default()
+        }),
+        slow_start: linear_ramp(secs(10)),
+        ..HealthParams::default()
+    };
+    let mut h = BackendHealth::new(&p, false, Duration::ZERO);
+    h.probe(true, secs(1));
+    assert!(h.outlier_enabled());
+    assert_eq!(h.ramp_permille(secs(1)), 1000);
+    let t = secs(100);
+    let mut ejection = None;
+    for _ in 0..3 {
+        ejection = h.record(Outcome::gateway_failure(), t, || true);
+    }
+    let e = ejection.unwrap();
+    assert_eq!(e.until, secs(120));
+    assert_eq!(h.state(t), State::Ejected);
+    assert_eq!(h.state(secs(119)), State::Ejected);
+    // Passing probes during the ejection change nothing visible.
+    assert_eq!(h.probe(true, secs(110)), None);
+    assert_eq!(h.state(secs(120)), State::Up);
+    assert_eq!(h.ramp_permille(secs(120)), 100);
+    assert_eq!(h.ramp_permille(secs(125)), 500);
+    assert_eq!(h.ramp_permille(secs(130)), 1000);
+    // A Down → Up during the ejection still ramps from its end, not earlier.
+    h.probe(false, secs(200));
+    let e = (0..3)
+        .find_map(|_| h.record(Outcome::gateway_failure(), secs(201), || true))
+        .unwrap();
+    assert_eq!((e.count, e.until), (2, secs(241)));
+    assert_eq!(h.state(secs(202)), State::Down);
+    assert_eq!(h.probe(true, secs(203)), Some(State::Ejected));
+    assert_eq!(h.ramp_permille(secs(241)), 100);
+    assert_eq!(h.ramp_permille(secs(251)), 1000);
+    assert_eq!(h.ejections_total(), 2);
+}
+
+#[test]
+fn a_drain_releases_at_zero_in_flight_or_at_the_deadline_and_undrain_ramps() {
+    let p = HealthParams {
+        slow_start: linear_ramp(secs(10)),
+        drain_timeout: secs(30),
+        ..HealthParams::default()
+    };
+    let mut h = BackendHealth::new(&p, false, Duration::ZERO);
+    assert!(!h.is_released(0, secs(1)), "not draining");
+    h.drain(secs(10));
+    assert_eq!(h.state(secs(10)), State::Draining);
+    h.drain(secs(20)); // no-op: the deadline stays at 40 s
+    assert!(!h.is_released(5, secs(39)));
+    assert!(h.is_released(0, secs(11)));
+    assert!(h.is_released(5, secs(40)));
+    h.undrain(secs(50));
+    assert_eq!(h.state(secs(50)), State::Up);
+    assert!(!h.is_released(0, secs(50)));
+    assert_eq!(h.ramp_permille(secs(50)), 100);
+    assert_eq!(h.ramp_permille(secs(60)), 1000);
+    // Undrained while Down: no ramp yet; it starts when the probes pass.
+    let p = HealthParams {
+        checks: Some(RiseFallParams { rise: 1, fall: 1 }),
+        ..p
+    };
+    let mut h = BackendHealth::new(&p, false, Duration::ZERO);
+    h.probe(false, secs(1));
+    h.drain(secs(2));
+    h.undrain(secs(3));
+    assert_eq!(h.state(secs(3)), State::Down);
+    assert_eq!(h.probe(true, secs(20)), Some(State::Up));
+    assert_eq!(h.ramp_permille(secs(20)), 100);
+}
+
+#[test]
+fn reconfigure_keeps_the_visible_state() {
+    for seed in 0..SEEDS * 5 {
+        let mut rng = Rng(seed);
+        let p = random_params(&mut rng);
+        let mut h = BackendHealth::new(&p, rng.chance(50), Duration::ZERO);
+        let mut now = Duration::ZERO;
+        for step in 0..200 {
+            now += Duration::from_millis(rng.below(3_000) as u64);
+            match rng.below(10) {
+                0..=3 => {
+                    h.probe(rng.chance(50), now);
+                }
+                4..=7 => {
+                    h.record(Outcome::gateway_failure(), now, || true);
+                }
+                8 => h.drain(now),
+                _ => h.undrain(now),
+            }
+            let before = h.state(now);
+            let q = random_params(&mut rng);
+            h.reconfigure(&q, now);
+            let after = h.state(now);
+            if matches!(before, State::Down | State::Unknown) && q.checks.is_none() {
+                // Without checks there is no Down or Unknown: Up at once, or
+                // Ejected if an ejection hidden under Down still runs.
+                assert!(
+                    matches!(after, State::Up | State::Ejected),
+                    "seed {seed} step {step}: {after:?}"
+                );
+            } else {
+                assert_eq!(after, before, "seed {seed} step {step}");
+            }
+            assert_eq!(h.outlier_enabled(), q.outlier.is_some());
+        }
+    }
+}
+
+// === pool_verdict ===
+
+#[test]
+fn a_pool_with_two_of_three_down_panics_but_never_routes_unknown_or_draining() {
+    use State::*;
+    let mut out = Vec::new();
+    assert!(pool_verdict(&[Up, Down, Down], 50, &mut out));
+    assert_eq!(out, [true, true, true]);
+    assert!(pool_verdict(
+        &[Up, Ejected, Down, Unknown, Draining],
+        50,
+        &mut out
+    ));
+    assert_eq!(out, [true, true, true, false, false]);
+    // Draining backends do not count: 1 of 2 up is 50%, not under it.
+    assert!(!pool_verdict(&[Up, Down, Draining, Draining], 50, &mut out));
+    assert_eq!(out, [true, false, false, false]);
+    // A pool whose first probes are out is not in panic: Unknown does not count.
+    assert!(!pool_verdict(&[Unknown, Unknown, Unknown], 50, &mut out));
+    assert!(!pool_verdict(&[Up, Unknown, Unknown], 50, &mut out));
+    assert_eq!(out, [true, false, false]);
+}
+
+#[test]
+fn pool_verdict_invariants() {
+    for seed in 0..SEEDS * 50 {
+        let mut rng = Rng(seed);
+        let states: Vec<State> = (0..rng.below(12))
+            .map(|_| State::ALL[rng.below(5)])
+            .collect();
+        let threshold = [0, 10, 50, 100][rng.below(4)];
+        let mut out = vec![true; 3]; // stale content must be replaced
+        let panic = pool_verdict(&states, threshold, &mut out);
+        assert_eq!(out.len(), states.len(), "seed {seed}");
+        let counted = states
+            .iter()
+            .filter(|&&s| !matches!(s, State::Draining | State::Unknown))
+            .count();
+        let up = states.iter().filter(|&&s| s == State::Up).count();
+        assert_eq!(panic, panic_mode(up, counted, threshold), "seed {seed}");
+        for (s, &routed) in states.iter().zip(&out) {
+            let expect = match s {
+                State::Up => true,
+                State::Down | State::Ejected => panic,
+                State::Unknown | State::Draining => false,
+            };
+            assert_eq!(routed, expect, "seed {seed}: {s:?}");
+        }
     }
 }

@@ -6,7 +6,9 @@
 //! ```
 
 pub mod access_log;
+pub mod clock;
 pub mod demo;
+pub mod health;
 pub mod io;
 pub mod l7;
 pub mod listen;

@@ -52,7 +52,8 @@ pub fn reload(path: &Path, shared: &Shared, registry: &Registry) -> Result<u64, 
             tracing::warn!(listener = %name, "listener added or changed: takes effect after a restart");
         }
     }
-    let snapshot = Snapshot::build(config, generation, registry)?;
-    shared.store(Arc::new(snapshot));
+    let snapshot = Arc::new(Snapshot::build(config, generation, registry)?);
+    shared.store(snapshot.clone());
+    registry.apply(&snapshot);
     Ok(generation)
 }

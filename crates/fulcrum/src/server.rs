@@ -44,7 +44,7 @@ pub enum RunError {
 
 /// Serves `config` until SIGTERM or SIGINT; `path` is re-read on SIGHUP.
 pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
-    let registry = Registry::default();
+    let registry = Arc::new(Registry::default());
     let shutdown_timeout = config.shutdown_timeout.get();
     let workers = config
         .workers
@@ -85,6 +85,9 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Snapshot::build(
         config, 1, &registry,
     )?));
+    registry.apply(&shared.load());
+    // Probes and health timers run on this thread, beside the signal handling.
+    rt.spawn(crate::health::run(shared.clone(), registry.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(workers);
     for id in 0..workers {
@@ -97,9 +100,18 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             sockets.push((name.to_string(), socket));
         }
         let (shared, log, stop_rx) = (shared.clone(), log.clone(), stop_rx.clone());
+        let registry = registry.clone();
         let thread = std::thread::Builder::new()
             .name(format!("worker-{id}"))
-            .spawn(move || worker_main(id, shared, log, sockets, stop_rx, shutdown_timeout))?;
+            .spawn(move || {
+                worker_main(
+                    id,
+                    Worker::new(shared, log, registry, worker_seed(id)),
+                    sockets,
+                    stop_rx,
+                    shutdown_timeout,
+                )
+            })?;
         threads.push(thread);
     }
     rt.block_on(signals.wait(path, &shared, &registry));
@@ -147,10 +159,13 @@ impl Signals {
     }
 }
 
+fn worker_seed(id: usize) -> u64 {
+    (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id())
+}
+
 fn worker_main(
     id: usize,
-    shared: Shared,
-    log: AccessLog,
+    w: Rc<Worker>,
     sockets: Vec<(String, std::net::TcpListener)>,
     mut stop_rx: watch::Receiver<bool>,
     deadline: Duration,
@@ -166,8 +181,6 @@ fn worker_main(
         }
     };
     let local = tokio::task::LocalSet::new();
-    let seed = (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id());
-    let w = Worker::new(shared, log, seed);
     local.block_on(&rt, async move {
         for (name, socket) in sockets {
             match TcpListener::from_std(socket) {

@@ -5,13 +5,24 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use fulcrum_core::balance::{self, Backend, BackendKey, BackendState, Balancer, HashKey, Sticky};
-use fulcrum_core::config::{BalanceConfig, Config, ListenerProtocol, PoolProtocol, Secret};
+use fulcrum_core::config::{
+    BalanceConfig, Config, HealthCheckConfig, ListenerProtocol, PoolConfig, PoolProtocol, RetryOn,
+    Secret,
+};
+use fulcrum_core::health::{
+    BackendHealth, HealthParams, OutlierParams, RiseFallParams, SlowStartParams, State,
+};
 use fulcrum_core::jwt::JwtKey;
+use fulcrum_core::retry::{BackoffParams, RetryBudget, RetryBudgetParams};
 use fulcrum_core::route::RouteTable;
+use tokio::sync::Notify;
+
+use crate::clock;
 
 /// Everything the data path reads, for one config generation.
 #[derive(Debug)]
@@ -72,6 +83,151 @@ pub struct Pool {
     pub sticky: Option<StickyPool>,
     /// Verifies the token of a `jwt:CLAIM` hash key; unverified when `None`.
     pub jwt_key: Option<Arc<JwtKey>>,
+    /// Health of each backend, indexed like `backends`.
+    pub members: Vec<Arc<Member>>,
+    /// Counters and limits shared by every worker, kept across reloads.
+    pub state: Arc<PoolState>,
+    /// Health settings every member was configured with.
+    pub health: HealthParams,
+    /// The active check, when configured.
+    pub check: Option<HealthCheckConfig>,
+    /// Available share (percent) under which the pool panics.
+    pub panic_threshold: u32,
+    /// Retries after a failed attempt; `None`: connect failures only, `connect_attempts` tries.
+    pub retries: Option<Retries>,
+    /// Circuit limits.
+    pub limits: Limits,
+}
+
+/// A pool's compiled `retries`.
+#[derive(Debug)]
+pub struct Retries {
+    /// Retries after the first try.
+    pub attempts: u32,
+    /// What may be retried.
+    pub on: Vec<RetryOn>,
+    /// Time for a response head on one try.
+    pub per_try_timeout: Option<Duration>,
+    /// Backoff between tries.
+    pub backoff: BackoffParams,
+}
+
+impl Retries {
+    /// Whether `on` lists this kind of failure.
+    pub fn on(&self, what: RetryOn) -> bool {
+        self.on.contains(&what)
+    }
+
+    /// Whether `on` lists this response status.
+    pub fn on_status(&self, status: u16) -> bool {
+        self.on.iter().any(|o| o.matches_status(status))
+    }
+}
+
+/// A pool's circuit limits; `u32::MAX` when unlimited.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Requests holding an upstream HTTP/1.1 connection at once.
+    pub max_connections: u32,
+    /// Requests waiting for one of those.
+    pub max_pending: u32,
+    /// Requests in flight to the pool.
+    pub max_requests: u32,
+}
+
+/// A pool's live counters, shared by every worker and carried across reloads by name.
+#[derive(Debug)]
+pub struct PoolState {
+    /// Requests in flight (`max_requests`).
+    pub requests: AtomicU32,
+    /// Requests holding an upstream connection (`max_connections`).
+    pub connections: AtomicU32,
+    /// Requests waiting for a connection slot (`max_pending`).
+    pub pending: AtomicU32,
+    /// Woken when a connection slot frees.
+    pub freed: Notify,
+    /// The warm share of the pool in permille (slow start), scaling `max_requests`.
+    pub warm_permille: AtomicU32,
+    /// Whether the pool routes to unhealthy backends (panic mode).
+    pub panic: AtomicBool,
+    /// Retries allowed as a share of requests.
+    pub budget: Mutex<RetryBudget>,
+    /// Requests refused by a circuit limit.
+    pub overloaded: AtomicU64,
+    /// Retries made.
+    pub retries: AtomicU64,
+    /// Retries the budget refused.
+    pub budget_refused: AtomicU64,
+    /// Times the pool entered panic mode.
+    pub panics: AtomicU64,
+}
+
+impl PoolState {
+    fn new(budget: RetryBudgetParams) -> Self {
+        Self {
+            requests: AtomicU32::new(0),
+            connections: AtomicU32::new(0),
+            pending: AtomicU32::new(0),
+            freed: Notify::new(),
+            warm_permille: AtomicU32::new(1000),
+            panic: AtomicBool::new(false),
+            budget: Mutex::new(RetryBudget::new(budget)),
+            overloaded: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            budget_refused: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+        }
+    }
+
+    /// The retry budget, even if a panicking holder poisoned it.
+    pub fn budget(&self) -> MutexGuard<'_, RetryBudget> {
+        self.budget.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One backend's health, shared by the workers (outcomes), the health task (probes,
+/// timers) and reloads; carried across reloads by pool name and backend key.
+#[derive(Debug)]
+pub struct Member {
+    /// Pool name.
+    pub pool: String,
+    /// Backend key (its address as written).
+    pub key: BackendKey,
+    /// The state balancers read; the same `Arc` as the snapshot's `Backend::state`.
+    pub state: Arc<BackendState>,
+    health: Mutex<BackendHealth>,
+    /// Whether passive detection is on, so outcomes skip the lock when it is off.
+    outlier: AtomicBool,
+    /// End of the running ejection on the process clock (ns), for the pool guard.
+    ejected_until_ns: AtomicU64,
+    /// The state last announced, as `State as u8`.
+    pub shown: AtomicU8,
+    /// The config no longer has it: drained, then dropped once released.
+    pub removed: AtomicBool,
+    /// A release was already announced for the current drain.
+    pub released: AtomicBool,
+}
+
+impl Member {
+    /// The health machine.
+    pub fn health(&self) -> MutexGuard<'_, BackendHealth> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether passive outlier detection is on for this backend.
+    pub fn outlier_enabled(&self) -> bool {
+        self.outlier.load(Ordering::Relaxed)
+    }
+
+    /// Whether an ejection is running at `now_ns`.
+    pub fn is_ejected(&self, now_ns: u64) -> bool {
+        self.ejected_until_ns.load(Ordering::Relaxed) > now_ns
+    }
+
+    /// Records that an ejection runs until `until_ns`.
+    pub fn set_ejected_until(&self, until_ns: u64) {
+        self.ejected_until_ns.store(until_ns, Ordering::Relaxed);
+    }
 }
 
 /// A pool's sticky-session cookie: its codec and name.
@@ -83,21 +239,167 @@ pub struct StickyPool {
     pub cookie: String,
 }
 
-/// Backend state kept across reloads, by pool name and backend key, so in-flight
-/// counts survive a rebuild.
+/// Backend and pool state kept across reloads, by pool name and backend key, so
+/// in-flight counts, health and ejections survive a rebuild.
 #[derive(Debug, Default)]
 pub struct Registry {
-    states: Mutex<HashMap<(String, BackendKey), Arc<BackendState>>>,
+    members: Mutex<HashMap<(String, BackendKey), Arc<Member>>>,
+    pools: Mutex<HashMap<String, Arc<PoolState>>>,
+    /// Woken when health may have changed (an ejection, a reload): the health
+    /// task re-evaluates at once instead of at its next tick.
+    pub changed: Notify,
 }
 
 impl Registry {
-    fn state(&self, pool: &str, key: &BackendKey) -> Arc<BackendState> {
-        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        states
+    /// The member for `key` in `pool`, created with fresh health when new.
+    fn member(
+        &self,
+        pool: &str,
+        key: &BackendKey,
+        params: &HealthParams,
+        joining: bool,
+    ) -> Arc<Member> {
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members
             .entry((pool.to_owned(), key.clone()))
-            .or_default()
+            .or_insert_with(|| {
+                let now = clock::now();
+                let health = BackendHealth::new(params, joining, now);
+                let state = Arc::new(BackendState::default());
+                let shown = health.state(now);
+                state.set_available(shown == State::Up);
+                state.set_ramp_permille(health.ramp_permille(now));
+                Arc::new(Member {
+                    pool: pool.to_owned(),
+                    key: key.clone(),
+                    state,
+                    outlier: AtomicBool::new(health.outlier_enabled()),
+                    health: Mutex::new(health),
+                    ejected_until_ns: AtomicU64::new(0),
+                    shown: AtomicU8::new(state_byte(shown)),
+                    removed: AtomicBool::new(false),
+                    released: AtomicBool::new(false),
+                })
+            })
             .clone()
     }
+
+    fn pool(&self, name: &str, budget: RetryBudgetParams) -> Arc<PoolState> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(PoolState::new(budget)))
+            .clone()
+    }
+
+    /// Brings every member in line with a snapshot just published: new settings,
+    /// re-added backends undrained, removed ones drained. Called after the swap,
+    /// so a config that fails to build changes nothing here.
+    pub fn apply(&self, snap: &Snapshot) {
+        let now = clock::now();
+        let mut live = std::collections::HashSet::new();
+        for pool in &snap.pools {
+            for m in &pool.members {
+                live.insert(Arc::as_ptr(m));
+                let mut h = m.health();
+                h.reconfigure(&pool.health, now);
+                m.outlier.store(h.outlier_enabled(), Ordering::Relaxed);
+                if m.removed.swap(false, Ordering::Relaxed) {
+                    h.undrain(now);
+                }
+            }
+            let budget = pool
+                .retries
+                .as_ref()
+                .map_or_else(RetryBudgetParams::default, |_| {
+                    budget_params(&snap.config.pools[&pool.name])
+                });
+            *pool.state.budget() = RetryBudget::new(budget);
+        }
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        for m in members.values() {
+            if !live.contains(&Arc::as_ptr(m)) && !m.removed.swap(true, Ordering::Relaxed) {
+                m.health().drain(now);
+                m.released.store(false, Ordering::Relaxed);
+            }
+        }
+        drop(members);
+        self.changed.notify_one();
+    }
+
+    /// Every member, in no particular order.
+    pub fn members(&self) -> Vec<Arc<Member>> {
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members.values().cloned().collect()
+    }
+
+    /// Forgets a removed member once it is released.
+    pub fn forget(&self, m: &Member) {
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members.remove(&(m.pool.clone(), m.key.clone()));
+    }
+}
+
+/// A [`State`] as the byte kept in [`Member::shown`].
+pub fn state_byte(s: State) -> u8 {
+    match s {
+        State::Unknown => 0,
+        State::Up => 1,
+        State::Down => 2,
+        State::Ejected => 3,
+        State::Draining => 4,
+    }
+}
+
+/// The [`State`] of a [`Member::shown`] byte.
+pub fn byte_state(b: u8) -> State {
+    match b {
+        1 => State::Up,
+        2 => State::Down,
+        3 => State::Ejected,
+        4 => State::Draining,
+        _ => State::Unknown,
+    }
+}
+
+/// A pool's health settings from its config.
+pub fn health_params(p: &PoolConfig) -> HealthParams {
+    HealthParams {
+        checks: p.health.as_ref().map(|h| RiseFallParams {
+            rise: h.rise,
+            fall: h.fall,
+        }),
+        outlier: p.outlier.as_ref().map(|o| OutlierParams {
+            consecutive_5xx: o.consecutive_5xx,
+            consecutive_gateway_failures: o.consecutive_gateway_failures,
+            failure_percentage: if o.failure_percentage == 0 {
+                101
+            } else {
+                o.failure_percentage
+            },
+            window: o.window.get(),
+            min_requests: o.min_requests,
+            max_latency: o.max_latency.map(|d| d.get()),
+            base_ejection_time: o.base_ejection_time.get(),
+            max_ejection_time: o.max_ejection_time.get(),
+            max_ejection_percent: o.max_ejection_percent,
+            panic_threshold: p.panic_threshold,
+        }),
+        slow_start: SlowStartParams {
+            window: p.slow_start.map_or(Duration::ZERO, |d| d.get()),
+            ..SlowStartParams::default()
+        },
+        drain_timeout: p.drain_timeout.get(),
+    }
+}
+
+fn budget_params(p: &PoolConfig) -> RetryBudgetParams {
+    let defaults = RetryBudgetParams::default();
+    p.retries.as_ref().map_or(defaults, |r| RetryBudgetParams {
+        ratio_percent: r.budget.0,
+        min_per_sec: r.min_retries_per_sec,
+        ..defaults
+    })
 }
 
 /// Why a validated config could not be turned into a snapshot.
@@ -132,7 +434,9 @@ impl Snapshot {
         let mut keys = Keys::default();
         let mut pools = Vec::with_capacity(pool_names.len());
         for (name, p) in &config.pools {
+            let health = health_params(p);
             let mut backends = Vec::with_capacity(p.backends.len());
+            let mut members = Vec::with_capacity(p.backends.len());
             for b in &p.backends {
                 let addr = resolve(&b.address).map_err(|reason| BuildError::Resolve {
                     pool: name.clone(),
@@ -140,12 +444,14 @@ impl Snapshot {
                     reason,
                 })?;
                 let key = BackendKey(b.address.clone());
+                let member = registry.member(name, &key, &health, generation > 1);
                 backends.push(Backend {
-                    state: registry.state(name, &key),
+                    state: member.state.clone(),
                     key,
                     addr,
                     weight: NonZeroU32::new(b.weight).unwrap_or(NonZeroU32::MIN),
                 });
+                members.push(member);
             }
             let sticky = p.sticky.as_ref().map(|st| StickyPool {
                 codec: Sticky::new(st.secret.as_bytes(), st.ttl.get().as_secs(), &backends),
@@ -172,6 +478,27 @@ impl Snapshot {
                             .and_then(|k| HashKey::parse(k).ok())
                             .unwrap_or(HashKey::ClientIp)
                     }),
+                members,
+                state: registry.pool(name, budget_params(p)),
+                health,
+                check: p.health.clone(),
+                panic_threshold: p.panic_threshold,
+                retries: p.retries.as_ref().map(|r| Retries {
+                    attempts: r.attempts,
+                    on: r.on.clone(),
+                    per_try_timeout: r.per_try_timeout.map(|d| d.get()),
+                    backoff: BackoffParams {
+                        base: r.backoff.get(),
+                        max: r.max_backoff.get(),
+                    },
+                }),
+                limits: Limits {
+                    max_connections: p.max_connections.unwrap_or(u32::MAX),
+                    // A queue as deep as the limit unless set: bounded, and no
+                    // refusals for a brief burst.
+                    max_pending: p.max_pending.or(p.max_connections).unwrap_or(0),
+                    max_requests: p.max_requests.unwrap_or(u32::MAX),
+                },
             });
         }
         let route_keys = config

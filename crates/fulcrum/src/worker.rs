@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use crate::access_log::AccessLog;
-use crate::state::Snapshot;
+use crate::state::{Registry, Snapshot};
 use crate::upstream::{H1Pool, H2Pool};
 
 /// The published snapshot, swapped on reload.
@@ -26,6 +26,8 @@ pub struct Worker {
     pub h2_pool: H2Pool,
     /// Access log sink.
     pub log: AccessLog,
+    /// Backend health shared with the health task (ejections wake it).
+    pub registry: Arc<Registry>,
     /// Set once shutdown starts; connections finish their request and close.
     pub stopping: Cell<bool>,
     /// Woken when shutdown starts (accept loops and HTTP/2 connections listen).
@@ -35,14 +37,14 @@ pub struct Worker {
     /// Wakes the shutdown waiter as work finishes.
     pub idle: Notify,
     rng: Cell<u64>,
-    epoch: std::time::Instant,
 }
 
 impl Worker {
     /// A worker reading `shared`.
-    pub fn new(shared: Shared, log: AccessLog, seed: u64) -> Rc<Self> {
+    pub fn new(shared: Shared, log: AccessLog, registry: Arc<Registry>, seed: u64) -> Rc<Self> {
         Rc::new(Self {
             shared,
+            registry,
             h1_pool: H1Pool::default(),
             h2_pool: H2Pool::default(),
             log,
@@ -51,7 +53,6 @@ impl Worker {
             busy: Cell::new(0),
             idle: Notify::new(),
             rng: Cell::new(seed | 1),
-            epoch: std::time::Instant::now(),
         })
     }
 
@@ -65,9 +66,10 @@ impl Worker {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// Monotonic nanoseconds for the balancers' time-based state (peak EWMA).
+    /// Monotonic nanoseconds for the balancers' time-based state (peak EWMA), on
+    /// the process-wide clock that health state shares.
     pub fn now_ns(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        crate::clock::now_ns()
     }
 
     /// Begins shutdown: no new connections; busy ones close after their request.

@@ -13,6 +13,9 @@
 //! built off the data path on each reload ([`build`]); per-backend live state
 //! sits behind `Arc<BackendState>` so the caller can carry it over by
 //! [`BackendKey`].
+//!
+//! Slow start is applied on top of any algorithm by [`pick_ramped`], which
+//! reads each backend's ramp ([`BackendState::ramp_permille`]).
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -23,6 +26,7 @@ use crate::config::{BalanceConfig, LoadConfig, PoolConfig};
 mod key;
 mod least_conn;
 mod maglev;
+mod ramp;
 mod random;
 mod ring_hash;
 mod round_robin;
@@ -32,6 +36,7 @@ mod weighted;
 pub use key::HashKey;
 pub use least_conn::LeastConnections;
 pub use maglev::Maglev;
+pub use ramp::pick_ramped;
 pub use random::{PowerOfTwo, Random};
 pub use ring_hash::RingHash;
 pub use round_robin::RoundRobin;
@@ -73,6 +78,8 @@ pub struct BackendState {
     ewma_bits: AtomicU64,
     /// Caller's `now_ns` at the last latency observation.
     ewma_at: AtomicU64,
+    /// `1000 - ramp_permille`, so that `Default` means fully ramped.
+    cold_permille: AtomicU32,
 }
 
 impl BackendState {
@@ -85,6 +92,19 @@ impl BackendState {
     /// Marks the backend available (`true`) or not (`false`) for later picks.
     pub fn set_available(&self, available: bool) {
         self.unavailable.store(!available, Ordering::Relaxed);
+    }
+
+    /// Slow-start share of full weight, in permille (1..=1000; 1000 when not
+    /// ramping). Read by [`pick_ramped`].
+    pub fn ramp_permille(&self) -> u32 {
+        // Relaxed: advisory like availability; a stale read skews one pick.
+        1000 - self.cold_permille.load(Ordering::Relaxed).min(999)
+    }
+
+    /// Sets the slow-start share (clamped to 1..=1000) for later picks.
+    pub fn set_ramp_permille(&self, permille: u32) {
+        let cold = 1000 - permille.clamp(1, 1000);
+        self.cold_permille.store(cold, Ordering::Relaxed);
     }
 
     /// Estimate reported for a backend with no latency sample yet: low enough
@@ -307,6 +327,18 @@ mod tests {
         assert!(!state.is_available());
         state.set_available(true);
         assert!(state.is_available());
+    }
+
+    #[test]
+    fn ramp_defaults_to_full_and_is_clamped() {
+        let state = BackendState::default();
+        assert_eq!(state.ramp_permille(), 1000);
+        state.set_ramp_permille(100);
+        assert_eq!(state.ramp_permille(), 100);
+        state.set_ramp_permille(0);
+        assert_eq!(state.ramp_permille(), 1);
+        state.set_ramp_permille(5000);
+        assert_eq!(state.ramp_permille(), 1000);
     }
 
     #[test]

@@ -7,9 +7,11 @@
 mod address;
 mod backend;
 mod duration;
+mod health;
 mod locate;
 mod methods;
 mod pieces;
+mod retries;
 mod rules;
 mod secret;
 #[cfg(test)]
@@ -17,9 +19,13 @@ mod tests;
 #[cfg(test)]
 mod tests_balance;
 #[cfg(test)]
+mod tests_health;
+#[cfg(test)]
 mod tests_jwt;
 #[cfg(test)]
 mod tests_pieces;
+#[cfg(test)]
+mod tests_retries;
 #[cfg(test)]
 mod tests_routes;
 mod validate;
@@ -30,6 +36,8 @@ use std::num::NonZeroU32;
 use serde::Deserialize;
 
 pub use duration::{Duration, DurationError};
+pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
+pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use secret::Secret;
 pub use validate::{parse, ConfigError};
 
@@ -262,6 +270,40 @@ pub struct PoolConfig {
     /// answered it. Off when unset.
     #[serde(default)]
     pub sticky: Option<StickyConfig>,
+    /// Active health check. Off when unset: backends take traffic at once.
+    #[serde(default)]
+    pub health: Option<HealthCheckConfig>,
+    /// Passive outlier detection. Off when unset.
+    #[serde(default)]
+    pub outlier: Option<OutlierConfig>,
+    /// Slow-start window ("30s"): a joining or returning backend ramps from 10% to
+    /// full weight. Off when unset.
+    #[serde(default)]
+    pub slow_start: Option<Duration>,
+    /// How long a drained or removed backend's in-flight requests may run before it
+    /// is released.
+    #[serde(default = "defaults::drain_timeout")]
+    pub drain_timeout: Duration,
+    /// Percent of available backends under which the pool routes to every checked
+    /// backend (Envoy's panic mode); 0 disables.
+    #[serde(default = "defaults::panic_threshold")]
+    pub panic_threshold: u32,
+    /// Retries after a failed attempt. When unset, only connect failures are
+    /// retried (`connect_attempts`).
+    #[serde(default)]
+    pub retries: Option<RetriesConfig>,
+    /// Open upstream connections of the pool, all workers together; past it a
+    /// request waits (`max_pending`) or gets 503 with Retry-After. Unlimited when unset.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// Requests waiting for a connection once `max_connections` is reached; past
+    /// it a request gets 503 with Retry-After at once. Needs `max_connections`.
+    #[serde(default)]
+    pub max_pending: Option<u32>,
+    /// Requests in flight to the pool; past it a request gets 503 with Retry-After
+    /// at once. Unlimited when unset.
+    #[serde(default)]
+    pub max_requests: Option<u32>,
 }
 
 /// `sticky` of a pool: `{ cookie = "NAME", ttl = "1h", secret = "..." }`.
@@ -392,5 +434,11 @@ mod defaults {
     }
     pub fn sticky_ttl() -> Duration {
         Duration::from_secs(3600)
+    }
+    pub fn drain_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn panic_threshold() -> u32 {
+        50
     }
 }

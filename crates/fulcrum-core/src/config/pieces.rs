@@ -6,9 +6,10 @@
 //! sub-value of the one parse of the text: toml's error spans still point into the
 //! file, so lines and keys come out as if the whole document had been read at once.
 //!
-//! Inside an entry, a key that fails is reported, dropped and the entry tried
-//! again, so every bad key is found and the rest of the entry still reaches the
-//! semantic rules. What was lost is kept in [`Gaps`], so that a rule does not
+//! Inside an entry, a key that fails (or a key of a table nested in it, such as
+//! `pools.x.health.interval`) is reported, dropped and the entry tried again, so
+//! every bad key is found and the rest of the entry still reaches the semantic
+//! rules. What was lost is kept in [`Gaps`], so that a rule does not
 //! report a consequence of an error already reported.
 
 use std::collections::BTreeMap;
@@ -184,7 +185,9 @@ impl Reader {
     }
 
     /// One entry (a table): each key that fails is reported, dropped and the entry
-    /// tried again, so every bad key is found and the rest still deserializes.
+    /// tried again, so every bad key is found and the rest still deserializes. A
+    /// key of a nested table (`health = { ... }`, `[pools.x.health]`) is dropped
+    /// from that table, so its siblings are still read and checked.
     /// `None`, with the entry a gap, when a required key is missing or the entry is
     /// not a table.
     fn entry<'i, T: Deserialize<'i>>(
@@ -194,14 +197,15 @@ impl Reader {
     ) -> Option<T> {
         let span = value.span();
         let mut value = value.into_inner();
-        let mut dropped: Vec<String> = Vec::new();
+        // Each dropped key, as its chain of keys below the entry.
+        let mut dropped: Vec<Vec<String>> = Vec::new();
         // Each failed attempt drops a key, so this ends.
         loop {
             let attempt = Spanned::new(span.clone(), value.clone());
             let e = match T::deserialize(ValueDeserializer::from(attempt)) {
                 Ok(entry) => {
-                    for name in dropped {
-                        self.gaps.0.push(path.key(&name));
+                    for chain in dropped {
+                        self.gaps.0.push(below(&path, &chain));
                     }
                     return Some(entry);
                 }
@@ -209,36 +213,76 @@ impl Reader {
             };
             // A key missing from this entry is placed on the entry's span, which no
             // key holds; one missing deeper (`backends[0].address`) drops its key.
-            let bad = match (&e.span(), &value) {
-                (Some(at), DeValue::Table(table)) => culprit(table, at),
-                _ => None,
-            };
-            let (Some(name), DeValue::Table(table)) = (bad, &mut value) else {
-                // A required key we dropped is missing because of an error already
-                // reported; any other failure is news.
-                if !dropped.iter().any(|name| is_missing(&e, name)) {
-                    self.failures.push(e.into());
-                }
+            let chain = e.span().map(|at| culprit(&value, &at)).unwrap_or_default();
+            // A required key we dropped is missing because of an error already
+            // reported; any other failure is news.
+            let consequence = dropped.iter().any(|d| {
+                d.len() == chain.len() + 1
+                    && d.starts_with(&chain)
+                    && d.last().is_some_and(|name| is_missing(&e, name))
+            });
+            if !consequence {
+                self.failures.push(e.into());
+            }
+            if chain.is_empty() || !remove(&mut value, &chain) {
                 self.gaps.0.push(path);
                 return None;
-            };
-            self.failures.push(e.into());
-            *table = std::mem::take(table)
-                .into_iter()
-                .filter(|(key, _)| key.get_ref().as_ref() != name)
-                .collect();
-            dropped.push(name);
+            }
+            dropped.push(chain);
         }
     }
 }
 
-/// The key of `table` whose name or value holds the error span `at`.
-fn culprit(table: &DeTable<'_>, at: &Range<usize>) -> Option<String> {
+/// `path` followed by the keys of `chain`.
+fn below(path: &KeyPath, chain: &[String]) -> KeyPath {
+    chain.iter().fold(path.clone(), |path, name| path.key(name))
+}
+
+/// The keys leading from `value` (a table) to the deepest key whose name or value
+/// holds the error span `at`; empty when no key does. The search goes into nested
+/// tables, whose own span may cover only their `[header]`, but not into arrays:
+/// a bad element drops its whole array.
+fn culprit(value: &DeValue<'_>, at: &Range<usize>) -> Vec<String> {
     let holds = |span: Range<usize>| span.start <= at.start && at.end <= span.end;
-    table
-        .iter()
-        .find(|(key, value)| holds(key.span()) || holds(value.span()))
-        .map(|(key, _)| key.get_ref().to_string())
+    let DeValue::Table(table) = value else {
+        return Vec::new();
+    };
+    for (key, child) in table {
+        // An error on the whole value ("expected a string, found a table") is the
+        // key's own; one inside it belongs to a key deeper down, if one holds it.
+        let deeper = if child.span() == *at {
+            Vec::new()
+        } else {
+            culprit(child.get_ref(), at)
+        };
+        if !deeper.is_empty() || holds(key.span()) || holds(child.span()) {
+            let mut chain = vec![key.get_ref().to_string()];
+            chain.extend(deeper);
+            return chain;
+        }
+    }
+    Vec::new()
+}
+
+/// Removes the key at the end of `chain` from the nested tables of `value`;
+/// whether it was there.
+fn remove(value: &mut DeValue<'_>, chain: &[String]) -> bool {
+    let (DeValue::Table(table), [name, rest @ ..]) = (value, chain) else {
+        return false;
+    };
+    if rest.is_empty() {
+        let before = table.len();
+        *table = std::mem::take(table)
+            .into_iter()
+            .filter(|(key, _)| key.get_ref().as_ref() != name)
+            .collect();
+        table.len() < before
+    } else {
+        table
+            .iter_mut()
+            .find(|(key, _)| key.get_ref().as_ref() == name)
+            .is_some_and(|(_, child)| remove(child.get_mut(), rest))
+    }
 }
 
 /// Whether `e` says the key `name` is missing.

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+mod health;
 mod jwt;
 mod predicates;
+mod retries;
 
 use super::locate::{key, KeyPath};
 use super::pieces::Gaps;
@@ -81,6 +83,8 @@ pub(crate) fn check(
         check_pool(&mut c, &key("pools").key(name), pool);
         check_sticky(&mut c, &key("pools").key(name), pool);
         jwt::check_pool(&mut c, &key("pools").key(name), pool);
+        health::check(&mut c, &key("pools").key(name), pool);
+        retries::check(&mut c, &key("pools").key(name), pool);
     }
     for (i, route) in config.routes.iter().enumerate() {
         check_route(&mut c, config, &key("routes").index(i), route);

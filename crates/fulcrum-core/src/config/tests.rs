@@ -60,6 +60,27 @@ fn reference_config_is_valid() {
     );
     assert_eq!(config.routes[2].header.len(), 2);
     assert_eq!(config.listeners["public"].max_body_bytes, Some(10_485_760));
+    let checked = &config.pools["checked"];
+    let health = checked.health.as_ref().unwrap();
+    assert_eq!(health.path, "/healthz");
+    assert_eq!(health.expect[1], StatusRange { from: 304, to: 304 });
+    assert_eq!(health.jitter, Some(Duration::from_millis(500)));
+    let outlier = checked.outlier.as_ref().unwrap();
+    assert_eq!(outlier.max_ejection_time, Duration::from_secs(300));
+    let retries = checked.retries.as_ref().unwrap();
+    assert_eq!(retries.on[3], RetryOn::Status(502));
+    assert_eq!(retries.budget, Percent(20));
+    assert_eq!(checked.slow_start, Some(Duration::from_secs(30)));
+    assert_eq!(checked.max_pending, Some(100));
+    // The reference spells out each default: other pools leave every key out.
+    assert_eq!(
+        *outlier,
+        OutlierConfig {
+            max_latency: Some(Duration::from_secs(1)),
+            ..OutlierConfig::default()
+        }
+    );
+    assert_eq!(retries.per_try_timeout, Some(Duration::from_secs(2)));
 }
 
 #[test]

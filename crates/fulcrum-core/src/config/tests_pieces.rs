@@ -61,7 +61,9 @@ also_bogus = true
             "f.toml:21: pools.web.also_bogus: unknown key (expected one of: balance, \
              backends, protocol, connect_timeout, upstream_timeout, connect_attempts, \
              max_idle_per_backend, idle_timeout, hash_key, jwt_secret, jwt_public_key, virtual_nodes, \
-             balance_factor, table_size, load, sticky)",
+             balance_factor, table_size, load, sticky, health, outlier, slow_start, \
+             drain_timeout, panic_threshold, retries, max_connections, max_pending, \
+             max_requests)",
         ]
     );
 }
@@ -188,4 +190,29 @@ fn dotted_keys_are_placed_too() {
              \"5s\", \"2m\" or \"1h\", found integer `3`",
         ]
     );
+}
+
+#[test]
+fn bad_keys_of_a_nested_table_are_all_reported() {
+    // Each bad key of `sticky` is dropped from `sticky` alone; a required one takes
+    // the table with it, without a second "missing required key".
+    let text = format!(
+        "{BASE}sticky = {{ cookie = 5, ttl = 3, secret = \"0123456789abcdef\" }}\n\
+         connect_timeout = \"0s\"\n"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "f.toml:9: pools.api.sticky.cookie: expected a string, found integer `5`",
+            "f.toml:9: pools.api.sticky.ttl: expected a duration string such as \"250ms\", \
+             \"5s\", \"2m\" or \"1h\", found integer `3`",
+            "f.toml:10: pools.api.connect_timeout: must be greater than 0",
+        ]
+    );
+    // A sub-table written as a section is read the same way.
+    let text = format!("{BASE}[pools.api.sticky]\ncookie = \"s\"\nsecret = 1\nttl = \"x\"\n");
+    let all = errors(&text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all[0].starts_with("f.toml:11: pools.api.sticky.secret: expected a string"));
+    assert!(all[1].starts_with("f.toml:12: pools.api.sticky.ttl: invalid duration"));
 }

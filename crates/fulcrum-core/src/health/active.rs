@@ -56,6 +56,17 @@ impl RiseFall {
         }
     }
 
+    /// A counter that carries `status` over from an earlier one (a reload that
+    /// changed the thresholds), with its streak restarted. `Draining` is not a
+    /// probe status and counts as `Unknown`.
+    pub(crate) fn resume(params: RiseFallParams, status: Status) -> Self {
+        let mut rf = Self::new(params);
+        if matches!(status, Status::Up | Status::Down) {
+            rf.status = status;
+        }
+        rf
+    }
+
     /// The current status.
     pub fn status(&self) -> Status {
         self.status

@@ -7,7 +7,9 @@
 //!
 //! Owns the state machines only: [`RiseFall`] (active checks), [`Outlier`]
 //! (passive detection), [`SlowStart`] (ramp after joining or returning) and
-//! [`Drain`] (graceful removal). Never sends a probe, starts a timer, reads a
+//! [`Drain`] (graceful removal), and [`BackendHealth`], which combines them
+//! into one backend's visible [`State`] and ramp ([`pool_verdict`] turns a
+//! pool's states into who takes traffic). Never sends a probe, starts a timer, reads a
 //! clock or draws randomness: `fulcrum` runs the probes and timers and feeds the
 //! results in, so every scenario replays exactly in a test.
 //!
@@ -19,12 +21,14 @@
 use std::time::Duration;
 
 mod active;
+mod backend;
 mod drain;
 mod outlier;
 mod slow_start;
 pub(crate) mod window;
 
 pub use active::{next_probe, RiseFall, RiseFallParams, DEFAULT_JITTER_FRACTION};
+pub use backend::{pool_verdict, BackendHealth, HealthParams, State};
 pub use drain::{is_released, Drain, DEFAULT_DRAIN_TIMEOUT};
 pub use outlier::{
     may_eject, panic_mode, Ejection, Outcome, Outlier, OutlierParams, OutlierPool, Reason,

@@ -180,6 +180,18 @@ impl Outlier {
         now: Duration,
         allowed: bool,
     ) -> Option<Ejection> {
+        self.record_with(outcome, now, || allowed)
+    }
+
+    /// As [`Outlier::record_guarded`], but asks the pool guard only when a
+    /// detector fires: counting a pool's ejected backends on every request
+    /// would cost more than the detection itself.
+    pub fn record_with(
+        &mut self,
+        outcome: Outcome,
+        now: Duration,
+        allowed: impl FnOnce() -> bool,
+    ) -> Option<Ejection> {
         if self.is_ejected(now) {
             return None;
         }
@@ -206,7 +218,7 @@ impl Outlier {
 
         let reason = self.tripped(now)?;
         self.reset();
-        if !allowed {
+        if !allowed() {
             return None;
         }
         self.ejections = self.ejections.saturating_add(1);
@@ -223,6 +235,15 @@ impl Outlier {
             count: self.ejections,
             reason,
         })
+    }
+
+    /// New thresholds (a reload). Keeps a running ejection and the count that
+    /// sets the next one's length, so a reload does not forgive a flapping
+    /// backend; restarts the detectors, since the window span may have changed.
+    pub fn set_params(&mut self, params: OutlierParams) {
+        self.params = params;
+        self.window = Window::new(params.window);
+        self.reset();
     }
 
     /// The first detector that fires at `now`, if any.

@@ -35,6 +35,13 @@ pub enum ProxyError {
     /// The pool has no available backend.
     #[error("no backend available")]
     NoBackend,
+    /// A circuit limit (`max_requests`, `max_connections`, `max_pending`) refused it.
+    #[error("pool over its limits")]
+    Overloaded,
+    /// The backend answered this status, the response was dropped to retry, and
+    /// no retry could be made after all.
+    #[error("backend answered {0}; no retry left")]
+    Retried(u16),
     /// Connecting failed on every attempt.
     #[error("connect to {addr} failed: {reason}")]
     Connect {
@@ -63,7 +70,8 @@ impl ProxyError {
             Self::BodyTooLarge => 413,
             Self::MethodNotAllowed => 405,
             Self::NoRoute => 404,
-            Self::NoBackend => 503,
+            Self::NoBackend | Self::Overloaded => 503,
+            Self::Retried(status) => *status,
             Self::Connect { .. } | Self::BadResponse(_) => 502,
             Self::BackendTimeout => 504,
         }
@@ -77,8 +85,11 @@ impl ProxyError {
             | Self::BodyTooLarge
             | Self::MethodNotAllowed
             | Self::Client(_) => Side::Client,
-            Self::NoRoute | Self::NoBackend => Side::Proxy,
-            Self::Connect { .. } | Self::BadResponse(_) | Self::BackendTimeout => Side::Backend,
+            Self::NoRoute | Self::NoBackend | Self::Overloaded => Side::Proxy,
+            Self::Connect { .. }
+            | Self::BadResponse(_)
+            | Self::BackendTimeout
+            | Self::Retried(_) => Side::Backend,
         }
     }
 
@@ -86,15 +97,22 @@ impl ProxyError {
     pub fn retryable(&self) -> bool {
         matches!(self, Self::Connect { .. })
     }
+
+    /// Seconds a client should wait before trying again, sent as `Retry-After`:
+    /// a circuit limit sheds load that may pass in a moment.
+    pub fn retry_after(&self) -> Option<u32> {
+        matches!(self, Self::Overloaded).then_some(1)
+    }
 }
 
 /// Appends a complete short error response for an HTTP/1.1 client.
-pub fn write_h1_error(out: &mut Vec<u8>, status: u16, close: bool) {
+pub fn write_h1_error(out: &mut Vec<u8>, status: u16, close: bool, retry_after: Option<u32>) {
     let reason = fulcrum_core::http1::reason(status);
     let body_len = reason.len() + 1;
+    let retry = retry_after.map_or(String::new(), |s| format!("retry-after: {s}\r\n"));
     out.extend_from_slice(
         format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {body_len}\r\n{}\r\n{reason}\n",
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {body_len}\r\n{retry}{}\r\n{reason}\n",
             if close { "connection: close\r\n" } else { "" }
         )
         .as_bytes(),

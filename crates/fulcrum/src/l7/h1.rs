@@ -9,11 +9,12 @@ use bytes::BytesMut;
 use fulcrum_core::config::PoolProtocol;
 use fulcrum_core::http1::{self, Forwarded, Framing, HeadError, RequestHead, Version};
 use fulcrum_core::jwt::RequestTokens;
+use fulcrum_core::retry;
 use fulcrum_core::route::Fields;
 use tokio::net::TcpStream;
 
 use super::body::{pump, H1Sink, H1Source, H2Sink, H2Source, Out, PumpError, Sink, Source};
-use super::error::{write_h1_error, ProxyError};
+use super::error::{write_h1_error, ProxyError, Side};
 use super::proxy::{self, Target};
 use super::upstream_h1::{self, Attempt};
 use crate::access_log::Entry;
@@ -159,7 +160,7 @@ async fn exchange(
                 ProxyError::Client(why) if why.contains("timed out") => 408,
                 other => other.status(),
             };
-            reply_error(io, l, status, true).await;
+            reply_error(io, l, status, true, None).await;
             e.status = status;
             e.error = Some(err.to_string());
             e.duration = started.elapsed();
@@ -180,7 +181,7 @@ async fn exchange(
                 || head.body != Framing::Empty
                 || err.side() == super::error::Side::Client;
             if !replied {
-                reply_error(io, l, err.status(), close).await;
+                reply_error(io, l, err.status(), close, err.retry_after()).await;
                 e.status = err.status();
             }
             e.error = Some(err.to_string());
@@ -210,9 +211,15 @@ impl From<ProxyError> for Failed {
     }
 }
 
-async fn reply_error(io: &TcpStream, l: &Listener, status: u16, close: bool) {
+async fn reply_error(
+    io: &TcpStream,
+    l: &Listener,
+    status: u16,
+    close: bool,
+    retry_after: Option<u32>,
+) {
     let mut out = Vec::with_capacity(160);
-    write_h1_error(&mut out, status, close);
+    write_h1_error(&mut out, status, close, retry_after);
     let _ = io::write_all(io, &out, l.client_timeout).await;
 }
 
@@ -273,6 +280,7 @@ async fn forward<'h>(
         hash,
         pinned,
     };
+    let _admitted = proxy::admit(pool)?;
     match pool.protocol {
         PoolProtocol::Http1 => to_h1(w, l, pool, io, buf, &req, e).await,
         PoolProtocol::H2c => to_h2(w, l, pool, io, buf, &req, e).await,
@@ -327,15 +335,17 @@ async fn to_h1(
         &fwd,
     );
     let head_len = out.len();
-    let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned);
-    while let Some(backend) = attempts.next(w, e) {
+    let replayable = head.body == Framing::Empty && retry::is_retryable_method(req.method);
+    let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned, replayable);
+    while let Some(backend) = attempts.next(w, e).await {
         let _lease = Lease::new(&backend.state);
+        let _slot = proxy::conn_slot(pool).await?;
         let set_cookie = attempts.set_cookie();
         loop {
             let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {
                 Ok(c) => c,
                 Err(err) => {
-                    attempts.failed(err);
+                    attempts.failed(w, err);
                     break;
                 }
             };
@@ -348,6 +358,7 @@ async fn to_h1(
                 up: &upc,
                 reused,
                 backend,
+                attempts: &attempts,
                 head,
                 is_head: req.method == "HEAD",
                 set_cookie: set_cookie.as_deref(),
@@ -362,6 +373,10 @@ async fn to_h1(
                 // The pooled connection was closed by the backend as we sent: nothing
                 // was consumed, so the same request goes out on another connection.
                 Err(Attempt::Stale) => continue,
+                Err(Attempt::Failed(f)) if !f.replied && f.err.side() == Side::Backend => {
+                    attempts.failed(w, f.err);
+                    break;
+                }
                 Err(Attempt::Failed(f)) => return Err(f),
             }
         }
@@ -379,14 +394,16 @@ async fn to_h2(
     e: &mut Entry<'_>,
 ) -> Result<bool, Failed> {
     let head = req.head;
-    let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned);
+    // Only connect failures are retried toward h2c backends: the request is
+    // streamed as it is sent.
+    let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned, false);
     let (send, backend) = loop {
-        let Some(backend) = attempts.next(w, e) else {
+        let Some(backend) = attempts.next(w, e).await else {
             return Err(attempts.exhausted().into());
         };
         match proxy::h2_conn(w, pool, backend).await {
             Ok(send) => break (send, backend),
-            Err(err) => attempts.failed(err),
+            Err(err) => attempts.failed(w, err),
         }
     };
     let _lease = Lease::new(&backend.state);
@@ -449,10 +466,27 @@ async fn to_h2(
     };
     e.bytes_in = src.received();
     drop(src);
-    let response = response
-        .map_err(|_| ProxyError::BackendTimeout)?
-        .map_err(|err| ProxyError::BadResponse(err.to_string()))?;
-    proxy::observed(w, backend, sent_at.elapsed(), e);
+    let response = match response {
+        Ok(Ok(r)) => r,
+        Ok(Err(err)) => {
+            let err = ProxyError::BadResponse(err.to_string());
+            attempts.failed(w, err);
+            return Err(attempts.exhausted().into());
+        }
+        Err(_) => {
+            attempts.failed(w, ProxyError::BackendTimeout);
+            return Err(attempts.exhausted().into());
+        }
+    };
+    proxy::observed(
+        w,
+        pool,
+        backend,
+        attempts.member(),
+        response.status().as_u16(),
+        sent_at.elapsed(),
+        e,
+    );
     let (parts, recv) = response.into_parts();
     let client_11 = head.version == Version::Http11;
     let ended = recv.is_end_stream() || req.method == "HEAD";

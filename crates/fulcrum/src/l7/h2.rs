@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use fulcrum_core::config::PoolProtocol;
+use fulcrum_core::health::Outcome;
 use fulcrum_core::http1::{self, Forwarded, Framing};
 use fulcrum_core::jwt::RequestTokens;
 use http::{Request, Response, StatusCode};
@@ -131,7 +132,7 @@ async fn handle(
     if let Err(err) = result {
         if e.status == 0 {
             e.status = err.status();
-            send_error(&mut respond, err.status());
+            send_error(&mut respond, err.status(), err.retry_after());
         }
         e.error = Some(err.to_string());
     }
@@ -141,13 +142,19 @@ async fn handle(
     }
 }
 
-fn send_error(respond: &mut h2::server::SendResponse<Bytes>, status: u16) {
+fn send_error(
+    respond: &mut h2::server::SendResponse<Bytes>,
+    status: u16,
+    retry_after: Option<u32>,
+) {
     let reason = http1::reason(status);
-    let response = Response::builder()
+    let mut builder = Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
-        .header("content-type", "text/plain")
-        .body(())
-        .unwrap_or_default();
+        .header("content-type", "text/plain");
+    if let Some(secs) = retry_after {
+        builder = builder.header("retry-after", secs);
+    }
+    let response = builder.body(()).unwrap_or_default();
     if let Ok(mut stream) = respond.send_response(response, false) {
         let _ = stream.send_data(Bytes::from(format!("{reason}\n")), true);
     }
@@ -204,6 +211,7 @@ async fn forward<'s>(
             .iter()
             .map(|v| v.as_bytes()),
     );
+    let _admitted = proxy::admit(pool)?;
     match pool.protocol {
         PoolProtocol::Http1 => {
             to_h1(
@@ -261,15 +269,18 @@ async fn to_h1(
         &fwd,
     );
     let is_head = parts.method == http::Method::HEAD;
-    let mut attempts = proxy::Attempts::new(pool, hash, pinned);
+    // Connect failures are retried; a request streamed from an HTTP/2 client is
+    // not replayed once sent.
+    let mut attempts = proxy::Attempts::new(pool, hash, pinned, false);
     let mut src = Some(src);
-    while let Some(backend) = attempts.next(w, e) {
+    while let Some(backend) = attempts.next(w, e).await {
         let _lease = Lease::new(&backend.state);
+        let _slot = proxy::conn_slot(pool).await?;
         loop {
             let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {
                 Ok(c) => c,
                 Err(err) => {
-                    attempts.failed(err);
+                    attempts.failed(w, err);
                     break;
                 }
             };
@@ -322,14 +333,28 @@ async fn to_h1(
                     }
                     continue;
                 }
-                Err(f) => return Err(f.into_error()),
+                Err(f) => {
+                    let err = f.into_error();
+                    if let Some(m) = attempts.member() {
+                        proxy::outcome(w, pool, m, Outcome::gateway_failure());
+                    }
+                    return Err(err);
+                }
             };
             if rh.status == 101 {
                 return Err(ProxyError::BadResponse(
                     "101 without an upgrade request".into(),
                 ));
             }
-            proxy::observed(w, backend, sent_at.elapsed(), e);
+            proxy::observed(
+                w,
+                pool,
+                backend,
+                attempts.member(),
+                rh.status,
+                sent_at.elapsed(),
+                e,
+            );
             e.status = rh.status;
             let rhb = resp_buf.split_to(rh.len).freeze();
             let mut headers = proxy::h2_response_headers(rh.fields(&rhb));
@@ -390,14 +415,14 @@ async fn to_h2(
     (hash, pinned): (Option<u64>, proxy::Pinned),
     e: &mut Entry<'_>,
 ) -> Result<(), ProxyError> {
-    let mut attempts = proxy::Attempts::new(pool, hash, pinned);
+    let mut attempts = proxy::Attempts::new(pool, hash, pinned, false);
     let (mut send, backend) = loop {
-        let Some(backend) = attempts.next(w, e) else {
+        let Some(backend) = attempts.next(w, e).await else {
             return Err(attempts.exhausted());
         };
         match proxy::h2_conn(w, pool, backend).await {
             Ok(send) => break (send, backend),
-            Err(err) => attempts.failed(err),
+            Err(err) => attempts.failed(w, err),
         }
     };
     let _lease = Lease::new(&backend.state);
@@ -432,11 +457,26 @@ async fn to_h2(
             let _ = pump(&mut src, &mut sink).await;
         });
     }
-    let response = tokio::time::timeout(pool.upstream_timeout, response)
-        .await
-        .map_err(|_| ProxyError::BackendTimeout)?
-        .map_err(|err| ProxyError::BadResponse(err.to_string()))?;
-    proxy::observed(w, backend, sent_at.elapsed(), e);
+    let response = match tokio::time::timeout(pool.upstream_timeout, response).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(err)) => {
+            attempts.failed(w, ProxyError::BadResponse(err.to_string()));
+            return Err(attempts.exhausted());
+        }
+        Err(_) => {
+            attempts.failed(w, ProxyError::BackendTimeout);
+            return Err(attempts.exhausted());
+        }
+    };
+    proxy::observed(
+        w,
+        pool,
+        backend,
+        attempts.member(),
+        response.status().as_u16(),
+        sent_at.elapsed(),
+        e,
+    );
     let (rparts, recv) = response.into_parts();
     e.status = rparts.status.as_u16();
     let mut out = Response::new(());

@@ -1,20 +1,28 @@
 //! The fixed pipeline shared by HTTP/1.1 and HTTP/2 clients: target → route → pool →
 //! backend, plus the header conversions between the two versions.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use fulcrum_core::balance::{Backend, BackendId, PickCtx, Pin};
+use fulcrum_core::balance::{self, Backend, BackendId, PickCtx, Pin};
+use fulcrum_core::config::RetryOn;
+use fulcrum_core::health::{may_eject, Outcome};
 use fulcrum_core::http1::{self, Framing};
 use fulcrum_core::jwt::RequestTokens;
+use fulcrum_core::retry;
 use fulcrum_core::route::{Headers, Request, Route};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::net::TcpStream;
 
-use super::error::ProxyError;
+use super::error::{ProxyError, Side};
 use crate::access_log::Entry;
-use crate::state::{Listener, Pool, Snapshot};
+use crate::clock;
+use crate::state::{Listener, Member, Pool, PoolState, Snapshot};
 use crate::upstream;
 use crate::worker::Worker;
 
@@ -138,33 +146,54 @@ impl Headers for H2Headers<'_> {
     }
 }
 
-/// The backends one request has tried, up to the pool's `connect_attempts`.
+/// The backends one request has tried, and whether it may try another.
+///
+/// Without a pool `retries` policy, only a failed connect (nothing was sent) moves
+/// on, up to `connect_attempts` tries. With one, `on` and `attempts` govern every
+/// retry, each retry takes from the pool's budget and waits a jittered backoff,
+/// and a failure after the request was sent is retried only when the request can
+/// be replayed (an idempotent method without a body).
 pub struct Attempts<'p> {
     pool: &'p Pool,
     hash: Option<u64>,
     pinned: Pinned,
     tried: Vec<BackendId>,
+    scratch: Vec<BackendId>,
     last: Option<ProxyError>,
+    /// The request can be sent again after a failure that followed sending it.
+    replayable: bool,
+    /// Why the last try failed, when it may be retried.
+    why: Option<RetryOn>,
+    /// A status retry already cleared the policy and the budget.
+    approved: Cell<bool>,
 }
 
 impl<'p> Attempts<'p> {
     /// No backend tried yet; `hash` is the request's key for consistent hashing,
-    /// `pinned` its sticky cookie.
-    pub fn new(pool: &'p Pool, hash: Option<u64>, pinned: Pinned) -> Self {
+    /// `pinned` its sticky cookie, `replayable` whether it may be sent twice.
+    pub fn new(pool: &'p Pool, hash: Option<u64>, pinned: Pinned, replayable: bool) -> Self {
+        if pool.retries.is_some() {
+            pool.state.budget().record_request(clock::now());
+        }
         Self {
             pool,
             hash,
             pinned,
             tried: Vec::new(),
+            scratch: Vec::new(),
             last: None,
+            replayable,
+            why: None,
+            approved: Cell::new(false),
         }
     }
 
-    /// The next backend to try (recorded in the access log entry), or `None` when the
-    /// attempts or the pool's backends are used up. A sticky cookie's backend comes
-    /// first while it is available and untried; then the balancer picks.
-    pub fn next(&mut self, w: &Worker, e: &mut Entry<'_>) -> Option<&'p Backend> {
-        if self.tried.len() >= self.pool.connect_attempts as usize {
+    /// The next backend to try (recorded in the access log entry), or `None` when
+    /// the request may not be tried again or the pool has no backend left. A sticky
+    /// cookie's backend comes first while it is available and untried; then the
+    /// balancer picks, with slow-start ramps applied unless the pool hashes.
+    pub async fn next(&mut self, w: &Worker, e: &mut Entry<'_>) -> Option<&'p Backend> {
+        if !self.tried.is_empty() && !self.may_go_on(w).await {
             return None;
         }
         let pinned = self.pinned.pin.map(|p| p.backend).filter(|id| {
@@ -177,21 +206,112 @@ impl<'p> Attempts<'p> {
         });
         let id = match pinned {
             Some(id) => id,
-            None => {
-                let ctx = PickCtx {
-                    hash: self.hash,
-                    exclude: &self.tried,
-                    entropy: w.entropy(),
-                    now_ns: w.now_ns(),
-                };
-                self.pool.balancer.pick(&self.pool.backends, &ctx)?
-            }
+            None => self.pick(w, true).or_else(|| {
+                // With a retry policy, a pool with nothing untried left may retry a
+                // backend already tried (a single-backend pool after a reset).
+                self.pool.retries.as_ref().and_then(|_| self.pick(w, false))
+            })?,
         };
         let backend = self.pool.backends.get(id.index())?;
         self.tried.push(id);
+        self.why = None;
         e.backend = Some(backend.addr);
         e.attempts += 1;
         Some(backend)
+    }
+
+    fn pick(&mut self, w: &Worker, exclude_tried: bool) -> Option<BackendId> {
+        let ctx = PickCtx {
+            hash: self.hash,
+            exclude: if exclude_tried { &self.tried } else { &[] },
+            entropy: w.entropy(),
+            now_ns: w.now_ns(),
+        };
+        if self.pool.hash_key.is_some() {
+            // Hashing keeps its affinity: slow start does not move keys around.
+            return self.pool.balancer.pick(&self.pool.backends, &ctx);
+        }
+        balance::pick_ramped(
+            self.pool.balancer.as_ref(),
+            &self.pool.backends,
+            &ctx,
+            &mut self.scratch,
+        )
+    }
+
+    /// Whether a request whose last try failed may be tried again; waits the
+    /// backoff when it may.
+    async fn may_go_on(&mut self, w: &Worker) -> bool {
+        let Some(policy) = &self.pool.retries else {
+            return self.why == Some(RetryOn::ConnectFailure)
+                && self.tried.len() < self.pool.connect_attempts as usize;
+        };
+        if !self.approved.replace(false) {
+            let Some(why) = self.why else { return false };
+            let sent = why != RetryOn::ConnectFailure;
+            if self.tried.len() > policy.attempts as usize
+                || !policy.on(why)
+                || (sent && !self.replayable)
+                || !self.take_budget()
+            {
+                return false;
+            }
+        }
+        self.pool.state.retries.fetch_add(1, Ordering::Relaxed);
+        let retry = u32::try_from(self.tried.len() - 1).unwrap_or(u32::MAX);
+        let delay = retry::backoff(retry, policy.backoff, w.entropy());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        true
+    }
+
+    fn take_budget(&self) -> bool {
+        let ok = self.pool.state.budget().try_retry(clock::now());
+        if !ok {
+            self.pool
+                .state
+                .budget_refused
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Whether a response with `status` from the current try is to be dropped and
+    /// the request retried: the policy lists it, tries are left, the request can be
+    /// replayed and the budget allows. A `true` has taken the budget already.
+    pub fn retry_status(&self, status: u16) -> bool {
+        let Some(policy) = &self.pool.retries else {
+            return false;
+        };
+        let ok = self.tried.len() <= policy.attempts as usize
+            && policy.on_status(status)
+            && self.replayable
+            && self.has_another()
+            && self.take_budget();
+        self.approved.set(ok);
+        ok
+    }
+
+    /// Whether some available backend exists to retry on.
+    fn has_another(&self) -> bool {
+        self.pool.backends.iter().any(|b| b.state.is_available())
+    }
+
+    /// The per-try limit on the wait for a response head.
+    pub fn head_timeout(&self) -> Duration {
+        let up = self.pool.upstream_timeout;
+        self.pool
+            .retries
+            .as_ref()
+            .and_then(|r| r.per_try_timeout)
+            .map_or(up, |t| t.min(up))
+    }
+
+    /// The health record of the backend last returned by [`Self::next`].
+    pub fn member(&self) -> Option<&'p Member> {
+        let id = self.tried.last()?;
+        self.pool.members.get(id.index()).map(|m| &**m)
     }
 
     /// The `Set-Cookie` value a response from the backend last returned by
@@ -207,8 +327,21 @@ impl<'p> Attempts<'p> {
             .then(|| sticky.codec.set_cookie(&sticky.cookie, id, now))
     }
 
-    /// Remembers why the current backend could not be reached.
-    pub fn failed(&mut self, err: ProxyError) {
+    /// Remembers why the current try failed, and counts it against the backend
+    /// when the backend is to blame.
+    pub fn failed(&mut self, w: &Worker, err: ProxyError) {
+        self.why = match &err {
+            ProxyError::Connect { .. } => Some(RetryOn::ConnectFailure),
+            ProxyError::BackendTimeout => Some(RetryOn::Timeout),
+            ProxyError::BadResponse(_) => Some(RetryOn::Reset),
+            ProxyError::Retried(status) => Some(RetryOn::Status(*status)),
+            _ => None,
+        };
+        if err.side() == Side::Backend && !matches!(err, ProxyError::Retried(_)) {
+            if let Some(m) = self.member() {
+                outcome(w, self.pool, m, Outcome::gateway_failure());
+            }
+        }
         self.last = Some(err);
     }
 
@@ -217,6 +350,129 @@ impl<'p> Attempts<'p> {
     pub fn exhausted(self) -> ProxyError {
         self.last.unwrap_or(ProxyError::NoBackend)
     }
+}
+
+/// Feeds one request outcome to a backend's passive outlier detection, ejecting it
+/// (at once, for every worker) when a detector fires and the pool guard allows.
+pub fn outcome(w: &Worker, pool: &Pool, m: &Member, outcome: Outcome) {
+    if !m.outlier_enabled() {
+        return;
+    }
+    let now = clock::now();
+    let now_ns = clock::now_ns();
+    let ejection = m.health().record(outcome, now, || {
+        let ejected = pool.members.iter().filter(|o| o.is_ejected(now_ns)).count();
+        let percent = pool.health.outlier.map_or(0, |o| o.max_ejection_percent);
+        may_eject(ejected, pool.members.len(), percent)
+    });
+    if let Some(ej) = ejection {
+        m.state.set_available(false);
+        let until = now_ns.saturating_add(ej.until.saturating_sub(now).as_nanos() as u64);
+        m.set_ejected_until(until);
+        tracing::warn!(
+            pool = %pool.name,
+            backend = %m.key.0,
+            reason = ?ej.reason,
+            count = ej.count,
+            seconds = ej.until.saturating_sub(now).as_secs_f64(),
+            "backend ejected"
+        );
+        w.registry.changed.notify_one();
+    }
+}
+
+/// Holds one request against a pool's `max_requests` until dropped.
+pub struct RequestSlot(Arc<PoolState>);
+
+impl Drop for RequestSlot {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Admits a request to `pool`, or refuses it at once past `max_requests` (scaled
+/// by the pool's warm share during slow start, so a pool that returns cold from an
+/// outage does not take full load in one instant).
+pub fn admit(pool: &Pool) -> Result<RequestSlot, ProxyError> {
+    let st = &pool.state;
+    let max = pool.limits.max_requests;
+    let limit = if max == u32::MAX {
+        max
+    } else {
+        let warm = u64::from(st.warm_permille.load(Ordering::Relaxed).clamp(1, 1000));
+        u32::try_from(u64::from(max) * warm / 1000)
+            .unwrap_or(max)
+            .max(1)
+    };
+    let before = st.requests.fetch_add(1, Ordering::Relaxed);
+    let slot = RequestSlot(st.clone());
+    if before >= limit {
+        st.overloaded.fetch_add(1, Ordering::Relaxed);
+        return Err(ProxyError::Overloaded);
+    }
+    Ok(slot)
+}
+
+/// Holds one upstream HTTP/1.1 connection against a pool's `max_connections`
+/// until dropped; wakes one request waiting for a slot.
+pub struct ConnSlot(Arc<PoolState>);
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.freed.notify_one();
+    }
+}
+
+/// Takes a connection slot of `pool` (`None` when unlimited): at once while under
+/// `max_connections`; else waits in a queue of at most `max_pending` requests for
+/// up to `connect_timeout`; else refuses at once (503 with `Retry-After`).
+pub async fn conn_slot(pool: &Pool) -> Result<Option<ConnSlot>, ProxyError> {
+    let max = pool.limits.max_connections;
+    if max == u32::MAX {
+        return Ok(None);
+    }
+    let st = &pool.state;
+    if try_take(&st.connections, max) {
+        return Ok(Some(ConnSlot(st.clone())));
+    }
+    if !try_take(&st.pending, pool.limits.max_pending) {
+        st.overloaded.fetch_add(1, Ordering::Relaxed);
+        return Err(ProxyError::Overloaded);
+    }
+    let _pending = Pending(st);
+    let deadline = tokio::time::Instant::now() + pool.connect_timeout;
+    loop {
+        // Registered before the check, so a slot freed in between still wakes us.
+        let freed = st.freed.notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        if try_take(&st.connections, max) {
+            return Ok(Some(ConnSlot(st.clone())));
+        }
+        if tokio::time::timeout_at(deadline, freed).await.is_err() {
+            st.overloaded.fetch_add(1, Ordering::Relaxed);
+            return Err(ProxyError::Overloaded);
+        }
+    }
+}
+
+/// Counts one waiter in `max_pending` until dropped.
+struct Pending<'a>(&'a PoolState);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Increments `counter` if it is below `max`.
+fn try_take(counter: &std::sync::atomic::AtomicU32, max: u32) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
 }
 
 /// The `set-cookie` field to append to an HTTP/1.1 response head, if any: an
@@ -235,12 +491,23 @@ pub fn add_set_cookie(map: &mut HeaderMap, value: Option<String>) {
     }
 }
 
-/// Records a backend's time to response head, for peak-EWMA balancing, and in the
-/// access log entry.
-pub fn observed(w: &Worker, backend: &Backend, rtt: std::time::Duration, e: &mut Entry<'_>) {
+/// Records a backend's response head: its time for peak-EWMA balancing and the
+/// access log, and its status for outlier detection.
+pub fn observed(
+    w: &Worker,
+    pool: &Pool,
+    backend: &Backend,
+    member: Option<&Member>,
+    status: u16,
+    rtt: Duration,
+    e: &mut Entry<'_>,
+) {
     e.upstream = Some(rtt);
     let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
     backend.state.observe_latency(ns, w.now_ns());
+    if let Some(m) = member {
+        outcome(w, pool, m, Outcome::response(status, rtt));
+    }
 }
 
 /// An HTTP/1.1 connection to `backend`: an idle pooled one (`true`: reused) or a new one.

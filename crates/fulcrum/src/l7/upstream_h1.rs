@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use super::body::{pump, H1Sink, H1Source, Out, PumpError, Sink, Source};
 use super::error::ProxyError;
 use super::h1::{client_body_error, Failed};
+use super::proxy::Attempts;
 use crate::access_log::Entry;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool};
@@ -131,6 +132,8 @@ pub struct Exchange<'a> {
     pub reused: bool,
     /// The backend.
     pub backend: &'a Backend,
+    /// The request's tries: the per-try timeout, status retries, health records.
+    pub attempts: &'a Attempts<'a>,
     /// The client's request head.
     pub head: &'a RequestHead,
     /// The request is a HEAD.
@@ -178,8 +181,12 @@ impl Exchange<'_> {
         let first_complete = matches!(rest, Framing::Empty | Framing::Length(0));
         let mut body_ok = first_complete;
         let resp = {
-            let head_fut =
-                read_response(self.up, &mut resp_buf, self.is_head, pool.upstream_timeout);
+            let head_fut = read_response(
+                self.up,
+                &mut resp_buf,
+                self.is_head,
+                self.attempts.head_timeout(),
+            );
             tokio::pin!(head_fut);
             if first_complete {
                 head_fut.await
@@ -237,7 +244,20 @@ impl Exchange<'_> {
         if rh.status == 101 {
             return Err(ProxyError::BadResponse("101 without an upgrade request".into()).into());
         }
-        super::proxy::observed(self.w, self.backend, sent_at.elapsed(), e);
+        super::proxy::observed(
+            self.w,
+            pool,
+            self.backend,
+            self.attempts.member(),
+            rh.status,
+            sent_at.elapsed(),
+            e,
+        );
+        if self.attempts.retry_status(rh.status) {
+            // Dropped unread: the connection closes with it, and nothing reached
+            // the client.
+            return Err(ProxyError::Retried(rh.status).into());
+        }
         e.status = rh.status;
         let rhb = resp_buf.split_to(rh.len).freeze();
         let client_11 = head.version == Version::Http11;

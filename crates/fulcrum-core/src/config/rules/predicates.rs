@@ -72,7 +72,7 @@ fn name_problem(kind: &str, name: &str) -> Option<String> {
 }
 
 /// An RFC 9110 token: the syntax of methods, header names and cookie names.
-fn is_token(s: &str) -> bool {
+pub(super) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))

@@ -1,0 +1,193 @@
+//! One active probe: a TCP connect, an HTTP request, or a TLS handshake, each
+//! within the check's `timeout`. A probe opens its own connection and closes it,
+//! so it tests what a new request would meet, never a pooled socket.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fulcrum_core::config::{CheckKind, HealthCheckConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified};
+use rustls::pki_types::CertificateDer;
+use rustls::DigitallySignedStruct;
+use tokio::net::TcpStream;
+
+use crate::io;
+use crate::l7::upstream_h1::read_response;
+use crate::upstream;
+
+/// Most body bytes read while looking for the expected `body` substring.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Why a probe failed (logged at debug level; the state machine only sees pass/fail).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// Connecting failed or timed out.
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    /// The whole probe took longer than `timeout`.
+    #[error("timed out")]
+    Timeout,
+    /// No valid response.
+    #[error("response: {0}")]
+    Response(String),
+    /// A status outside `expect`.
+    #[error("status {0} not expected")]
+    Status(u16),
+    /// The body lacked the expected text.
+    #[error("body does not contain the expected text")]
+    Body,
+    /// The TLS handshake failed.
+    #[error("tls: {0}")]
+    Tls(std::io::Error),
+}
+
+/// Runs one probe of `check` against `addr`; `Ok` when it passes.
+pub async fn probe(addr: SocketAddr, check: &HealthCheckConfig) -> Result<(), ProbeError> {
+    let limit = check.timeout.get();
+    match tokio::time::timeout(limit, run(addr, check, limit)).await {
+        Ok(result) => result,
+        Err(_) => Err(ProbeError::Timeout),
+    }
+}
+
+async fn run(
+    addr: SocketAddr,
+    check: &HealthCheckConfig,
+    limit: Duration,
+) -> Result<(), ProbeError> {
+    let stream = upstream::connect(addr, limit)
+        .await
+        .map_err(ProbeError::Connect)?;
+    match check.kind {
+        CheckKind::Tcp => Ok(()),
+        CheckKind::Http => http(&stream, addr, check, limit).await,
+        CheckKind::Tls => tls(stream, addr).await,
+    }
+}
+
+async fn http(
+    stream: &TcpStream,
+    addr: SocketAddr,
+    check: &HealthCheckConfig,
+    limit: Duration,
+) -> Result<(), ProbeError> {
+    let host = check.host.clone().unwrap_or_else(|| addr.to_string());
+    let request = format!(
+        "{} {} HTTP/1.1\r\nhost: {host}\r\nuser-agent: fulcrum-health\r\nconnection: close\r\n\r\n",
+        check.method, check.path
+    );
+    io::write_all(stream, request.as_bytes(), limit)
+        .await
+        .map_err(|e| ProbeError::Response(e.to_string()))?;
+    let mut buf = BytesMut::with_capacity(4096);
+    let is_head = check.method == "HEAD";
+    let head = read_response(stream, &mut buf, is_head, limit)
+        .await
+        .map_err(|f| ProbeError::Response(format!("{f:?}")))?;
+    if !check.expect.iter().any(|r| r.contains(head.status)) {
+        return Err(ProbeError::Status(head.status));
+    }
+    let Some(want) = check.body.as_deref() else {
+        return Ok(());
+    };
+    let _ = buf.split_to(head.len);
+    // `connection: close`: the body ends at EOF; chunk-size lines are rare enough
+    // inside a short health body to ignore.
+    loop {
+        if memfind(&buf, want.as_bytes()) {
+            return Ok(());
+        }
+        if buf.len() >= MAX_BODY {
+            return Err(ProbeError::Body);
+        }
+        match io::read_some(stream, &mut buf, limit).await {
+            Ok(0) | Err(_) => return Err(ProbeError::Body),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A TLS handshake: the backend's TLS stack answers. The certificate is not
+/// verified (HAProxy's `check-ssl verify none`): this probes liveness, and the
+/// data path's own TLS settings decide trust.
+async fn tls(stream: TcpStream, addr: SocketAddr) -> Result<(), ProbeError> {
+    let config = tls_config().map_err(|e| ProbeError::Tls(std::io::Error::other(e)))?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map(drop)
+        .map_err(ProbeError::Tls)
+}
+
+/// The probes' TLS client settings, built once.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, rustls::Error>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+}
+
+/// Accepts any certificate but still checks the handshake's signatures, so a
+/// probe passes only when the backend completes a real handshake.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
