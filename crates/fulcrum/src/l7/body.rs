@@ -2,6 +2,7 @@
 //! (length, chunked, until close) decoded through `fulcrum_core::http1`, or HTTP/2
 //! streams. Memory stays bounded: one read at a time, h2 flow control respected.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -87,11 +88,6 @@ impl<'a> H1Source<'a> {
     /// Whether the whole body has been read.
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
-    }
-
-    /// Whether the next frame can come without reading the socket.
-    pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty() || self.is_done()
     }
 
     /// The next frame, `None` at the end.
@@ -409,13 +405,6 @@ impl Source<'_> {
         }
     }
 
-    fn has_buffered(&self) -> bool {
-        match self {
-            Self::H1(s) => s.has_buffered(),
-            Self::H2(_) => true,
-        }
-    }
-
     /// Body bytes read so far.
     pub fn received(&self) -> u64 {
         match self {
@@ -485,13 +474,27 @@ impl Sink<'_> {
 }
 
 /// Moves a whole body from `src` to `sink`, writing only when the source would have
-/// to wait, so a small body leaves in the same write as its head.
+/// to wait, so a small body leaves in the same write as its head, and a stream that
+/// pauses (server-sent events, a chunk then silence) reaches the client at once.
 pub async fn pump(src: &mut Source<'_>, sink: &mut Sink<'_>) -> Result<(), PumpError> {
     loop {
-        if !src.has_buffered() {
-            sink.flush().await?;
-        }
-        match src.next().await {
+        let next = src.next();
+        tokio::pin!(next);
+        // One poll tells whether the next frame is already here; if not, what was
+        // gathered goes out before waiting (the pending read keeps its place).
+        let ready = std::future::poll_fn(|cx| match next.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
+            std::task::Poll::Pending => std::task::Poll::Ready(None),
+        })
+        .await;
+        let result = match ready {
+            Some(r) => r,
+            None => {
+                sink.flush().await?;
+                next.await
+            }
+        };
+        match result {
             Ok(Some(frame)) => sink.push(frame).await?,
             Ok(None) => return sink.finish().await,
             Err(e) => {

@@ -6,6 +6,7 @@
 
 mod stream;
 mod support;
+mod support_health;
 mod wire;
 
 mod balance;
@@ -13,10 +14,15 @@ mod balancers;
 mod bodies;
 mod check;
 mod errors;
+mod failover;
+mod health;
 mod http1;
 mod http2;
 mod jwt;
 mod lifecycle;
+mod limits;
+mod outlier;
+mod retries;
 mod routing;
 mod smuggling;
 mod sticky;

@@ -98,6 +98,31 @@ impl Lines {
             lines = cv.wait_timeout(lines, left).unwrap().0;
         }
     }
+    /// Waits (blocking, up to TIMEOUT) for a line that `pred` accepts, after the first
+    /// `skip` lines; returns its index and text. `what` names it in the failure message.
+    pub fn wait_match(
+        &self,
+        what: &str,
+        skip: usize,
+        pred: impl Fn(&str) -> bool,
+    ) -> (usize, String) {
+        let (lock, cv) = &*self.0;
+        let deadline = Instant::now() + TIMEOUT;
+        let mut lines = lock.lock().unwrap();
+        loop {
+            if let Some((i, l)) = lines.iter().enumerate().skip(skip).find(|(_, l)| pred(l)) {
+                return (i, l.clone());
+            }
+            assert!(
+                !lines.iter().any(|l| l == "<exited>"),
+                "exited before {what}:\n{}",
+                lines.join("\n")
+            );
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no {what}; got:\n{}", lines.join("\n"));
+            lines = cv.wait_timeout(lines, left).unwrap().0;
+        }
+    }
     pub fn len(&self) -> usize {
         self.0 .0.lock().unwrap().len()
     }
