@@ -186,3 +186,41 @@ async fn flap_one_of_three_for_a_minute() {
         .await
         .expect("test timed out");
 }
+
+/// A response that sends its head and a first chunk, then pauses (server-sent
+/// events, long polling), reaches the client at once, not when the next chunk comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_stream_reaches_the_client_before_it_resumes() {
+    within(async {
+        let a = Switchable::start("a").await;
+        let f = Fulcrum::start(&pool_of(&[&a], ""));
+        let mut io = tokio::net::TcpStream::connect(f.addr("public"))
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        io.write_all(b"GET /stream-hold HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The backend holds `end` until released: `start` must arrive before that.
+        while !got.windows(6).any(|w| w == b"start\n") {
+            let n = io.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        assert_eq!(a.held(), 1, "the backend already finished");
+        a.release();
+        while !got.windows(5).any(|w| w == b"end\n\r") && !got.ends_with(b"0\r\n\r\n") {
+            let n = io.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+}
