@@ -157,3 +157,81 @@ async fn a_returning_backend_ramps_up_slowly() {
     })
     .await;
 }
+
+/// A real TLS server (`openssl s_server` with a fresh self-signed certificate) on
+/// port 0; killed on drop.
+struct TlsServer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: TempDir,
+}
+
+impl TlsServer {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let dir = TempDir::new();
+        let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(made.success(), "openssl req failed");
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_server", "-accept", "127.0.0.1:0", "-www", "-cert"])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        // s_server announces its port once it listens: `ACCEPT 127.0.0.1:PORT`.
+        let addr = out
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("ACCEPT ").map(|a| a.trim().parse().unwrap()))
+            .expect("s_server did not announce its port");
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_probe_passes_a_tls_backend_and_fails_a_plain_one() {
+    within(async {
+        let tls = tokio::task::spawn_blocking(TlsServer::start).await.unwrap();
+        let plain = Switchable::start("plain").await;
+        let f = Fulcrum::start(&one_pool(
+            "round_robin",
+            &[format!("\"{}\"", tls.addr), plain.quoted()],
+            "health = { type = \"tls\", interval = \"100ms\", timeout = \"100ms\", fall = 1 }",
+        ));
+        f.wait_state(tls.addr, "up", 0).await;
+        f.wait_state(plain.addr, "down", 0).await;
+    })
+    .await;
+}
