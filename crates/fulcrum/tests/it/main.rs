@@ -22,6 +22,7 @@ mod jwt;
 mod lifecycle;
 mod limits;
 mod outlier;
+mod reload_stress;
 mod retries;
 mod routing;
 mod smuggling;
