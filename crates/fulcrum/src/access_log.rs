@@ -31,6 +31,8 @@ pub struct Entry<'a> {
     pub pool: &'a str,
     /// Backend address that answered (or was last tried).
     pub backend: Option<SocketAddr>,
+    /// That backend's state, where the finished request is counted.
+    pub member: Option<&'a crate::state::Member>,
     /// Backends tried.
     pub attempts: u32,
     /// Request body bytes received.

@@ -6,6 +6,7 @@
 //! ```
 
 pub mod access_log;
+pub mod admin;
 pub mod clock;
 pub mod demo;
 pub mod health;
@@ -15,6 +16,7 @@ pub mod listen;
 pub mod reload;
 pub mod server;
 pub mod state;
+pub mod stats;
 pub mod upstream;
 pub mod worker;
 

@@ -17,9 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
+use crate::listen;
 use crate::state::{Registry, Snapshot};
 use crate::worker::{Shared, Worker};
-use crate::{listen, reload};
 
 /// Why Fulcrum could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,9 @@ pub enum RunError {
     /// The snapshot could not be built.
     #[error("{0}")]
     Build(#[from] crate::state::BuildError),
+    /// The admin listener could not be bound.
+    #[error("{0}")]
+    Admin(#[from] crate::admin::BindError),
     /// Runtime or thread setup failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -50,9 +53,8 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    if let Some(admin) = &config.admin {
-        tracing::warn!(address = %admin.address, "[admin] is accepted but not served yet: metrics, API and dashboard come with the admin work");
-    }
+    let process = Arc::new(crate::admin::Process::new(path.as_deref()));
+    let admin_config = config.admin.clone();
     let log = AccessLog::start(&config.access_log)?;
     // Signal handlers exist before anything is announced: a SIGHUP right after
     // "listening" must reload, not kill.
@@ -88,6 +90,19 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     registry.apply(&shared.load());
     // Probes and health timers run on this thread, beside the signal handling.
     rt.spawn(crate::health::run(shared.clone(), registry.clone()));
+    // So does the admin server: never on a worker.
+    if let Some(cfg) = &admin_config {
+        let listeners = bound.iter().map(|(n, a, _)| (n.to_string(), *a)).collect();
+        let admin = crate::admin::Admin::new(
+            cfg,
+            shared.clone(),
+            registry.clone(),
+            process.clone(),
+            path.clone(),
+            listeners,
+        );
+        rt.spawn(crate::admin::start(cfg, admin)?);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(workers);
     for id in 0..workers {
@@ -114,7 +129,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             })?;
         threads.push(thread);
     }
-    rt.block_on(signals.wait(path, &shared, &registry));
+    rt.block_on(signals.wait(path, &shared, &registry, &process));
     let _ = stop_tx.send(true);
     for t in threads {
         let _ = t.join();
@@ -141,16 +156,20 @@ impl Signals {
     }
 
     /// Waits for SIGTERM or SIGINT, reloading on each SIGHUP meanwhile.
-    async fn wait(mut self, path: Option<PathBuf>, shared: &Shared, registry: &Registry) {
+    async fn wait(
+        mut self,
+        path: Option<PathBuf>,
+        shared: &Shared,
+        registry: &Registry,
+        process: &crate::admin::Process,
+    ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => break,
                 _ = self.int.recv() => break,
                 _ = self.hup.recv() => match &path {
-                    Some(path) => match reload::reload(path, shared, registry) {
-                        Ok(generation) => tracing::info!(generation, "config reloaded"),
-                        Err(error) => tracing::error!(%error, "reload failed; the previous config keeps serving"),
-                    },
+                    // Counted and logged ("config reloaded" / "reload failed") there.
+                    Some(path) => { let _ = process.reload(path, shared, registry); }
                     None => tracing::warn!("SIGHUP ignored: running the embedded config"),
                 },
             }

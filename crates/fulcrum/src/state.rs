@@ -160,6 +160,8 @@ pub struct PoolState {
     pub budget_refused: AtomicU64,
     /// Times the pool entered panic mode.
     pub panics: AtomicU64,
+    /// Requests to a hashing pool that lacked the hash key (picked at random).
+    pub hash_missing: AtomicU64,
 }
 
 impl PoolState {
@@ -176,6 +178,7 @@ impl PoolState {
             retries: AtomicU64::new(0),
             budget_refused: AtomicU64::new(0),
             panics: AtomicU64::new(0),
+            hash_missing: AtomicU64::new(0),
         }
     }
 
@@ -206,6 +209,8 @@ pub struct Member {
     pub removed: AtomicBool,
     /// A release was already announced for the current drain.
     pub released: AtomicBool,
+    /// Request, error and health-check counters (metrics, admin API).
+    pub stats: crate::stats::Stats,
 }
 
 impl Member {
@@ -245,6 +250,9 @@ pub struct StickyPool {
 pub struct Registry {
     members: Mutex<HashMap<(String, BackendKey), Arc<Member>>>,
     pools: Mutex<HashMap<String, Arc<PoolState>>>,
+    /// Weights set through the admin API, by pool and backend key; applied by
+    /// [`Snapshot::build`] over the configured ones.
+    weights: Mutex<HashMap<(String, BackendKey), u32>>,
     /// Woken when health may have changed (an ejection, a reload): the health
     /// task re-evaluates at once instead of at its next tick.
     pub changed: Notify,
@@ -279,6 +287,7 @@ impl Registry {
                     shown: AtomicU8::new(state_byte(shown)),
                     removed: AtomicBool::new(false),
                     released: AtomicBool::new(false),
+                    stats: crate::stats::Stats::default(),
                 })
             })
             .clone()
@@ -324,6 +333,12 @@ impl Registry {
             }
         }
         drop(members);
+        // A weight override goes with its backend.
+        self.weights().retain(|(pool, key), _| {
+            snap.pools
+                .iter()
+                .any(|p| p.name == *pool && p.members.iter().any(|m| m.key == *key))
+        });
         self.changed.notify_one();
     }
 
@@ -331,6 +346,11 @@ impl Registry {
     pub fn members(&self) -> Vec<Arc<Member>> {
         let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
         members.values().cloned().collect()
+    }
+
+    /// Weight overrides set through the admin API.
+    pub fn weights(&self) -> MutexGuard<'_, HashMap<(String, BackendKey), u32>> {
+        self.weights.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Forgets a removed member once it is released.
@@ -431,6 +451,7 @@ impl Snapshot {
     /// Builds a snapshot from a validated config, reusing backend state from `registry`.
     pub fn build(config: Config, generation: u64, registry: &Registry) -> Result<Self, BuildError> {
         let pool_names: Vec<String> = config.pools.keys().cloned().collect();
+        let overrides = registry.weights().clone();
         let mut keys = Keys::default();
         let mut pools = Vec::with_capacity(pool_names.len());
         for (name, p) in &config.pools {
@@ -445,11 +466,17 @@ impl Snapshot {
                 })?;
                 let key = BackendKey(b.address.clone());
                 let member = registry.member(name, &key, &health, generation > 1);
+                let weight = if overrides.is_empty() {
+                    b.weight
+                } else {
+                    let set = overrides.get(&(name.clone(), key.clone()));
+                    set.copied().unwrap_or(b.weight)
+                };
                 backends.push(Backend {
                     state: member.state.clone(),
                     key,
                     addr,
-                    weight: NonZeroU32::new(b.weight).unwrap_or(NonZeroU32::MIN),
+                    weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
                 });
                 members.push(member);
             }

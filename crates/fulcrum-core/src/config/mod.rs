@@ -77,7 +77,13 @@ pub struct AdminConfig {
     /// Allows a non-loopback admin address (refused otherwise).
     #[serde(default)]
     pub allow_public: bool,
+    /// When set, every admin request needs `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
+
+/// Shortest admin `token` accepted, in bytes: 128 bits of a random string.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
 /// `[access_log]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -78,6 +78,14 @@ pub(crate) fn check(
                 }
             }
         }
+        if let Some(token) = &admin.token {
+            if token.expose().len() < super::MIN_ADMIN_TOKEN_BYTES {
+                c.report(
+                    key("admin").key("token"),
+                    format!("must be at least {} bytes", super::MIN_ADMIN_TOKEN_BYTES),
+                );
+            }
+        }
     }
     for (name, pool) in &config.pools {
         check_pool(&mut c, &key("pools").key(name), pool);

@@ -127,7 +127,8 @@ idle_timeout = "0s"
         config.admin,
         Some(AdminConfig {
             address: "[::1]:0".into(),
-            allow_public: false
+            allow_public: false,
+            token: None,
         })
     );
     assert!(!config.access_log.enabled);
@@ -391,6 +392,15 @@ fn admin_rules() {
         error(&clash),
         "f.toml:2: admin.address: same address as listeners.public"
     );
+    let short = format!("[admin]\naddress = \"127.0.0.1:0\"\ntoken = \"short\"\n{BASE}");
+    assert_eq!(
+        error(&short),
+        "f.toml:3: admin.token: must be at least 16 bytes"
+    );
+    let ok = parse_ok(&short.replace("\"short\"", "\"0123456789abcdef\""));
+    let token = ok.admin.and_then(|a| a.token).unwrap();
+    assert_eq!(token.expose(), "0123456789abcdef");
+    assert_eq!(format!("{token:?}"), "<redacted>");
 }
 
 #[test]

@@ -206,6 +206,7 @@ async fn probe_loop(
             tracing::debug!(pool = %m.pool, backend = %m.key.0, %error, "probe failed");
         }
         let now = clock::now();
+        m.stats.check(result.is_ok());
         if m.health().probe(result.is_ok(), now).is_some() {
             registry.changed.notify_one();
         }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -188,6 +189,7 @@ async fn exchange(
             !close && !replied
         }
     };
+    crate::stats::record(&e);
     if w.log.enabled() {
         w.log.write(&e);
     }
@@ -265,6 +267,9 @@ async fn forward<'h>(
             || tokens.claims(&fields, pool.jwt_key.as_ref()),
         )
     });
+    if hash.is_none() && pool.hash_key.is_some() {
+        pool.state.hash_missing.fetch_add(1, Ordering::Relaxed);
+    }
     let pinned = proxy::Pinned::read(
         pool,
         head.fields(hb)
@@ -300,14 +305,14 @@ struct Req<'h> {
     pinned: proxy::Pinned,
 }
 
-async fn to_h1(
+async fn to_h1<'h>(
     w: &Rc<Worker>,
     l: &Listener,
-    pool: &Pool,
+    pool: &'h Pool,
     io: &TcpStream,
     buf: &mut BytesMut,
     req: &Req<'_>,
-    e: &mut Entry<'_>,
+    e: &mut Entry<'h>,
 ) -> Result<bool, Failed> {
     let head = req.head;
     let client_ip = req.peer.ip().to_string();
@@ -384,14 +389,14 @@ async fn to_h1(
     Err(attempts.exhausted().into())
 }
 
-async fn to_h2(
+async fn to_h2<'h>(
     w: &Rc<Worker>,
     l: &Listener,
-    pool: &Pool,
+    pool: &'h Pool,
     io: &TcpStream,
     buf: &mut BytesMut,
     req: &Req<'_>,
-    e: &mut Entry<'_>,
+    e: &mut Entry<'h>,
 ) -> Result<bool, Failed> {
     let head = req.head;
     // Only connect failures are retried toward h2c backends: the request is

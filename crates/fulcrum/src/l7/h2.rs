@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -137,6 +138,7 @@ async fn handle(
         e.error = Some(err.to_string());
     }
     e.duration = started.elapsed();
+    crate::stats::record(&e);
     if w.log.enabled() {
         w.log.write(&e);
     }
@@ -202,6 +204,9 @@ async fn forward<'s>(
             || tokens.claims(&headers, pool.jwt_key.as_ref()),
         )
     });
+    if hash.is_none() && pool.hash_key.is_some() {
+        pool.state.hash_missing.fetch_add(1, Ordering::Relaxed);
+    }
     // The sticky cookie may be in any of them.
     let pinned = proxy::Pinned::read(
         pool,
@@ -234,10 +239,10 @@ async fn forward<'s>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn to_h1(
+async fn to_h1<'s>(
     w: &Rc<Worker>,
     _l: &Listener,
-    pool: &Pool,
+    pool: &'s Pool,
     parts: &http::request::Parts,
     t: &Target<'_>,
     framing: Framing,
@@ -245,7 +250,7 @@ async fn to_h1(
     respond: &mut h2::server::SendResponse<Bytes>,
     peer: SocketAddr,
     (hash, pinned): (Option<u64>, proxy::Pinned),
-    e: &mut Entry<'_>,
+    e: &mut Entry<'s>,
 ) -> Result<(), ProxyError> {
     let method = parts.method.as_str();
     let client_ip = peer.ip().to_string();
@@ -404,16 +409,16 @@ async fn to_h1(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn to_h2(
+async fn to_h2<'s>(
     w: &Rc<Worker>,
-    pool: &Pool,
+    pool: &'s Pool,
     parts: &http::request::Parts,
     t: &Target<'_>,
     src: H2Source,
     respond: &mut h2::server::SendResponse<Bytes>,
     peer: SocketAddr,
     (hash, pinned): (Option<u64>, proxy::Pinned),
-    e: &mut Entry<'_>,
+    e: &mut Entry<'s>,
 ) -> Result<(), ProxyError> {
     let mut attempts = proxy::Attempts::new(pool, hash, pinned, false);
     let (mut send, backend) = loop {

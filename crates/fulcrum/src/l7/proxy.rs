@@ -23,6 +23,7 @@ use super::error::{ProxyError, Side};
 use crate::access_log::Entry;
 use crate::clock;
 use crate::state::{Listener, Member, Pool, PoolState, Snapshot};
+use crate::stats::ErrorKind;
 use crate::upstream;
 use crate::worker::Worker;
 
@@ -192,7 +193,10 @@ impl<'p> Attempts<'p> {
     /// the request may not be tried again or the pool has no backend left. A sticky
     /// cookie's backend comes first while it is available and untried; then the
     /// balancer picks, with slow-start ramps applied unless the pool hashes.
-    pub async fn next(&mut self, w: &Worker, e: &mut Entry<'_>) -> Option<&'p Backend> {
+    pub async fn next<'e>(&mut self, w: &Worker, e: &mut Entry<'e>) -> Option<&'p Backend>
+    where
+        'p: 'e,
+    {
         if !self.tried.is_empty() && !self.may_go_on(w).await {
             return None;
         }
@@ -216,6 +220,7 @@ impl<'p> Attempts<'p> {
         self.tried.push(id);
         self.why = None;
         e.backend = Some(backend.addr);
+        e.member = self.pool.members.get(id.index()).map(|m| &**m);
         e.attempts += 1;
         Some(backend)
     }
@@ -339,6 +344,11 @@ impl<'p> Attempts<'p> {
         };
         if err.side() == Side::Backend && !matches!(err, ProxyError::Retried(_)) {
             if let Some(m) = self.member() {
+                m.stats.error(match err {
+                    ProxyError::Connect { .. } => ErrorKind::Connect,
+                    ProxyError::BackendTimeout => ErrorKind::Timeout,
+                    _ => ErrorKind::Reset,
+                });
                 outcome(w, self.pool, m, Outcome::gateway_failure());
             }
         }
@@ -506,6 +516,9 @@ pub fn observed(
     let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
     backend.state.observe_latency(ns, w.now_ns());
     if let Some(m) = member {
+        if status >= 500 {
+            m.stats.error(ErrorKind::Status5xx);
+        }
         outcome(w, pool, m, Outcome::response(status, rtt));
     }
 }

@@ -9,6 +9,7 @@ mod support;
 mod support_health;
 mod wire;
 
+mod admin;
 mod balance;
 mod balancers;
 mod bodies;

@@ -1,0 +1,145 @@
+//! Process-wide facts for metrics and the API: uptime, reloads and the loaded
+//! config's hash, resident memory and open descriptors.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::reload::{self, ReloadError};
+use crate::state::Registry;
+use crate::worker::Shared;
+
+/// Created once at startup, shared by the signal handler and the admin server.
+#[derive(Debug)]
+pub struct Process {
+    started: Instant,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    /// SHA-256 (hex) of the config file last loaded; empty for the embedded config.
+    config_sha256: Mutex<String>,
+}
+
+impl Process {
+    /// Starts the clock; hashes the config file the process was started with.
+    pub fn new(path: Option<&Path>) -> Self {
+        Self {
+            started: Instant::now(),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            config_sha256: Mutex::new(path.map(file_sha256).unwrap_or_default()),
+        }
+    }
+
+    /// Reloads `path` (SIGHUP or `POST /api/reload`): counts and logs the result,
+    /// and remembers the new file's hash.
+    pub fn reload(
+        &self,
+        path: &Path,
+        shared: &Shared,
+        registry: &Registry,
+    ) -> Result<u64, ReloadError> {
+        match reload::reload(path, shared, registry) {
+            Ok(generation) => {
+                self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                // Read again after the reload read it: a write in between would
+                // show here as a hash of the newer text, which the next reload loads.
+                *self.sha_guard() = file_sha256(path);
+                tracing::info!(generation, "config reloaded");
+                Ok(generation)
+            }
+            Err(error) => {
+                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "reload failed; the previous config keeps serving");
+                Err(error)
+            }
+        }
+    }
+
+    fn sha_guard(&self) -> std::sync::MutexGuard<'_, String> {
+        self.config_sha256.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seconds since startup.
+    pub fn uptime(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Successful and failed reloads.
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// SHA-256 (hex) of the loaded config file; empty for the embedded config.
+    pub fn config_sha256(&self) -> String {
+        self.sha_guard().clone()
+    }
+}
+
+fn file_sha256(path: &Path) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    Sha256::digest(&text)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Resident memory in bytes (`VmRSS` of /proc/self/status); `None` off Linux.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Open file descriptors (entries of /proc/self/fd, less the one reading it).
+pub fn open_fds() -> Option<u64> {
+    let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some(n.saturating_sub(1))
+}
+
+/// The soft limit on open descriptors (`Max open files` in /proc/self/limits).
+pub fn max_fds() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc() {
+        assert!(resident_bytes().unwrap() > 0);
+        assert!(open_fds().unwrap() >= 3);
+        assert!(max_fds().unwrap() > 0);
+    }
+
+    #[test]
+    fn hashes_the_file() {
+        let path = std::env::temp_dir().join(format!("fulcrum-sha-{}", std::process::id()));
+        std::fs::write(&path, "abc").unwrap();
+        assert_eq!(
+            Process::new(Some(&path)).config_sha256(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(Process::new(None).config_sha256(), "");
+    }
+}
