@@ -15,6 +15,7 @@ pub mod listen;
 pub mod reload;
 pub mod server;
 pub mod state;
+pub mod upgrade;
 pub mod upstream;
 pub mod worker;
 

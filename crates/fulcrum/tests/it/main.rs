@@ -28,3 +28,4 @@ mod routing;
 mod smuggling;
 mod sticky;
 mod timeouts;
+mod upgrade;
