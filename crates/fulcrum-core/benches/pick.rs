@@ -120,15 +120,28 @@ fn pick_hash(c: &mut Criterion) {
     let hashes: Vec<u64> = (1..=1024u64)
         .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29) ^ i)
         .collect();
+    // `_counters`: the proxy's way, with the pool's load passed in (O(1));
+    // without, the balancer sums the pool on each pick (O(n)).
     let algos = [
-        ("ring_hash", BalanceConfig::RingHash, None),
-        ("ring_hash_bounded", BalanceConfig::RingHash, Some(1.25)),
-        ("maglev", BalanceConfig::Maglev, None),
+        ("ring_hash", BalanceConfig::RingHash, None, false),
+        (
+            "ring_hash_bounded",
+            BalanceConfig::RingHash,
+            Some(1.25),
+            false,
+        ),
+        (
+            "ring_hash_bounded_counters",
+            BalanceConfig::RingHash,
+            Some(1.25),
+            true,
+        ),
+        ("maglev", BalanceConfig::Maglev, None, false),
     ];
     let mut group = c.benchmark_group("pick_hash");
     for n in [3, 100, 10_000] {
         let pool = pool(n);
-        for (name, cfg, balance_factor) in algos {
+        for (name, cfg, balance_factor, counters) in algos {
             let settings = balance::Settings {
                 balance_factor,
                 ..balance::Settings::new(cfg)
@@ -140,6 +153,10 @@ fn pick_hash(c: &mut Criterion) {
                     k = (k + 1) % hashes.len();
                     let ctx = PickCtx {
                         hash: Some(hashes[k]),
+                        load: counters.then_some(balance::PoolLoad {
+                            in_flight: 0,
+                            eligible: n as u64,
+                        }),
                         ..PickCtx::default()
                     };
                     balancer.pick(black_box(pool), black_box(&ctx))
@@ -151,7 +168,7 @@ fn pick_hash(c: &mut Criterion) {
     let mut group = c.benchmark_group("build_hash");
     group.sample_size(10);
     let pool = pool(10_000);
-    for (name, cfg, _) in [algos[0], algos[2]] {
+    for (name, cfg, _, _) in [algos[0], algos[3]] {
         let settings = balance::Settings::new(cfg);
         group.bench_function(BenchmarkId::new(name, 10_000), |b| {
             b.iter(|| balance::build(&settings, black_box(&pool)))

@@ -117,6 +117,7 @@ fn pick_ramped_never_returns_an_excluded_or_unavailable_backend() {
                     exclude: &exclude,
                     entropy: rng.next(),
                     now_ns: 0,
+                    load: None,
                 };
                 let eligible = |i: usize| {
                     pool[i].state.is_available() && !exclude.contains(&BackendId(i as u32))

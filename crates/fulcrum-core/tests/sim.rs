@@ -114,6 +114,7 @@ fn run(cfg: BalanceConfig, seed: u64) {
             exclude: &exclude,
             entropy: rng.next(),
             now_ns: 0,
+            load: None,
         };
         let eligible: Vec<bool> = (0..n)
             .map(|i| pool[i].state.is_available() && !exclude.contains(&BackendId(i as u32)))

@@ -39,6 +39,14 @@ enum Command {
     },
     /// Three built-in demo backends with Fulcrum in front of them on 127.0.0.1:8080.
     Demo,
+    /// Replace a running Fulcrum with this binary without refusing a connection:
+    /// sends it SIGUSR2; it starts the binary it was started from (as now on disk)
+    /// and hands over its listening sockets.
+    Upgrade {
+        /// The running process.
+        #[arg(long)]
+        pid: i32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +62,9 @@ fn main() -> ExitCode {
         Command::Check { file } => check(&file),
         Command::Run { config: Some(path) } => exit(serve_file(&path)),
         Command::Run { config: None } | Command::Demo => exit(demo()),
+        Command::Upgrade { pid } => exit(
+            fulcrum::upgrade::signal(pid).with_context(|| format!("cannot signal process {pid}")),
+        ),
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::access_log::AccessLog;
 use crate::listen;
 use crate::state::{Registry, Snapshot};
+use crate::upgrade::{Inherited, Listening};
 use crate::worker::{Shared, Worker};
 
 /// Why Fulcrum could not start.
@@ -40,6 +41,9 @@ pub enum RunError {
     /// The admin listener could not be bound.
     #[error("{0}")]
     Admin(#[from] crate::admin::BindError),
+    /// Taking over from an upgrading process failed.
+    #[error("upgrade: {0}")]
+    Upgrade(#[from] crate::upgrade::UpgradeError),
     /// Runtime or thread setup failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -47,6 +51,9 @@ pub enum RunError {
 
 /// Serves `config` until SIGTERM or SIGINT; `path` is re-read on SIGHUP.
 pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
+    // A process started by `fulcrum upgrade` takes its listening sockets over from
+    // the old one instead of binding them.
+    let mut inherited = Inherited::receive()?;
     let registry = Arc::new(Registry::default());
     let shutdown_timeout = config.shutdown_timeout.get();
     let workers = config
@@ -79,10 +86,16 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             .address
             .parse()
             .map_err(|_| bind_err(std::io::ErrorKind::InvalidInput.into()))?;
-        let first = listen::bind(addr).map_err(bind_err)?;
-        let actual = first.local_addr()?;
+        let taken = inherited.as_mut().and_then(|i| i.take(name, addr));
+        let (actual, sockets) = match taken {
+            Some(t) => t,
+            None => {
+                let first = listen::bind(addr).map_err(bind_err)?;
+                (first.local_addr()?, vec![first])
+            }
+        };
         tracing::info!(listener = %name, address = %actual, workers, "listening");
-        bound.push((Rc::<str>::from(name.as_str()), actual, Some(first)));
+        bound.push((Rc::<str>::from(name.as_str()), actual, sockets));
     }
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Snapshot::build(
         config, 1, &registry,
@@ -91,6 +104,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     // Probes and health timers run on this thread, beside the signal handling.
     rt.spawn(crate::health::run(shared.clone(), registry.clone()));
     // So does the admin server: never on a worker.
+    let mut admin_socket = None;
     if let Some(cfg) = &admin_config {
         let listeners = bound.iter().map(|(n, a, _)| (n.to_string(), *a)).collect();
         let admin = crate::admin::Admin::new(
@@ -101,19 +115,40 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             path.clone(),
             listeners,
         );
-        rt.spawn(crate::admin::start(cfg, admin)?);
+        let (server, socket) = crate::admin::start(cfg, admin, inherited.as_mut())?;
+        rt.spawn(server);
+        admin_socket = Some(socket);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut threads = Vec::with_capacity(workers);
-    for id in 0..workers {
-        let mut sockets = Vec::new();
-        for (name, addr, first) in &mut bound {
-            let socket = match first.take() {
-                Some(s) => s,
-                None => listen::bind(*addr)?,
-            };
-            sockets.push((name.to_string(), socket));
+    // Worker `id` serves socket `i` of each listener when `i % workers == id`; a
+    // worker without one (fewer inherited than workers) binds its own.
+    let mut per_worker: Vec<Vec<(String, std::net::TcpListener)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    let mut handover = Vec::new();
+    for (name, addr, sockets) in bound {
+        let mut copies = Vec::new();
+        let have = sockets.len();
+        for (i, socket) in sockets.into_iter().enumerate() {
+            copies.push(socket.try_clone()?);
+            if let Some(w) = per_worker.get_mut(i % workers) {
+                w.push((name.to_string(), socket));
+            }
         }
+        for w in per_worker.iter_mut().skip(have) {
+            let socket = listen::bind(addr)?;
+            copies.push(socket.try_clone()?);
+            w.push((name.to_string(), socket));
+        }
+        // Kept to hand over to a successor; closing these would not close the
+        // workers' sockets, and the workers' closing does not close these.
+        handover.push(Listening {
+            name: name.to_string(),
+            addr,
+            sockets: copies,
+        });
+    }
+    let mut threads = Vec::with_capacity(workers);
+    for (id, sockets) in per_worker.into_iter().enumerate() {
         let (shared, log, stop_rx) = (shared.clone(), log.clone(), stop_rx.clone());
         let registry = registry.clone();
         let thread = std::thread::Builder::new()
@@ -129,7 +164,17 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             })?;
         threads.push(thread);
     }
-    rt.block_on(signals.wait(path, &shared, &registry, &process));
+    if let Some(inherited) = inherited {
+        inherited.ready()?;
+        tracing::info!("took over the listening sockets from the previous process");
+    }
+    handover.extend(admin_socket);
+    let upgrade = Upgrade {
+        exe: std::env::current_exe()?,
+        args: std::env::args_os().skip(1).collect(),
+        handover: Arc::new(handover),
+    };
+    rt.block_on(signals.wait(path, &shared, &registry, &process, &upgrade));
     let _ = stop_tx.send(true);
     for t in threads {
         let _ = t.join();
@@ -143,6 +188,42 @@ struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+/// What a SIGUSR2 needs to start the successor: the binary (resolved at start, so
+/// a binary replaced on disk is the one started), the arguments, and the sockets.
+struct Upgrade {
+    exe: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    handover: Arc<Vec<Listening>>,
+}
+
+impl Upgrade {
+    /// Starts the successor and hands it the sockets; `true` once it serves.
+    async fn run(&self) -> bool {
+        let (exe, args, handover) = (self.exe.clone(), self.args.clone(), self.handover.clone());
+        let result =
+            tokio::task::spawn_blocking(move || crate::upgrade::hand_over(&exe, &args, &handover))
+                .await;
+        match result {
+            Ok(Ok(child)) => {
+                tracing::info!(
+                    new_pid = child.id(),
+                    "upgrade: the new process serves; finishing in-flight requests"
+                );
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "upgrade failed; this process keeps serving");
+                false
+            }
+            Err(error) => {
+                tracing::error!(%error, "upgrade failed; this process keeps serving");
+                false
+            }
+        }
+    }
 }
 
 impl Signals {
@@ -152,21 +233,25 @@ impl Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
+            usr2: signal(SignalKind::user_defined2())?,
         })
     }
 
-    /// Waits for SIGTERM or SIGINT, reloading on each SIGHUP meanwhile.
+    /// Waits for SIGTERM or SIGINT, or a SIGUSR2 whose upgrade succeeded; reloads
+    /// on each SIGHUP meanwhile.
     async fn wait(
         mut self,
         path: Option<PathBuf>,
         shared: &Shared,
         registry: &Registry,
         process: &crate::admin::Process,
+        upgrade: &Upgrade,
     ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => break,
                 _ = self.int.recv() => break,
+                _ = self.usr2.recv() => if upgrade.run().await { break },
                 _ = self.hup.recv() => match &path {
                     // Counted and logged ("config reloaded" / "reload failed") there.
                     Some(path) => { let _ = process.reload(path, shared, registry); }
@@ -177,6 +262,9 @@ impl Signals {
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
     }
 }
+
+/// How long idle client connections are still served once shutdown starts.
+const IDLE_GRACE: Duration = Duration::from_millis(500);
 
 fn worker_seed(id: usize) -> u64 {
     (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id())
@@ -214,9 +302,16 @@ fn worker_main(
         w.begin_stop();
         let expire = tokio::time::sleep(deadline);
         tokio::pin!(expire);
-        while w.busy.get() > 0 {
+        // Idle keep-alive connections stay served for a moment after the last busy
+        // one: a client may be sending on one right now, and a close then would
+        // reset its request. Each such request is answered with `Connection: close`.
+        let grace = tokio::time::sleep(IDLE_GRACE.min(deadline));
+        tokio::pin!(grace);
+        let mut graced = false;
+        while w.busy.get() > 0 || !graced {
             tokio::select! {
                 () = w.idle.notified() => {}
+                () = &mut grace, if !graced => graced = true,
                 () = &mut expire => {
                     tracing::warn!(worker = id, busy = w.busy.get(), "shutdown deadline passed; closing");
                     break;

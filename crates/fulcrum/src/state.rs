@@ -150,6 +150,8 @@ pub struct PoolState {
     pub warm_permille: AtomicU32,
     /// Whether the pool routes to unhealthy backends (panic mode).
     pub panic: AtomicBool,
+    /// Backends taking traffic, as last published by the health task.
+    pub available: AtomicU32,
     /// Retries allowed as a share of requests.
     pub budget: Mutex<RetryBudget>,
     /// Requests refused by a circuit limit.
@@ -173,6 +175,7 @@ impl PoolState {
             freed: Notify::new(),
             warm_permille: AtomicU32::new(1000),
             panic: AtomicBool::new(false),
+            available: AtomicU32::new(0),
             budget: Mutex::new(RetryBudget::new(budget)),
             overloaded: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -505,8 +508,15 @@ impl Snapshot {
                             .and_then(|k| HashKey::parse(k).ok())
                             .unwrap_or(HashKey::ClientIp)
                     }),
+                state: {
+                    let state = registry.pool(name, budget_params(p));
+                    let up = members.iter().filter(|m| m.state.is_available()).count();
+                    state
+                        .available
+                        .store(u32::try_from(up).unwrap_or(u32::MAX), Ordering::Relaxed);
+                    state
+                },
                 members,
-                state: registry.pool(name, budget_params(p)),
                 health,
                 check: p.health.clone(),
                 panic_threshold: p.panic_threshold,

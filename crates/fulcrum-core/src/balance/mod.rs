@@ -191,6 +191,18 @@ pub struct PickCtx<'a> {
     /// The caller's monotonic clock in nanoseconds since an arbitrary epoch, for
     /// time-aware load measures (peak EWMA). Zero when the caller has no clock.
     pub now_ns: u64,
+    /// The pool's load as the caller counts it, so bounded loads need not sum
+    /// every backend's in-flight count on each pick; `None`: the balancer sums.
+    pub load: Option<PoolLoad>,
+}
+
+/// A pool's load, kept by the caller in pool-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolLoad {
+    /// Requests in flight on the pool's backends, this one excluded.
+    pub in_flight: u64,
+    /// Backends that may take requests (available ones).
+    pub eligible: u64,
 }
 
 /// Chooses a backend for one connection or request.

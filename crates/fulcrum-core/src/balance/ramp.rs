@@ -56,6 +56,7 @@ pub fn pick_ramped(
             // Fresh bits, or a randomised balancer would redraw the same way.
             entropy: rng.next_u64(),
             now_ns: ctx.now_ns,
+            load: ctx.load,
         };
         match balancer.pick(pool, &retry) {
             Some(next) => candidate = next,

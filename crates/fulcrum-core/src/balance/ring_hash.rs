@@ -22,10 +22,12 @@
 //! bring its in-flight count above `ceil(c × (T + 1) / n)`, where `T` is the
 //! in-flight total of the `n` eligible backends. Since the least loaded
 //! eligible backend always fits under `ceil((T + 1) / n)`, some backend fits
-//! for any `c ≥ 1`. `T` and `n` are counted on each pick: an O(n) pass (about
-//! 150 ns at 100 backends, 17 µs at 10,000), paid only when `balance_factor`
-//! is set. Exactness was chosen over a cached total that could go stale; an
-//! O(1) pick needs a pool-wide in-flight counter kept by the upstream leases.
+//! for any `c ≥ 1`. The proxy passes `T` and `n` from its pool-wide counters
+//! ([`PickCtx::load`]), so a pick is O(1) however large the pool; without
+//! them (`None`) they are counted on each pick, an O(n) pass (about 150 ns at
+//! 100 backends, 17 µs at 10,000). The counters may lag a pick by a request
+//! or a health tick; the bound is a target, and the walk still ends on a
+//! backend under it or, failing that, any eligible one.
 use super::{is_eligible, stable_hash, Backend, BackendId, Balancer, PickCtx};
 use std::sync::atomic::Ordering;
 
@@ -114,9 +116,15 @@ impl Balancer for RingHash {
         let Some(hash) = ctx.hash else {
             return scan(&self.by_key, ctx.entropy, eligible);
         };
-        let bound = match self.balance_factor {
-            Some(factor) => Some(load_bound(pool, ctx.exclude, factor)?),
-            None => None,
+        let bound = match (self.balance_factor, ctx.load) {
+            (None, _) => None,
+            // O(1): the caller's pool-wide counters. Backends this request
+            // already tried leave the eligible set.
+            (Some(factor), Some(load)) => {
+                let eligible = load.eligible.saturating_sub(ctx.exclude.len() as u64);
+                Some(bound_of(factor, load.in_flight, eligible.max(1)))
+            }
+            (Some(factor), None) => Some(load_bound(pool, ctx.exclude, factor)?),
         };
         let fits = |i: usize| {
             eligible(i)
@@ -177,7 +185,12 @@ fn load_bound(pool: &[Backend], exclude: &[BackendId], factor: f64) -> Option<u6
             eligible += 1;
         }
     }
-    (eligible > 0).then(|| (factor * (total + 1) as f64 / eligible as f64).ceil() as u64)
+    (eligible > 0).then(|| bound_of(factor, total, eligible))
+}
+
+/// `ceil(factor × (in_flight + 1) / eligible)`: the most one backend may carry.
+fn bound_of(factor: f64, in_flight: u64, eligible: u64) -> u64 {
+    (factor * (in_flight + 1) as f64 / eligible as f64).ceil() as u64
 }
 
 /// Appends `n` in decimal ASCII, without allocating.
@@ -329,6 +342,29 @@ mod tests {
             .store(100, Ordering::Relaxed);
         let unbounded = RingHash::new(&pool, 160, None);
         assert_eq!(unbounded.pick(&pool, &at(42)), Some(own));
+    }
+
+    #[test]
+    fn bounded_load_reads_the_callers_counters() {
+        let pool = pool(&[1, 1, 1, 1]);
+        let ring = RingHash::new(&pool, 160, Some(1.5));
+        let own = ring.pick(&pool, &at(42)).unwrap();
+        pool[own.index()]
+            .state
+            .in_flight
+            .store(2, Ordering::Relaxed);
+        let with = |in_flight, eligible| PickCtx {
+            load: Some(super::super::PoolLoad {
+                in_flight,
+                eligible,
+            }),
+            ..at(42)
+        };
+        // The counters agree with the backends (T = 2, n = 4): bound 2, `own` is full.
+        assert_ne!(ring.pick(&pool, &with(2, 4)), Some(own));
+        // The counters say the pool is busier (T = 10): bound 5, `own` fits.
+        // Only the counters are read, not the backends' sum.
+        assert_eq!(ring.pick(&pool, &with(10, 4)), Some(own));
     }
 
     #[test]

@@ -170,12 +170,24 @@ impl Admin {
     }
 }
 
-/// Binds the admin listener (at startup, so a bad address stops the start) and
-/// returns the server to spawn on the main runtime.
+/// The admin listener's name among the sockets an upgrade hands over.
+pub const HANDOVER_NAME: &str = "@admin";
+
+/// Binds the admin listener (at startup, so a bad address stops the start), or
+/// takes the one `inherited` from an upgrading process when it has the same
+/// address; returns the server to spawn on the main runtime and a copy of the
+/// socket to hand to a successor.
 pub fn start(
     cfg: &AdminConfig,
     admin: Admin,
-) -> Result<impl Future<Output = ()> + Send + 'static, BindError> {
+    inherited: Option<&mut crate::upgrade::Inherited>,
+) -> Result<
+    (
+        impl Future<Output = ()> + Send + 'static,
+        crate::upgrade::Listening,
+    ),
+    BindError,
+> {
     let bind_err = |error| BindError {
         address: cfg.address.clone(),
         error,
@@ -184,7 +196,13 @@ pub fn start(
         .address
         .parse()
         .map_err(|_| bind_err(std::io::ErrorKind::InvalidInput.into()))?;
-    let socket = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    let taken = inherited
+        .and_then(|i| i.take(HANDOVER_NAME, addr))
+        .and_then(|(_, mut sockets)| sockets.pop());
+    let socket = match taken {
+        Some(socket) => socket,
+        None => std::net::TcpListener::bind(addr).map_err(bind_err)?,
+    };
     socket.set_nonblocking(true).map_err(bind_err)?;
     let actual = socket.local_addr().map_err(bind_err)?;
     if !actual.ip().is_loopback() && admin.token.is_none() {
@@ -192,7 +210,12 @@ pub fn start(
     }
     // `listener` lets the integration tests' log reader take it for a listener line.
     tracing::info!(listener = "admin", address = %actual, "admin listening");
-    Ok(serve(socket, Arc::new(admin)))
+    let copy = crate::upgrade::Listening {
+        name: HANDOVER_NAME.to_owned(),
+        addr: actual,
+        sockets: vec![socket.try_clone().map_err(bind_err)?],
+    };
+    Ok((serve(socket, Arc::new(admin)), copy))
 }
 
 async fn serve(socket: std::net::TcpListener, admin: Arc<Admin>) {

@@ -158,6 +158,10 @@ fn evaluate(pool: &Pool, now: Duration, out: &mut Vec<bool>) {
     pool.state
         .warm_permille
         .store(warm_share_permille(weights), Ordering::Relaxed);
+    let taking = out.iter().filter(|&&t| t).count();
+    pool.state
+        .available
+        .store(u32::try_from(taking).unwrap_or(u32::MAX), Ordering::Relaxed);
 }
 
 /// Logs a visible state change once.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fulcrum_core::balance::{self, Backend, BackendId, PickCtx, Pin};
+use fulcrum_core::balance::{self, Backend, BackendId, PickCtx, Pin, PoolLoad};
 use fulcrum_core::config::RetryOn;
 use fulcrum_core::health::{may_eject, Outcome};
 use fulcrum_core::http1::{self, Framing};
@@ -231,6 +231,13 @@ impl<'p> Attempts<'p> {
             exclude: if exclude_tried { &self.tried } else { &[] },
             entropy: w.entropy(),
             now_ns: w.now_ns(),
+            // Pool-wide counters: bounded loads in O(1). `requests` counts this
+            // request already (admitted before the pick).
+            load: Some(PoolLoad {
+                in_flight: u64::from(self.pool.state.requests.load(Ordering::Relaxed))
+                    .saturating_sub(1),
+                eligible: u64::from(self.pool.state.available.load(Ordering::Relaxed)),
+            }),
         };
         if self.pool.hash_key.is_some() {
             // Hashing keeps its affinity: slow start does not move keys around.

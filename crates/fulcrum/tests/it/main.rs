@@ -29,3 +29,4 @@ mod routing;
 mod smuggling;
 mod sticky;
 mod timeouts;
+mod upgrade;
