@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use fulcrum_core::config::{self, Config};
 
+use crate::listen::live::Live;
 use crate::state::{Registry, Snapshot};
 use crate::worker::Shared;
 
@@ -26,6 +27,9 @@ pub enum ReloadError {
     /// The snapshot could not be built.
     #[error("{0}")]
     Build(#[from] crate::state::BuildError),
+    /// A listener the new config adds or moves could not be bound.
+    #[error("{0}")]
+    Bind(#[from] crate::listen::live::BindError),
 }
 
 /// Reads and validates a config file.
@@ -37,23 +41,24 @@ pub fn load(path: &Path) -> Result<Config, ReloadError> {
     config::parse(path, &text).map_err(ReloadError::Invalid)
 }
 
-/// Loads `path` and publishes it; returns the new generation.
-pub fn reload(path: &Path, shared: &Shared, registry: &Registry) -> Result<u64, ReloadError> {
+/// Loads `path` and publishes it; returns the new generation. Listeners the new
+/// config adds or moves are bound first (`live`), so a port in use fails the
+/// reload with nothing changed; unchanged listeners keep their sockets.
+pub fn reload(
+    path: &Path,
+    shared: &Shared,
+    registry: &Registry,
+    live: Option<&Live>,
+) -> Result<u64, ReloadError> {
     let config = load(path)?;
     let old = shared.load();
     let generation = old.generation + 1;
-    for (name, l) in &config.listeners {
-        let before = old
-            .config
-            .listeners
-            .get(name)
-            .map(|o| (&o.address, o.protocol));
-        if before != Some((&l.address, l.protocol)) {
-            tracing::warn!(listener = %name, "listener added or changed: takes effect after a restart");
-        }
-    }
+    let plan = live.map(|l| l.plan(&config)).transpose()?;
     let snapshot = Arc::new(Snapshot::build(config, generation, registry)?);
     shared.store(snapshot.clone());
     registry.apply(&snapshot);
+    if let (Some(live), Some(plan)) = (live, plan) {
+        live.commit(plan);
+    }
     Ok(generation)
 }

@@ -5,6 +5,7 @@
 //! same port, then waits for signals: SIGHUP reloads, SIGTERM/SIGINT stop accepting
 //! and let in-flight requests finish up to `shutdown_timeout`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -14,12 +15,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use fulcrum_core::config::{Config, ListenerProtocol};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
 use crate::listen;
+use crate::listen::live::{Command, Live};
 use crate::state::{Registry, Snapshot};
-use crate::upgrade::{Inherited, Listening};
+use crate::upgrade::{Inherited, Listening, UpgradeError};
 use crate::worker::{Shared, Worker};
 
 /// Why Fulcrum could not start.
@@ -95,7 +98,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             }
         };
         tracing::info!(listener = %name, address = %actual, workers, "listening");
-        bound.push((Rc::<str>::from(name.as_str()), actual, sockets));
+        bound.push((name.clone(), l.address.clone(), actual, sockets));
     }
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Snapshot::build(
         config, 1, &registry,
@@ -106,7 +109,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     // So does the admin server: never on a worker.
     let mut admin_socket = None;
     if let Some(cfg) = &admin_config {
-        let listeners = bound.iter().map(|(n, a, _)| (n.to_string(), *a)).collect();
+        let listeners = bound.iter().map(|(n, _, a, _)| (n.clone(), *a)).collect();
         let admin = crate::admin::Admin::new(
             cfg,
             shared.clone(),
@@ -124,55 +127,56 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     // worker without one (fewer inherited than workers) binds its own.
     let mut per_worker: Vec<Vec<(String, std::net::TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
-    let mut handover = Vec::new();
-    for (name, addr, sockets) in bound {
+    let mut started = Vec::new();
+    for (name, address, actual, sockets) in bound {
         let mut copies = Vec::new();
         let have = sockets.len();
         for (i, socket) in sockets.into_iter().enumerate() {
             copies.push(socket.try_clone()?);
             if let Some(w) = per_worker.get_mut(i % workers) {
-                w.push((name.to_string(), socket));
+                w.push((name.clone(), socket));
             }
         }
         for w in per_worker.iter_mut().skip(have) {
-            let socket = listen::bind(addr)?;
+            let socket = listen::bind(actual)?;
             copies.push(socket.try_clone()?);
-            w.push((name.to_string(), socket));
+            w.push((name.clone(), socket));
         }
         // Kept to hand over to a successor; closing these would not close the
         // workers' sockets, and the workers' closing does not close these.
-        handover.push(Listening {
-            name: name.to_string(),
-            addr,
-            sockets: copies,
-        });
+        started.push((name, address, actual, copies));
     }
     let mut threads = Vec::with_capacity(workers);
+    let mut commands = Vec::with_capacity(workers);
     for (id, sockets) in per_worker.into_iter().enumerate() {
         let (shared, log, stop_rx) = (shared.clone(), log.clone(), stop_rx.clone());
         let registry = registry.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        commands.push(tx);
         let thread = std::thread::Builder::new()
             .name(format!("worker-{id}"))
             .spawn(move || {
                 worker_main(
                     id,
                     Worker::new(shared, log, registry, worker_seed(id)),
-                    sockets,
+                    (sockets, rx),
                     stop_rx,
                     shutdown_timeout,
                 )
             })?;
         threads.push(thread);
     }
+    let live = Arc::new(Live::new(commands, started));
+    process.set_live(live.clone());
     if let Some(inherited) = inherited {
         inherited.ready()?;
         tracing::info!("took over the listening sockets from the previous process");
     }
-    handover.extend(admin_socket);
     let upgrade = Upgrade {
         exe: std::env::current_exe()?,
         args: std::env::args_os().skip(1).collect(),
-        handover: Arc::new(handover),
+        live,
+        admin: admin_socket.map(Arc::new),
     };
     rt.block_on(signals.wait(path, &shared, &registry, &process, &upgrade));
     let _ = stop_tx.send(true);
@@ -196,16 +200,41 @@ struct Signals {
 struct Upgrade {
     exe: PathBuf,
     args: Vec<std::ffi::OsString>,
-    handover: Arc<Vec<Listening>>,
+    /// The HTTP listeners as they are now (reloads move them).
+    live: Arc<Live>,
+    /// The admin listener's socket, when there is one.
+    admin: Option<Arc<Listening>>,
 }
 
 impl Upgrade {
     /// Starts the successor and hands it the sockets; `true` once it serves.
     async fn run(&self) -> bool {
-        let (exe, args, handover) = (self.exe.clone(), self.args.clone(), self.handover.clone());
-        let result =
-            tokio::task::spawn_blocking(move || crate::upgrade::hand_over(&exe, &args, &handover))
-                .await;
+        let (exe, args) = (self.exe.clone(), self.args.clone());
+        let (live, admin) = (self.live.clone(), self.admin.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let mut handover = live.handover().map_err(|error| UpgradeError::Io {
+                what: "copy the listening sockets",
+                error,
+            })?;
+            if let Some(a) = admin {
+                let sockets = a
+                    .sockets
+                    .iter()
+                    .map(|s| s.try_clone())
+                    .collect::<Result<_, _>>();
+                let sockets = sockets.map_err(|error| UpgradeError::Io {
+                    what: "copy the admin socket",
+                    error,
+                })?;
+                handover.push(Listening {
+                    name: a.name.clone(),
+                    addr: a.addr,
+                    sockets,
+                });
+            }
+            crate::upgrade::hand_over(&exe, &args, &handover)
+        })
+        .await;
         match result {
             Ok(Ok(child)) => {
                 tracing::info!(
@@ -273,7 +302,10 @@ fn worker_seed(id: usize) -> u64 {
 fn worker_main(
     id: usize,
     w: Rc<Worker>,
-    sockets: Vec<(String, std::net::TcpListener)>,
+    (sockets, commands): (
+        Vec<(String, std::net::TcpListener)>,
+        UnboundedReceiver<Command>,
+    ),
     mut stop_rx: watch::Receiver<bool>,
     deadline: Duration,
 ) {
@@ -289,14 +321,7 @@ fn worker_main(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        for (name, socket) in sockets {
-            match TcpListener::from_std(socket) {
-                Ok(listener) => {
-                    tokio::task::spawn_local(accept_loop(w.clone(), listener, Rc::from(name.as_str())));
-                }
-                Err(error) => tracing::error!(worker = id, %error, "listener setup failed"),
-            }
-        }
+        tokio::task::spawn_local(listeners(w.clone(), id, sockets, commands));
         tokio::task::spawn_local(sweep(w.clone()));
         let _ = stop_rx.wait_for(|s| *s).await;
         w.begin_stop();
@@ -321,6 +346,50 @@ fn worker_main(
         w.h1_pool.clear();
         w.h2_pool.clear();
     });
+}
+
+/// Runs this worker's accept loops: those it started with, then those reloads
+/// add, move or remove.
+async fn listeners(
+    w: Rc<Worker>,
+    id: usize,
+    sockets: Vec<(String, std::net::TcpListener)>,
+    mut commands: UnboundedReceiver<Command>,
+) {
+    let mut loops: HashMap<String, Vec<tokio::task::JoinHandle<()>>> = HashMap::new();
+    let start =
+        |loops: &mut HashMap<String, Vec<_>>, name: String, socket| match TcpListener::from_std(
+            socket,
+        ) {
+            Ok(listener) => {
+                let task = accept_loop(w.clone(), listener, Rc::from(name.as_str()));
+                loops
+                    .entry(name)
+                    .or_default()
+                    .push(tokio::task::spawn_local(task));
+            }
+            Err(error) => tracing::error!(worker = id, %error, "listener setup failed"),
+        };
+    for (name, socket) in sockets {
+        start(&mut loops, name, socket);
+    }
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Add(name, socket) => {
+                for task in loops.remove(&name).unwrap_or_default() {
+                    task.abort();
+                }
+                start(&mut loops, name, socket);
+            }
+            Command::Remove(name) => {
+                // Dropping the accept loop closes this worker's socket; accepted
+                // connections are their own tasks and finish.
+                for task in loops.remove(&name).unwrap_or_default() {
+                    task.abort();
+                }
+            }
+        }
+    }
 }
 
 async fn accept_loop(w: Rc<Worker>, listener: TcpListener, name: Rc<str>) {

@@ -56,8 +56,11 @@ impl Admin {
     /// `GET /api/status`.
     pub(super) fn status(&self) -> Reply {
         let snap = self.shared.load();
-        let listeners: Vec<Value> = self
-            .listeners
+        // As reloads left them, once the workers run; as bound at startup before.
+        let now = self.process.live().map(|l| l.addresses());
+        let listeners: Vec<Value> = now
+            .as_ref()
+            .unwrap_or(&self.listeners)
             .iter()
             .map(|(name, addr)| json!({ "name": name, "address": addr.to_string() }))
             .collect();
@@ -295,7 +298,7 @@ impl Admin {
                     &json!({ "error": "invalid config; the previous one keeps serving", "errors": errors }),
                 )
             }
-            Err(e @ ReloadError::Build(_)) => json(
+            Err(e @ (ReloadError::Build(_) | ReloadError::Bind(_))) => json(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &json!({ "error": "config could not be built; the previous one keeps serving", "errors": [e.to_string()] }),
             ),

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::listen::live::Live;
 use crate::reload::{self, ReloadError};
 use crate::state::Registry;
 use crate::worker::Shared;
@@ -20,6 +21,8 @@ pub struct Process {
     reloads_failed: AtomicU64,
     /// SHA-256 (hex) of the config file last loaded; empty for the embedded config.
     config_sha256: Mutex<String>,
+    /// The HTTP listeners, once the workers run: reloads rebind what moved.
+    live: OnceLock<Arc<Live>>,
 }
 
 impl Process {
@@ -30,7 +33,18 @@ impl Process {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             config_sha256: Mutex::new(path.map(file_sha256).unwrap_or_default()),
+            live: OnceLock::new(),
         }
+    }
+
+    /// Hands reloads the running listeners (once, at startup).
+    pub fn set_live(&self, live: Arc<Live>) {
+        let _ = self.live.set(live);
+    }
+
+    /// The running listeners, once the workers run.
+    pub fn live(&self) -> Option<&Arc<Live>> {
+        self.live.get()
     }
 
     /// Reloads `path` (SIGHUP or `POST /api/reload`): counts and logs the result,
@@ -41,7 +55,7 @@ impl Process {
         shared: &Shared,
         registry: &Registry,
     ) -> Result<u64, ReloadError> {
-        match reload::reload(path, shared, registry) {
+        match reload::reload(path, shared, registry, self.live.get().map(|l| &**l)) {
             Ok(generation) => {
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 // Read again after the reload read it: a write in between would

@@ -1,6 +1,8 @@
 //! Stage 1. Address → listening sockets. Owns binding with SO_REUSEPORT so that every
 //! worker has its own accept queue on the same port. Never reads a byte.
 
+pub mod live;
+
 use std::io;
 use std::net::SocketAddr;
 

@@ -23,6 +23,7 @@ mod jwt;
 mod lifecycle;
 mod limits;
 mod outlier;
+mod rebind;
 mod reload_stress;
 mod retries;
 mod routing;

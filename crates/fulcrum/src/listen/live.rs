@@ -1,0 +1,187 @@
+//! Listeners that follow the config. A reload binds every listener it adds or
+//! moves before the new config is published (a port in use fails the reload and
+//! changes nothing), then hands each worker its socket; a listener whose address
+//! did not change keeps its sockets, accept queues and connections.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
+
+use fulcrum_core::config::{Config, ListenerProtocol};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::upgrade::Listening;
+
+/// What a worker is told to do with its listening sockets.
+#[derive(Debug)]
+pub enum Command {
+    /// Accept on this socket for listener `name` (replacing what it had).
+    Add(String, TcpListener),
+    /// Stop accepting for listener `name`; its connections carry on.
+    Remove(String),
+}
+
+/// One listener's sockets, kept so an upgrade can hand them over.
+#[derive(Debug)]
+struct Bound {
+    /// The address as configured (`127.0.0.1:0` stays `:0` here).
+    address: String,
+    /// The address actually bound.
+    actual: SocketAddr,
+    /// Copies of the workers' sockets.
+    copies: Vec<TcpListener>,
+}
+
+/// Why a reload's listeners could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("listeners.{name}: cannot bind {address}: {error}")]
+pub struct BindError {
+    /// Listener name.
+    pub name: String,
+    /// The address as configured.
+    pub address: String,
+    /// Why.
+    pub error: std::io::Error,
+}
+
+/// Listeners a reload adds or moves, bound and not yet in use, and those it removes.
+#[derive(Debug, Default)]
+pub struct Plan {
+    add: Vec<(String, Bound, Vec<TcpListener>)>,
+    remove: Vec<String>,
+}
+
+/// The HTTP listeners of a running process and the workers that serve them.
+#[derive(Debug)]
+pub struct Live {
+    workers: Vec<UnboundedSender<Command>>,
+    bound: Mutex<BTreeMap<String, Bound>>,
+}
+
+impl Live {
+    /// The listeners bound at startup: `(name, configured address, actual address,
+    /// copies of the workers' sockets)`.
+    pub fn new(
+        workers: Vec<UnboundedSender<Command>>,
+        started: Vec<(String, String, SocketAddr, Vec<TcpListener>)>,
+    ) -> Self {
+        let bound = started
+            .into_iter()
+            .map(|(name, address, actual, copies)| {
+                (
+                    name,
+                    Bound {
+                        address,
+                        actual,
+                        copies,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            workers,
+            bound: Mutex::new(bound),
+        }
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bound>> {
+        self.bound.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Binds what `config` adds or moves, one socket per worker (SO_REUSEPORT).
+    pub fn plan(&self, config: &Config) -> Result<Plan, BindError> {
+        let bound = self.guard();
+        let mut plan = Plan::default();
+        for (name, l) in &config.listeners {
+            if l.protocol != ListenerProtocol::Http {
+                continue;
+            }
+            if bound.get(name).is_some_and(|b| b.address == l.address) {
+                continue;
+            }
+            let err = |error| BindError {
+                name: name.clone(),
+                address: l.address.clone(),
+                error,
+            };
+            let addr: SocketAddr = l
+                .address
+                .parse()
+                .map_err(|_| err(std::io::ErrorKind::InvalidInput.into()))?;
+            let first = super::bind(addr).map_err(err)?;
+            let actual = first.local_addr().map_err(err)?;
+            let mut sockets = vec![first];
+            while sockets.len() < self.workers.len() {
+                sockets.push(super::bind(actual).map_err(err)?);
+            }
+            let copies = sockets
+                .iter()
+                .map(TcpListener::try_clone)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let entry = Bound {
+                address: l.address.clone(),
+                actual,
+                copies,
+            };
+            plan.add.push((name.clone(), entry, sockets));
+        }
+        plan.remove = bound
+            .keys()
+            .filter(|name| {
+                !config
+                    .listeners
+                    .get(*name)
+                    .is_some_and(|l| l.protocol == ListenerProtocol::Http)
+            })
+            .cloned()
+            .collect();
+        Ok(plan)
+    }
+
+    /// Puts a plan into effect, once the config that made it is published.
+    pub fn commit(&self, plan: Plan) {
+        let mut bound = self.guard();
+        for name in plan.remove {
+            for w in &self.workers {
+                let _ = w.send(Command::Remove(name.clone()));
+            }
+            bound.remove(&name);
+            tracing::info!(listener = %name, "listener removed; its connections finish");
+        }
+        for (name, entry, sockets) in plan.add {
+            for (w, socket) in self.workers.iter().zip(sockets) {
+                let _ = w.send(Command::Add(name.clone(), socket));
+            }
+            let workers = self.workers.len();
+            tracing::info!(listener = %name, address = %entry.actual, workers, "listening");
+            bound.insert(name, entry);
+        }
+    }
+
+    /// Copies of every listening socket, for a successor process.
+    pub fn handover(&self) -> std::io::Result<Vec<Listening>> {
+        self.guard()
+            .iter()
+            .map(|(name, b)| {
+                Ok(Listening {
+                    name: name.clone(),
+                    addr: b.actual,
+                    sockets: b
+                        .copies
+                        .iter()
+                        .map(TcpListener::try_clone)
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every listener's name and bound address.
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.guard()
+            .iter()
+            .map(|(name, b)| (name.clone(), b.actual))
+            .collect()
+    }
+}
