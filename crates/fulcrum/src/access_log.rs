@@ -33,6 +33,10 @@ pub struct Entry<'a> {
     pub backend: Option<SocketAddr>,
     /// That backend's state, where the finished request is counted.
     pub member: Option<&'a crate::state::Member>,
+    /// The listener's counters (not logged).
+    pub listener_traffic: Option<&'a crate::stats::Traffic>,
+    /// The route's counters (not logged).
+    pub route_traffic: Option<&'a crate::stats::Traffic>,
     /// Backends tried.
     pub attempts: u32,
     /// Request body bytes received.

@@ -320,6 +320,7 @@ fn worker_main(
         }
     };
     let local = tokio::task::LocalSet::new();
+    crate::stats::set_shard(id);
     local.block_on(&rt, async move {
         tokio::task::spawn_local(listeners(w.clone(), id, sockets, commands));
         tokio::task::spawn_local(sweep(w.clone()));

@@ -23,6 +23,7 @@ use fulcrum_core::route::RouteTable;
 use tokio::sync::Notify;
 
 use crate::clock;
+use crate::stats::{Timings, Traffic};
 
 /// Everything the data path reads, for one config generation.
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct Snapshot {
     pub listeners: HashMap<String, Listener>,
     /// Pools, indexed by `Route::pool`.
     pub pools: Vec<Pool>,
+    /// Each route's counters, by index in `[[routes]]`.
+    pub routes: Vec<Arc<Traffic>>,
 }
 
 /// Per-listener settings and routes.
@@ -54,6 +57,8 @@ pub struct Listener {
     pub keepalive_timeout: Duration,
     /// Time allowed per client read or write during a request.
     pub client_timeout: Duration,
+    /// Connections and requests, kept across reloads by listener name.
+    pub traffic: Arc<Traffic>,
 }
 
 /// One pool of backends.
@@ -160,6 +165,8 @@ pub struct PoolState {
     pub retries: AtomicU64,
     /// Retries the budget refused.
     pub budget_refused: AtomicU64,
+    /// Time to open new upstream connections.
+    pub connect: Timings,
     /// Times the pool entered panic mode.
     pub panics: AtomicU64,
     /// Requests to a hashing pool that lacked the hash key (picked at random).
@@ -180,6 +187,7 @@ impl PoolState {
             overloaded: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             budget_refused: AtomicU64::new(0),
+            connect: Timings::default(),
             panics: AtomicU64::new(0),
             hash_missing: AtomicU64::new(0),
         }
@@ -253,6 +261,8 @@ pub struct StickyPool {
 pub struct Registry {
     members: Mutex<HashMap<(String, BackendKey), Arc<Member>>>,
     pools: Mutex<HashMap<String, Arc<PoolState>>>,
+    listeners: Mutex<HashMap<String, Arc<Traffic>>>,
+    routes: Mutex<Vec<Arc<Traffic>>>,
     /// Weights set through the admin API, by pool and backend key; applied by
     /// [`Snapshot::build`] over the configured ones.
     weights: Mutex<HashMap<(String, BackendKey), u32>>,
@@ -343,6 +353,21 @@ impl Registry {
                 .any(|p| p.name == *pool && p.members.iter().any(|m| m.key == *key))
         });
         self.changed.notify_one();
+    }
+
+    /// The counters of listener `name`.
+    fn listener_traffic(&self, name: &str) -> Arc<Traffic> {
+        let mut map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// The counters of routes `0..n` (a route keeps its counters by position).
+    fn route_traffic(&self, n: usize) -> Vec<Arc<Traffic>> {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        while routes.len() < n {
+            routes.push(Arc::default());
+        }
+        routes.iter().take(n).cloned().collect()
     }
 
     /// Every member, in no particular order.
@@ -562,12 +587,14 @@ impl Snapshot {
                     header_timeout: l.header_timeout.get(),
                     keepalive_timeout: l.keepalive_timeout.get(),
                     client_timeout: l.client_timeout.get(),
+                    traffic: registry.listener_traffic(name),
                 };
                 (name.clone(), listener)
             })
             .collect();
         Ok(Self {
             generation,
+            routes: registry.route_traffic(config.routes.len()),
             config,
             listeners,
             pools,

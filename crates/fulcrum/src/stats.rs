@@ -284,9 +284,143 @@ pub fn quantile(buckets: &[u64; SLOTS], q: f64) -> Option<f64> {
     BUCKETS.last().copied()
 }
 
+/// Requests by status class and client connections of one listener (by name) or
+/// route (by index), kept across reloads.
+///
+/// Every request of a listener lands here, from every worker: one shared counter
+/// would bounce its cache line between cores on each request. Each worker thread
+/// writes its own shard (a cache line of its own) and a scrape sums them.
+#[derive(Debug)]
+pub struct Traffic {
+    shards: Box<[Shard]>,
+}
+
+/// Shards per [`Traffic`]; worker threads beyond it share.
+const SHARDS: usize = 16;
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard {
+    requests: [AtomicU64; 5],
+    accepted: AtomicU64,
+    closed: AtomicU64,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's shard of every [`Traffic`].
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Picks the calling thread's shard: each worker calls it once with its id.
+pub fn set_shard(worker: usize) {
+    SHARD.with(|s| s.set(worker % SHARDS));
+}
+
+impl Traffic {
+    fn shard(&self) -> &Shard {
+        let i = SHARD.with(std::cell::Cell::get);
+        // `i < SHARDS` by construction; the fallback keeps this total.
+        self.shards.get(i).unwrap_or(&self.shards[0])
+    }
+
+    /// Counts one answered request by its status class.
+    pub fn count(&self, status: u16) {
+        let shard = self.shard();
+        if let Some(c) = shard
+            .requests
+            .get(usize::from(status / 100).wrapping_sub(1))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests by status class (`CLASSES` order).
+    pub fn requests(&self) -> [u64; 5] {
+        let mut sum = [0u64; 5];
+        for s in self.shards.iter() {
+            for (t, c) in sum.iter_mut().zip(&s.requests) {
+                *t += c.load(Ordering::Relaxed);
+            }
+        }
+        sum
+    }
+
+    /// Client connections accepted, and of those still open.
+    pub fn connections(&self) -> (u64, u64) {
+        let (mut accepted, mut closed) = (0u64, 0u64);
+        for s in self.shards.iter() {
+            accepted += s.accepted.load(Ordering::Relaxed);
+            closed += s.closed.load(Ordering::Relaxed);
+        }
+        (accepted, accepted.saturating_sub(closed))
+    }
+}
+
+/// Counts one open client connection of a listener until dropped. A connection
+/// lives on one worker, so it opens and closes on the same shard.
+#[derive(Debug)]
+pub struct Open(std::sync::Arc<Traffic>);
+
+impl Open {
+    /// Counts a connection just accepted.
+    pub fn new(t: std::sync::Arc<Traffic>) -> Self {
+        t.shard().accepted.fetch_add(1, Ordering::Relaxed);
+        Self(t)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.shard().closed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A plain duration histogram (a pool's upstream connect times): no windows.
+#[derive(Debug, Default)]
+pub struct Timings {
+    buckets: [AtomicU64; SLOTS],
+    sum_us: AtomicU64,
+}
+
+impl Timings {
+    /// Counts one duration.
+    pub fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        if let Some(b) = self.buckets.get(bucket(us)) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The histogram as Prometheus wants it.
+    pub fn histogram(&self) -> Histogram {
+        let buckets = self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed));
+        Histogram {
+            sum: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+            count: buckets.iter().sum(),
+            buckets,
+        }
+    }
+}
+
 /// Records a finished request against the backend that answered it (or was last
-/// tried), if any. Called where the access log line is written.
+/// tried), if any, and against its listener and route. Called where the access
+/// log line is written.
 pub fn record(e: &Entry<'_>) {
+    if let Some(t) = e.listener_traffic {
+        t.count(e.status);
+    }
+    if let Some(t) = e.route_traffic {
+        t.count(e.status);
+    }
     if let Some(m) = e.member {
         m.stats.finished(
             e.status,

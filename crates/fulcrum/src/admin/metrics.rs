@@ -118,6 +118,8 @@ impl hyper::body::Body for ChannelBody {
 /// names; the derive macro does not take lifetimes, hence the hand-written impl.
 #[derive(Clone, Copy, Default)]
 struct Labels<'a> {
+    /// `listener` or `route` (by index), for the traffic families.
+    front: Option<(&'static str, &'a str)>,
     pool: Option<&'a str>,
     backend: Option<&'a str>,
     extra: Option<(&'static str, &'a str)>,
@@ -135,7 +137,14 @@ impl<'a> Labels<'a> {
         Self {
             pool: Some(pool),
             backend: Some(backend),
-            extra: None,
+            ..Self::default()
+        }
+    }
+
+    fn front(name: &'static str, value: &'a str) -> Self {
+        Self {
+            front: Some((name, value)),
+            ..Self::default()
         }
     }
 
@@ -149,9 +158,10 @@ impl<'a> Labels<'a> {
 
 impl EncodeLabelSet for Labels<'_> {
     fn encode(&self, encoder: LabelSetEncoder<'_>) -> fmt::Result {
-        let mut pairs: [(&str, Escaped<'_>); 3] = Default::default();
+        let mut pairs: [(&str, Escaped<'_>); 4] = Default::default();
         let mut n = 0;
         for (k, v) in [
+            self.front,
             self.pool.map(|p| ("pool", p)),
             self.backend.map(|b| ("backend", b)),
             self.extra,
@@ -219,6 +229,7 @@ impl PromCollector for Collector {
         let snap = self.shared.load_full();
         encode_backends(&mut enc, &snap)?;
         encode_pools(&mut enc, &snap, &self.registry)?;
+        encode_traffic(&mut enc, &snap)?;
         encode_process(&mut enc, &snap, &self.process)
     }
 }
@@ -527,6 +538,108 @@ fn encode_pools(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, reg: &Registry
         })?;
     }
     Ok(())
+}
+
+/// Listeners (connections, requests by class), routes (requests by class) and
+/// pools' upstream connect times.
+fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Result {
+    use MetricType::{Counter, Gauge, Histogram};
+    let mut listeners: Vec<_> = snap.listeners.values().collect();
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    family(
+        enc,
+        (
+            "fulcrum_listener_open_connections",
+            "Client connections open now.",
+            None,
+            Gauge,
+        ),
+        |mut m| {
+            for l in &listeners {
+                let (_, open) = l.traffic.connections();
+                gauge(&mut m, &Labels::front("listener", &l.name), as_i64(open))?;
+            }
+            Ok(())
+        },
+    )?;
+    family(
+        enc,
+        (
+            "fulcrum_listener_connections",
+            "Client connections accepted.",
+            None,
+            Counter,
+        ),
+        |mut m| {
+            for l in &listeners {
+                let (accepted, _) = l.traffic.connections();
+                counter(&mut m, &Labels::front("listener", &l.name), accepted)?;
+            }
+            Ok(())
+        },
+    )?;
+    family(
+        enc,
+        (
+            "fulcrum_listener_requests",
+            "Requests answered on the listener, by status class (errors Fulcrum answered included).",
+            None,
+            Counter,
+        ),
+        |mut m| {
+            for l in &listeners {
+                let base = Labels::front("listener", &l.name);
+                for (class, n) in CLASSES.iter().zip(l.traffic.requests()) {
+                    counter(&mut m, &base.with("class", class), n)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let indices: Vec<String> = (0..snap.routes.len()).map(|i| i.to_string()).collect();
+    family(
+        enc,
+        (
+            "fulcrum_route_requests",
+            "Requests matched by a route (its index in [[routes]]), by status class.",
+            None,
+            Counter,
+        ),
+        |mut m| {
+            for (i, t) in snap.routes.iter().enumerate() {
+                let pool = snap.config.routes.get(i).map(|r| r.pool.as_str());
+                let base = Labels {
+                    pool,
+                    ..Labels::front("route", indices.get(i).map_or("", String::as_str))
+                };
+                for (class, n) in CLASSES.iter().zip(t.requests()) {
+                    counter(&mut m, &base.with("class", class), n)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    family(
+        enc,
+        (
+            "fulcrum_pool_connect_duration",
+            "Time to open a new upstream connection (TCP, and the h2c handshake).",
+            Some(Unit::Seconds),
+            Histogram,
+        ),
+        |mut m| {
+            let mut buckets = [(0.0, 0u64); BUCKETS.len() + 1];
+            for p in &snap.pools {
+                let h = p.state.connect.histogram();
+                for (i, slot) in buckets.iter_mut().enumerate() {
+                    *slot = (BUCKETS.get(i).copied().unwrap_or(f64::MAX), h.buckets[i]);
+                }
+                m.encode_family(&Labels::pool(&p.name))?
+                    .encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 fn encode_process(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, pr: &Process) -> fmt::Result {

@@ -21,6 +21,7 @@ use super::upstream_h1::{self, Attempt};
 use crate::access_log::Entry;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool, Snapshot};
+use crate::stats::Open;
 use crate::upstream::Lease;
 use crate::worker::{Busy, Worker};
 
@@ -40,6 +41,13 @@ pub fn serve(
 ) -> impl std::future::Future<Output = ()> {
     async move {
         let _ = io.set_nodelay(true);
+        // Counted open for the connection's whole life, as the listener it came in on.
+        let _open = w
+            .shared
+            .load()
+            .listeners
+            .get(&*listener)
+            .map(|l| Open::new(l.traffic.clone()));
         let mut buf = BytesMut::new();
         let mut first = true;
         loop {
@@ -149,6 +157,7 @@ async fn exchange(
     let started = Instant::now();
     let mut e = Entry {
         listener: &l.name,
+        listener_traffic: Some(&l.traffic),
         client: Some(peer),
         proto: "HTTP/1.1",
         ..Entry::default()
@@ -251,6 +260,7 @@ async fn forward<'h>(
     let tokens = RequestTokens::new(proxy::now_unix);
     let (route, pool) = proxy::route(snap, l, method, &t, &fields, &tokens)?;
     e.route = Some(route.index);
+    e.route_traffic = snap.routes.get(route.index).map(|t| &**t);
     e.pool = &pool.name;
     if matches!(head.body, Framing::Length(n) if n > l.max_body_bytes) {
         return Err(ProxyError::BodyTooLarge.into());

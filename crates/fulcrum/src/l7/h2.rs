@@ -122,6 +122,7 @@ async fn handle(
     let method = parts.method.as_str().to_owned();
     let mut e = Entry {
         listener: &l.name,
+        listener_traffic: Some(&l.traffic),
         client: Some(peer),
         proto: "HTTP/2",
         method: &method,
@@ -188,6 +189,7 @@ async fn forward<'s>(
     let tokens = RequestTokens::new(proxy::now_unix);
     let (route, pool) = proxy::route(snap, l, method, &t, &headers, &tokens)?;
     e.route = Some(route.index);
+    e.route_traffic = snap.routes.get(route.index).map(|t| &**t);
     e.pool = &pool.name;
     let ended = body.is_end_stream();
     let framing = proxy::h2_body_framing(&parts.headers, ended, true);

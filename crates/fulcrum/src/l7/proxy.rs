@@ -539,8 +539,12 @@ pub async fn h1_conn(
     if let Some(s) = w.h1_pool.take(backend.addr, pool.idle_timeout) {
         return Ok((s, true));
     }
+    let started = std::time::Instant::now();
     match upstream::connect(backend.addr, pool.connect_timeout).await {
-        Ok(s) => Ok((s, false)),
+        Ok(s) => {
+            pool.state.connect.observe(started.elapsed());
+            Ok((s, false))
+        }
         Err(err) => {
             tracing::warn!(backend = %backend.addr, pool = %pool.name, error = %err, "connect failed");
             Err(ProxyError::Connect {
@@ -565,9 +569,11 @@ pub async fn h2_conn(
         }
     }
     let fail = |reason: String| ProxyError::Connect { addr, reason };
+    let started = std::time::Instant::now();
     let io = upstream::connect(addr, pool.connect_timeout)
         .await
         .map_err(|e| fail(e.to_string()))?;
+    pool.state.connect.observe(started.elapsed());
     let handshake = h2::client::Builder::new()
         .initial_window_size(1 << 20)
         .initial_connection_window_size(4 << 20)

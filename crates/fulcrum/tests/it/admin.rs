@@ -688,3 +688,57 @@ async fn ten_thousand_backends_stay_bounded() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_routes_and_connect_times_are_measured() {
+    within(async {
+        let b = Backend::start("b").await;
+        let config = format!(
+            "{1}{0}",
+            admin_section(""),
+            one_pool("round_robin", &[quoted(&b)], "")
+        );
+        let f = Fulcrum::start(&config);
+        let admin = admin_addr(&f).await;
+        let c = client();
+        for _ in 0..5 {
+            assert_eq!(get(&c, &format!("{}/", f.url("public"))).await.0, 200);
+        }
+        let listener = [("listener", "public"), ("class", "2xx")];
+        let text = wait_sample(
+            admin,
+            None,
+            "fulcrum_listener_requests_total",
+            &listener,
+            |v| v >= 5.0,
+        )
+        .await;
+        let route = [("route", "0"), ("pool", "p"), ("class", "2xx")];
+        assert_eq!(
+            sample(&text, "fulcrum_route_requests_total", &route),
+            Some(5.0)
+        );
+        let accepted = sample(
+            &text,
+            "fulcrum_listener_connections_total",
+            &[("listener", "public")],
+        );
+        assert!(accepted.is_some_and(|n| n >= 1.0), "{text}");
+        let open = sample(
+            &text,
+            "fulcrum_listener_open_connections",
+            &[("listener", "public")],
+        );
+        assert!(
+            open.is_some_and(|n| n >= 1.0),
+            "the client's keep-alive connection: {text}"
+        );
+        let connects = sample(
+            &text,
+            "fulcrum_pool_connect_duration_seconds_count",
+            &[("pool", "p")],
+        );
+        assert!(connects.is_some_and(|n| n >= 1.0), "{text}");
+    })
+    .await;
+}
