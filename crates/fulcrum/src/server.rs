@@ -106,6 +106,14 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     registry.apply(&shared.load());
     // Probes and health timers run on this thread, beside the signal handling.
     rt.spawn(crate::health::run(shared.clone(), registry.clone()));
+    if let Some(path) = &path {
+        rt.spawn(watch(
+            path.clone(),
+            shared.clone(),
+            registry.clone(),
+            process.clone(),
+        ));
+    }
     // So does the admin server: never on a worker.
     let mut admin_socket = None;
     if let Some(cfg) = &admin_config {
@@ -185,6 +193,43 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the config file when it changes, while the loaded config says
+/// `watch = true`: polled every second (size, modification time, then content),
+/// so it needs no inotify and sees a file replaced by rename as well.
+async fn watch(
+    path: PathBuf,
+    shared: Shared,
+    registry: Arc<Registry>,
+    process: Arc<crate::admin::Process>,
+) {
+    let stamp = |p: &PathBuf| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let mut seen = stamp(&path);
+    let mut text = std::fs::read(&path).ok();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let new = std::fs::read(&path).ok();
+        if new == text || new.is_none() {
+            continue;
+        }
+        text = new;
+        if shared.load().config.watch {
+            tracing::info!(path = %path.display(), "config file changed; reloading");
+            let _ = process.reload(&path, &shared, &registry);
+        }
+    }
 }
 
 /// The signals Fulcrum answers.

@@ -51,6 +51,9 @@ pub struct Config {
     /// How long in-flight requests may run after SIGTERM before the process exits.
     #[serde(default = "defaults::shutdown_timeout")]
     pub shutdown_timeout: Duration,
+    /// Reloads the file when it changes (checked every second), as SIGHUP does.
+    #[serde(default)]
+    pub watch: bool,
     /// The admin listener (metrics, API, dashboard).
     #[serde(default)]
     pub admin: Option<AdminConfig>,

@@ -27,6 +27,7 @@ use super::{defaults, AccessLogConfig, Config, RouteConfig};
 pub(crate) const TOP_KEYS: &[&str] = &[
     "workers",
     "shutdown_timeout",
+    "watch",
     "admin",
     "access_log",
     "listeners",
@@ -85,6 +86,7 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>) -> Pieces {
     let mut config = Config {
         workers: None,
         shutdown_timeout: defaults::shutdown_timeout(),
+        watch: false,
         admin: None,
         access_log: AccessLogConfig::default(),
         listeners: BTreeMap::new(),
@@ -100,6 +102,7 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>) -> Pieces {
                     config.shutdown_timeout = timeout;
                 }
             }
+            "watch" => config.watch = r.value(path, value).unwrap_or_default(),
             "admin" => config.admin = r.entry(path, value),
             "access_log" => config.access_log = r.entry(path, value).unwrap_or_default(),
             "listeners" => config.listeners = r.named(path, value),

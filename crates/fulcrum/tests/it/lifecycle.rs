@@ -359,3 +359,37 @@ async fn keep_alive_connection_idle_across_a_reload_uses_the_new_config() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reloads_a_changed_file_and_refuses_a_bad_one() {
+    within(async {
+        let a = Backend::start("a").await;
+        let b = Backend::start("b").await;
+        let f = Fulcrum::start(&format!(
+            "watch = true\n{}",
+            one_pool("round_robin", &[quoted(&a)], "")
+        ));
+        let c = client();
+        let url = format!("{}/", f.url("public"));
+        assert_eq!(get(&c, &url).await.1, "a");
+        // No signal: the file changes and the watcher reloads it.
+        let skip = f.log.len();
+        std::fs::write(
+            &f.config,
+            format!(
+                "watch = true\n{}",
+                one_pool("round_robin", &[quoted(&b)], "")
+            ),
+        )
+        .unwrap();
+        let line = f.wait_line("config reloaded", skip).await;
+        assert!(line.contains("generation=2"), "{line}");
+        assert_eq!(get(&c, &url).await.1, "b");
+        // A bad file is refused and the running config keeps serving.
+        let skip = f.log.len();
+        std::fs::write(&f.config, "watch = true\n[pools.p]\nbackends = []\n").unwrap();
+        f.wait_line("reload failed", skip).await;
+        assert_eq!(get(&c, &url).await.1, "b");
+    })
+    .await;
+}
