@@ -162,7 +162,7 @@ idle_timeout = "0s"
 fn unknown_keys_name_their_full_path() {
     assert_eq!(
         error(&format!("worker = 2\n{BASE}")),
-        "f.toml:1: worker: unknown key (expected one of: workers, shutdown_timeout, \
+        "f.toml:1: worker: unknown key (expected one of: workers, shutdown_timeout, watch, \
          admin, access_log, listeners, routes, pools)"
     );
     // The misspelt key is reported, and so is the key it failed to set.

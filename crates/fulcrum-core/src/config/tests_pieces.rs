@@ -43,7 +43,7 @@ also_bogus = true
         all,
         [
             "f.toml:1: workers: expected a non-negative integer, found string \"two\"",
-            "f.toml:2: bogus: unknown key (expected one of: workers, shutdown_timeout, \
+            "f.toml:2: bogus: unknown key (expected one of: workers, shutdown_timeout, watch, \
              admin, access_log, listeners, routes, pools)",
             "f.toml:3: admin.allow_public: expected a boolean, found string \"yes\"",
             "f.toml:6: listeners.a.protocl: unknown key (expected one of: address, protocol, \
