@@ -138,12 +138,18 @@ fn demo() -> anyhow::Result<()> {
         .next()
         .map(|l| l.address.clone())
         .unwrap_or_default();
+    let admin = config
+        .admin
+        .as_ref()
+        .map(|a| a.address.clone())
+        .unwrap_or_default();
     eprintln!(
         "\nFulcrum demo: three backends ({}) behind http://{addr}\n\n  \
          curl http://{addr}/                       # round robin: run it a few times\n  \
          curl http://{addr}/weighted/              # smooth weighted round robin, weights 3:1:1\n  \
          curl --http2-prior-knowledge http://{addr}/   # HTTP/2 (h2c) on the same port\n  \
-         curl -d 'hello' http://{addr}/echo        # a request body passes through\n\n\
+         curl -d 'hello' http://{addr}/echo        # a request body passes through\n\n  \
+         dashboard: http://{admin}/   metrics: http://{admin}/metrics   API: http://{admin}/api/pools\n\n\
          Stop with Ctrl-C.\n",
         backends
             .iter()
