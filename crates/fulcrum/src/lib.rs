@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! client ─► listen/ ─► l7/ (h1 | h2) ─► route ─► balance ─► upstream/ ─► backend
+//!                  └─► l4/ (tcp) ─────────────────► balance ─► upstream/ ─► backend
 //! ```
 
 pub mod access_log;
@@ -11,6 +12,7 @@ pub mod clock;
 pub mod demo;
 pub mod health;
 pub mod io;
+pub mod l4;
 pub mod l7;
 pub mod listen;
 pub mod reload;

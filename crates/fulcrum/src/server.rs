@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use fulcrum_core::config::{Config, ListenerProtocol};
+use fulcrum_core::config::Config;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
@@ -77,7 +77,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     };
     let mut bound = Vec::new();
     for (name, l) in &config.listeners {
-        if l.protocol != ListenerProtocol::Http {
+        if !crate::listen::live::is_bound(l.protocol) {
             continue;
         }
         let bind_err = |error| RunError::Bind {
@@ -177,6 +177,9 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     let live = Arc::new(Live::new(commands, started));
     process.set_live(live.clone());
     if let Some(inherited) = inherited {
+        // Checked backends start unknown: the old process keeps accepting until the
+        // first probes have answered, or this one would refuse everything meanwhile.
+        rt.block_on(first_probes(&shared));
         inherited.ready()?;
         tracing::info!("took over the listening sockets from the previous process");
     }
@@ -186,13 +189,52 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         live,
         admin: admin_socket.map(Arc::new),
     };
-    rt.block_on(signals.wait(path, &shared, &registry, &process, &upgrade));
-    let _ = stop_tx.send(true);
-    for t in threads {
-        let _ = t.join();
-    }
+    rt.block_on(async {
+        signals
+            .wait(path, &shared, &registry, &process, &upgrade)
+            .await;
+        let _ = stop_tx.send(true);
+        // Joined off this runtime, which keeps running health checks, ejection ends
+        // and the admin API while the workers drain.
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    });
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits until every actively checked backend has a first verdict, at most the
+/// longest first-probe delay (interval × jitter) plus the check timeout.
+async fn first_probes(shared: &Shared) {
+    use fulcrum_core::health::State;
+    let snap = shared.load_full();
+    let limit = snap
+        .pools
+        .iter()
+        .filter_map(|p| p.check.as_ref())
+        .map(|c| {
+            let interval = c.interval.get();
+            let jitter = c.jitter.map_or(interval / 10, |j| j.get());
+            jitter + c.timeout.get()
+        })
+        .max()
+        .unwrap_or_default()
+        .min(Duration::from_secs(10));
+    let deadline = tokio::time::Instant::now() + limit + Duration::from_millis(100);
+    let pending = || {
+        snap.pools.iter().filter(|p| p.check.is_some()).any(|p| {
+            p.members
+                .iter()
+                .any(|m| m.health().state(crate::clock::now()) == State::Unknown)
+        })
+    };
+    while pending() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Reloads the config file when it changes, while the loaded config says
@@ -245,7 +287,7 @@ struct Signals {
 struct Upgrade {
     exe: PathBuf,
     args: Vec<std::ffi::OsString>,
-    /// The HTTP listeners as they are now (reloads move them).
+    /// The HTTP and TCP listeners as they are now (reloads move them).
     live: Arc<Live>,
     /// The admin listener's socket, when there is one.
     admin: Option<Arc<Listening>>,
@@ -442,6 +484,11 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener, name: Rc<str>) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
+                // The snapshot says what the listener speaks now: a reload may turn
+                // an http listener into a tcp one on the same socket.
+                Ok((io, peer)) if w.shared.load().tcp_listeners.contains_key(&*name) => {
+                    tokio::task::spawn_local(crate::l4::tcp::serve(w.clone(), io, peer, name.clone()));
+                }
                 Ok((io, peer)) => {
                     tokio::task::spawn_local(crate::l7::h1::serve(w.clone(), io, peer, name.clone()));
                 }

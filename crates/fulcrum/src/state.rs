@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub config: Config,
     /// HTTP listeners by name.
     pub listeners: HashMap<String, Listener>,
+    /// TCP (layer 4) listeners by name.
+    pub tcp_listeners: HashMap<String, TcpListener>,
     /// Pools, indexed by `Route::pool`.
     pub pools: Vec<Pool>,
     /// Each route's counters, by index in `[[routes]]`.
@@ -58,6 +60,19 @@ pub struct Listener {
     /// Time allowed per client read or write during a request.
     pub client_timeout: Duration,
     /// Connections and requests, kept across reloads by listener name.
+    pub traffic: Arc<Traffic>,
+}
+
+/// A tcp listener's settings: where its connections go and how long they may idle.
+#[derive(Debug)]
+pub struct TcpListener {
+    /// Name in the config.
+    pub name: String,
+    /// Index in [`Snapshot::pools`] of the pool its connections go to.
+    pub pool: usize,
+    /// Time with no byte either way before a connection is closed.
+    pub idle_timeout: Duration,
+    /// Connections, kept across reloads by listener name.
     pub traffic: Arc<Traffic>,
 }
 
@@ -159,6 +174,9 @@ pub struct PoolState {
     pub available: AtomicU32,
     /// Retries allowed as a share of requests.
     pub budget: Mutex<RetryBudget>,
+    /// What `budget` was built with: a reload replaces it only when they change,
+    /// so reloads neither refill a budget in a storm nor forget recent traffic.
+    budget_params: Mutex<RetryBudgetParams>,
     /// Requests refused by a circuit limit.
     pub overloaded: AtomicU64,
     /// Retries made.
@@ -184,6 +202,7 @@ impl PoolState {
             panic: AtomicBool::new(false),
             available: AtomicU32::new(0),
             budget: Mutex::new(RetryBudget::new(budget)),
+            budget_params: Mutex::new(budget),
             overloaded: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             budget_refused: AtomicU64::new(0),
@@ -336,7 +355,15 @@ impl Registry {
                 .map_or_else(RetryBudgetParams::default, |_| {
                     budget_params(&snap.config.pools[&pool.name])
                 });
-            *pool.state.budget() = RetryBudget::new(budget);
+            let mut params = pool
+                .state
+                .budget_params
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if *params != budget {
+                *params = budget;
+                *pool.state.budget() = RetryBudget::new(budget);
+            }
         }
         let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
         for m in members.values() {
@@ -592,11 +619,31 @@ impl Snapshot {
                 (name.clone(), listener)
             })
             .collect();
+        let tcp_listeners = config
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.protocol == ListenerProtocol::Tcp)
+            .filter_map(|(name, l)| {
+                // Validated: a tcp listener names a pool that exists.
+                let pool = pool_names.iter().position(|p| Some(p) == l.pool.as_ref())?;
+                let listener = TcpListener {
+                    name: name.clone(),
+                    pool,
+                    idle_timeout: l
+                        .idle_timeout
+                        .unwrap_or(fulcrum_core::config::DEFAULT_TCP_IDLE_TIMEOUT)
+                        .get(),
+                    traffic: registry.listener_traffic(name),
+                };
+                Some((name.clone(), listener))
+            })
+            .collect();
         Ok(Self {
             generation,
             routes: registry.route_traffic(config.routes.len()),
             config,
             listeners,
+            tcp_listeners,
             pools,
         })
     }

@@ -84,10 +84,12 @@ pub fn hand_over(
     if count > MAX_FDS {
         return Err(UpgradeError::TooMany(count));
     }
-    let path = socket_path();
-    let _ = std::fs::remove_file(&path);
+    // A fresh directory only this user can enter: nobody else can take the name
+    // first or connect to the socket.
+    let dir = private_dir().map_err(io("create the upgrade directory"))?;
+    let _cleanup = Remove(dir.clone());
+    let path = dir.join("upgrade.sock");
     let server = UnixListener::bind(&path).map_err(io("bind the upgrade socket"))?;
-    let _cleanup = Remove(path.clone());
     server
         .set_nonblocking(true)
         .map_err(io("set the upgrade socket non-blocking"))?;
@@ -112,7 +114,9 @@ fn serve_child(
     let deadline = Instant::now() + PATIENCE;
     let stream = loop {
         match server.accept() {
-            Ok((stream, _)) => break stream,
+            // Only the process just started gets the sockets.
+            Ok((stream, _)) if is_peer(&stream, child.id()) => break stream,
+            Ok(_) => tracing::warn!("upgrade: a process other than the new one connected; ignored"),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(io("accept the new process")(e)),
         }
@@ -265,17 +269,30 @@ impl Inherited {
     }
 }
 
-/// Where the old process listens for its successor.
-fn socket_path() -> PathBuf {
-    std::env::temp_dir().join(format!("fulcrum-upgrade-{}.sock", std::process::id()))
+/// A new directory (mode 0700) for the upgrade socket, under the temp dir.
+fn private_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let nonce = crate::clock::now_ns() ^ u64::from(std::process::id()).rotate_left(32);
+    let dir = std::env::temp_dir().join(format!(
+        "fulcrum-upgrade-{}-{nonce:016x}",
+        std::process::id()
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
 }
 
-/// Removes a path when dropped.
+/// Whether the peer of `stream` is the process `pid` (SO_PEERCRED).
+fn is_peer(stream: &UnixStream, pid: u32) -> bool {
+    rustix::net::sockopt::socket_peercred(stream)
+        .is_ok_and(|cred| u32::try_from(cred.pid.as_raw_nonzero().get()).ok() == Some(pid))
+}
+
+/// Removes a directory and what is in it when dropped.
 struct Remove(PathBuf);
 
 impl Drop for Remove {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

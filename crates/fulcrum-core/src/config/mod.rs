@@ -23,6 +23,8 @@ mod tests_health;
 #[cfg(test)]
 mod tests_jwt;
 #[cfg(test)]
+mod tests_l4;
+#[cfg(test)]
 mod tests_pieces;
 #[cfg(test)]
 mod tests_retries;
@@ -152,7 +154,14 @@ pub struct ListenerConfig {
     /// Time allowed between two reads of a request body, or two writes of a response.
     #[serde(default = "defaults::client_timeout")]
     pub client_timeout: Duration,
+    /// Time a tcp listener's connection may pass no byte either way before it is
+    /// closed; only for tcp listeners. Default (when unset): one hour.
+    #[serde(default)]
+    pub idle_timeout: Option<Duration>,
 }
+
+/// A tcp listener's `idle_timeout` when the config leaves it out.
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `protocol` of a listener.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -163,7 +172,7 @@ pub enum ListenerProtocol {
     Http,
     /// HTTP over TLS (not yet served).
     Https,
-    /// Plain TCP proxy (not yet served).
+    /// Plain TCP proxy to the listener's `pool`.
     Tcp,
     /// UDP proxy (not yet served).
     Udp,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 mod health;
 mod jwt;
+mod l4;
 mod predicates;
 mod retries;
 
@@ -149,9 +150,8 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
         c.report(path.key("address"), why);
     }
     let protocol = match l.protocol {
-        ListenerProtocol::Http => None,
+        ListenerProtocol::Http | ListenerProtocol::Tcp => None,
         ListenerProtocol::Https => Some("https"),
-        ListenerProtocol::Tcp => Some("tcp"),
         ListenerProtocol::Udp => Some("udp"),
         ListenerProtocol::TlsPassthrough => Some("tls-passthrough"),
     };
@@ -173,6 +173,14 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
             c.report(path.key("pool"), unknown("pool", pool, &config.pools));
         }
         _ => {}
+    }
+    if l.protocol == ListenerProtocol::Tcp && !c.gaps.covers(&path.key("protocol")) {
+        l4::check_tcp(c, config, path, l);
+    } else if l.idle_timeout.is_some() && !c.gaps.covers(&path.key("protocol")) {
+        c.report(
+            path.key("idle_timeout"),
+            "only tcp listeners have idle_timeout (http uses keepalive_timeout)",
+        );
     }
     if !(1024..=1_048_576).contains(&l.max_header_bytes) {
         c.report(

@@ -308,7 +308,6 @@ fn listener_rules() {
         [
             "f.toml:10: listeners.db.address: invalid address \"localhost:5432\": \
              expected ip:port, such as 0.0.0.0:8080 or [::]:8080",
-            "f.toml:11: listeners.db.protocol: protocol \"tcp\" is not supported yet",
             "f.toml:12: listeners.db.pool: unknown pool \"nope\" (pools: api)",
         ]
     );

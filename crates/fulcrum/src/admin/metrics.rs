@@ -544,8 +544,17 @@ fn encode_pools(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, reg: &Registry
 /// pools' upstream connect times.
 fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Result {
     use MetricType::{Counter, Gauge, Histogram};
-    let mut listeners: Vec<_> = snap.listeners.values().collect();
-    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    // HTTP and TCP listeners alike: a TCP connection counts as one request.
+    let http = snap
+        .listeners
+        .values()
+        .map(|l| (l.name.as_str(), &*l.traffic));
+    let tcp = snap
+        .tcp_listeners
+        .values()
+        .map(|l| (l.name.as_str(), &*l.traffic));
+    let mut listeners: Vec<_> = http.chain(tcp).collect();
+    listeners.sort_by(|a, b| a.0.cmp(b.0));
     family(
         enc,
         (
@@ -555,9 +564,9 @@ fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Resu
             Gauge,
         ),
         |mut m| {
-            for l in &listeners {
-                let (_, open) = l.traffic.connections();
-                gauge(&mut m, &Labels::front("listener", &l.name), as_i64(open))?;
+            for (name, traffic) in &listeners {
+                let (_, open) = traffic.connections();
+                gauge(&mut m, &Labels::front("listener", name), as_i64(open))?;
             }
             Ok(())
         },
@@ -571,9 +580,9 @@ fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Resu
             Counter,
         ),
         |mut m| {
-            for l in &listeners {
-                let (accepted, _) = l.traffic.connections();
-                counter(&mut m, &Labels::front("listener", &l.name), accepted)?;
+            for (name, traffic) in &listeners {
+                let (accepted, _) = traffic.connections();
+                counter(&mut m, &Labels::front("listener", name), accepted)?;
             }
             Ok(())
         },
@@ -587,9 +596,9 @@ fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Resu
             Counter,
         ),
         |mut m| {
-            for l in &listeners {
-                let base = Labels::front("listener", &l.name);
-                for (class, n) in CLASSES.iter().zip(l.traffic.requests()) {
+            for (name, traffic) in &listeners {
+                let base = Labels::front("listener", name);
+                for (class, n) in CLASSES.iter().zip(traffic.requests()) {
                     counter(&mut m, &base.with("class", class), n)?;
                 }
             }

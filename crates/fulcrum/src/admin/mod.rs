@@ -1,15 +1,17 @@
 //! Stage: admin. HTTP requests on the admin listener → Prometheus metrics at
-//! `/metrics` and the JSON API under `/api/`. Owns the admin socket, the bearer
-//! token check and the routing of admin paths. Never runs on a worker and is never
-//! on the data path: it runs on the main thread's runtime beside the health task,
-//! reads the same atomics the workers write, and changes the pool only through the
-//! registry and a new snapshot, as a reload does.
+//! `/metrics`, the JSON API under `/api/` and the live dashboard at `/`. Owns the
+//! admin socket, the bearer token check and the routing of admin paths. Never runs
+//! on a worker and is never on the data path: it runs on the main thread's runtime
+//! beside the health task, reads the same atomics the workers write, and changes the
+//! pool only through the registry and a new snapshot, as a reload does.
 //!
 //! Loopback by default (the config refuses a public address without
-//! `allow_public = true`); with `token` set, every request needs
-//! `Authorization: Bearer <token>`, compared in constant time.
+//! `allow_public = true`); with `token` set, every request but the dashboard page
+//! (which holds no data) needs `Authorization: Bearer <token>`, compared in
+//! constant time.
 
 mod api;
+mod dashboard;
 pub mod metrics;
 pub mod process;
 mod view;
@@ -113,6 +115,11 @@ impl Admin {
     }
 
     async fn handle(self: Arc<Self>, req: hyper::Request<Incoming>) -> Reply {
+        // The dashboard page holds no data; the API calls it makes need the token.
+        if req.uri().path() == "/" {
+            return wrong_method(req.method(), &[Method::GET, Method::HEAD])
+                .unwrap_or_else(dashboard::page);
+        }
         if !self.authorized(req.headers()) {
             let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             r.headers_mut().insert(
@@ -242,9 +249,14 @@ async fn serve(socket: std::net::TcpListener, admin: Arc<Admin>) {
                 async move { Ok::<_, Infallible>(admin.handle(req).await) }
             });
             let io = hyper_util::rt::TokioIo::new(io);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, svc)
-                .await;
+            // A slow or silent client must not hold an admin connection (and its
+            // descriptor) for ever: a head within 10 s, a whole exchange within 5 min
+            // (`?wait=true` drains are bounded by drain_timeout).
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(io, svc);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(300), conn).await;
         });
     }
 }

@@ -75,6 +75,11 @@ pub fn serve(
             // Loaded once the request has begun: a reload while idle applies to it.
             let snap = w.shared.load_full();
             let Some(l) = snap.listeners.get(&*listener) else {
+                // A reload removed this listener while the connection was idle: the
+                // request that arrived gets an answer, not a reset.
+                let mut out = Vec::with_capacity(160);
+                write_h1_error(&mut out, 503, true, None);
+                let _ = io::write_all(&io, &out, std::time::Duration::from_secs(5)).await;
                 return;
             };
             if first {
@@ -353,8 +358,10 @@ async fn to_h1<'h>(
     let replayable = head.body == Framing::Empty && retry::is_retryable_method(req.method);
     let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned, replayable);
     while let Some(backend) = attempts.next(w, e).await {
-        let _lease = Lease::new(&backend.state);
+        // Queued for a connection slot before counting as in flight on the backend:
+        // a waiting request must not skew least-connections or hold up a drain.
         let _slot = proxy::conn_slot(pool).await?;
+        let _lease = Lease::new(&backend.state);
         let set_cookie = attempts.set_cookie();
         loop {
             let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {

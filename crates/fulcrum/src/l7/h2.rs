@@ -281,8 +281,10 @@ async fn to_h1<'s>(
     let mut attempts = proxy::Attempts::new(pool, hash, pinned, false);
     let mut src = Some(src);
     while let Some(backend) = attempts.next(w, e).await {
-        let _lease = Lease::new(&backend.state);
+        // Queued for a connection slot before counting as in flight on the backend:
+        // a waiting request must not skew least-connections or hold up a drain.
         let _slot = proxy::conn_slot(pool).await?;
+        let _lease = Lease::new(&backend.state);
         loop {
             let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {
                 Ok(c) => c,

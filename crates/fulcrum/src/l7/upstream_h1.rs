@@ -181,12 +181,14 @@ impl Exchange<'_> {
         let first_complete = matches!(rest, Framing::Empty | Framing::Length(0));
         let mut body_ok = first_complete;
         let resp = {
-            let head_fut = read_response(
-                self.up,
-                &mut resp_buf,
-                self.is_head,
-                self.attempts.head_timeout(),
-            );
+            // The per-try limit only applies to a request sent whole: a body still
+            // uploading is the client's pace, not the backend's.
+            let limit = if first_complete {
+                self.attempts.head_timeout()
+            } else {
+                pool.upstream_timeout
+            };
+            let head_fut = read_response(self.up, &mut resp_buf, self.is_head, limit);
             tokio::pin!(head_fut);
             if first_complete {
                 head_fut.await

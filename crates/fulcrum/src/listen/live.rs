@@ -12,6 +12,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::upgrade::Listening;
 
+/// Whether listeners speaking `protocol` get TCP sockets: http and tcp so far.
+/// Workers tell them apart by the snapshot's listener maps when they accept.
+pub fn is_bound(protocol: ListenerProtocol) -> bool {
+    matches!(protocol, ListenerProtocol::Http | ListenerProtocol::Tcp)
+}
+
 /// What a worker is told to do with its listening sockets.
 #[derive(Debug)]
 pub enum Command {
@@ -51,7 +57,7 @@ pub struct Plan {
     remove: Vec<String>,
 }
 
-/// The HTTP listeners of a running process and the workers that serve them.
+/// The HTTP and TCP listeners of a running process and the workers that serve them.
 #[derive(Debug)]
 pub struct Live {
     workers: Vec<UnboundedSender<Command>>,
@@ -93,7 +99,7 @@ impl Live {
         let bound = self.guard();
         let mut plan = Plan::default();
         for (name, l) in &config.listeners {
-            if l.protocol != ListenerProtocol::Http {
+            if !is_bound(l.protocol) {
                 continue;
             }
             if bound.get(name).is_some_and(|b| b.address == l.address) {
@@ -132,7 +138,7 @@ impl Live {
                 !config
                     .listeners
                     .get(*name)
-                    .is_some_and(|l| l.protocol == ListenerProtocol::Http)
+                    .is_some_and(|l| is_bound(l.protocol))
             })
             .cloned()
             .collect();

@@ -32,7 +32,10 @@ fn usr2(pid: u32) {
 async fn three_upgrades_under_load_refuse_nothing_and_a_long_stream_completes() {
     within(async {
         let a = Switchable::start("a").await;
-        let config = pool_of(&[&a], "").replace("workers = 1", "workers = 2");
+        // Health-checked: each new process must not take over before its first
+        // probes answered (its backends start unknown).
+        let checks = "health = { path = \"/healthz\", interval = \"1s\", timeout = \"1s\" }";
+        let config = pool_of(&[&a], checks).replace("workers = 1", "workers = 2");
         let mut f = Fulcrum::start(&format!("{config}\n[admin]\naddress = \"127.0.0.1:0\"\n"));
         let admin_line = f.wait_line("admin listening", 0).await;
         let admin = admin_line
@@ -40,6 +43,7 @@ async fn three_upgrades_under_load_refuse_nothing_and_a_long_stream_completes() 
             .find_map(|t| t.strip_prefix("address="))
             .unwrap()
             .to_owned();
+        f.wait_state(a.addr, "up", 0).await;
         let mut reap = Reap(Vec::new());
         let load = Load::start(format!("{}/", f.url("public")), 4);
         load.wait_total(50).await;

@@ -1,0 +1,217 @@
+//! Copies bytes both ways between two sockets until both directions have ended.
+//!
+//! Each direction waits for readability holding no buffer, takes one from the
+//! worker's reuse list while bytes flow and gives it back once the socket is
+//! drained, so an idle spliced connection costs no buffer memory. End of stream on
+//! one side shuts down the other side's write half (half-close) while the other
+//! direction carries on. Either side failing ends both; so does `idle`, the time
+//! with no byte moving either way.
+
+use std::cell::Cell;
+use std::io;
+use std::net::Shutdown;
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Bytes asked of one read: large enough for bulk transfers in few syscalls.
+const CHUNK: usize = 64 * 1024;
+
+/// How a splice ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Both sides finished sending (each direction reached end of stream).
+    Closed,
+    /// No byte moved either way for the idle timeout.
+    Idle,
+    /// The first socket (the client) failed.
+    First(io::Error),
+    /// The second socket (the backend) failed.
+    Second(io::Error),
+}
+
+/// What a splice moved, and how it ended.
+#[derive(Debug)]
+pub struct Spliced {
+    /// Bytes from the first socket to the second.
+    pub forward: u64,
+    /// Bytes from the second socket to the first.
+    pub backward: u64,
+    /// Why it stopped.
+    pub ended: Ended,
+}
+
+/// Which socket of a direction failed.
+enum Fault {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies between `a` and `b` until both directions end, one fails, or nothing
+/// moves for `idle`.
+pub async fn splice(a: &TcpStream, b: &TcpStream, idle: Duration) -> Spliced {
+    let last = Cell::new(Instant::now());
+    let (forward, backward) = (Cell::new(0u64), Cell::new(0u64));
+    let ab = pump(a, b, &forward, &last);
+    let ba = pump(b, a, &backward, &last);
+    tokio::pin!(ab, ba);
+    let (mut ab_done, mut ba_done) = (false, false);
+    let ended = loop {
+        if ab_done && ba_done {
+            break Ended::Closed;
+        }
+        let deadline = last.get() + idle;
+        tokio::select! {
+            r = &mut ab, if !ab_done => match r {
+                Ok(()) => ab_done = true,
+                Err(Fault::Read(e)) => break Ended::First(e),
+                Err(Fault::Write(e)) => break Ended::Second(e),
+            },
+            r = &mut ba, if !ba_done => match r {
+                Ok(()) => ba_done = true,
+                Err(Fault::Read(e)) => break Ended::Second(e),
+                Err(Fault::Write(e)) => break Ended::First(e),
+            },
+            // Bytes may have moved since the deadline was set: only a deadline
+            // that still holds ends the splice.
+            () = tokio::time::sleep_until(deadline) => {
+                if last.get() + idle <= Instant::now() {
+                    break Ended::Idle;
+                }
+            }
+        }
+    };
+    Spliced {
+        forward: forward.get(),
+        backward: backward.get(),
+        ended,
+    }
+}
+
+/// Copies `from` → `to` until `from` ends, then shuts down `to`'s write half.
+async fn pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    moved: &Cell<u64>,
+    last: &Cell<Instant>,
+) -> Result<(), Fault> {
+    loop {
+        from.readable().await.map_err(Fault::Read)?;
+        let mut buf = crate::io::WriteBuf::take(CHUNK);
+        loop {
+            buf.clear();
+            let room = buf.capacity();
+            match from.try_read_buf(&mut *buf) {
+                Ok(0) => {
+                    // A peer already gone makes this fail; its own direction reports it.
+                    let _ = socket2::SockRef::from(to).shutdown(Shutdown::Write);
+                    return Ok(());
+                }
+                Ok(n) => {
+                    last.set(Instant::now());
+                    let drained = n < room;
+                    if drained {
+                        // A short read emptied the socket: forget its readiness now,
+                        // before awaiting the write (a newer readiness is kept), so
+                        // the next wait goes to epoll rather than to a read that only
+                        // says EAGAIN, as `crate::io` does.
+                        let _ = from.try_io(Interest::READABLE, || {
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    write_all(to, &buf, last).await.map_err(Fault::Write)?;
+                    moved.set(moved.get() + n as u64);
+                    if drained {
+                        break;
+                    }
+                }
+                // Drained: the buffer goes back while the socket is quiet.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(Fault::Read(e)),
+            }
+        }
+    }
+}
+
+/// Writes all of `data`, noting progress in `last`: the splice's idle timeout
+/// bounds a peer that stops reading, not one that reads slowly.
+async fn write_all(s: &TcpStream, mut data: &[u8], last: &Cell<Instant>) -> io::Result<()> {
+    while !data.is_empty() {
+        match s.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                last.set(Instant::now());
+                data = data.get(n..).unwrap_or_default();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A connected pair of loopback sockets.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (far, _) = l.accept().await.unwrap();
+        (near, far)
+    }
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn copies_both_ways_and_keeps_half_close() {
+        // client ⇄ (a | splice | b) ⇄ server
+        let ((mut client, a), (b, mut server)) = (pair().await, pair().await);
+        let client_side = async {
+            client.write_all(b"question").await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        };
+        // The server answers only after the client's end of stream reached it.
+        let server_side = async {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            server.write_all(b"an answer").await.unwrap();
+            server.shutdown().await.unwrap();
+            got
+        };
+        let (done, answer, question) = tokio::join!(splice(&a, &b, LONG), client_side, server_side);
+        assert_eq!(question, b"question");
+        assert_eq!(answer, b"an answer");
+        assert_eq!((done.forward, done.backward), (8, 9));
+        assert!(matches!(done.ended, Ended::Closed), "{done:?}");
+    }
+
+    #[tokio::test]
+    async fn nothing_moving_for_idle_ends_it() {
+        let ((_client, a), (b, _server)) = (pair().await, pair().await);
+        let started = Instant::now();
+        let done = splice(&a, &b, Duration::from_millis(50)).await;
+        assert!(matches!(done.ended, Ended::Idle), "{done:?}");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_reset_names_its_side() {
+        let ((_client, a), (b, server)) = (pair().await, pair().await);
+        // Linger 0: the close is a reset, not an end of stream.
+        socket2::SockRef::from(&server)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(server);
+        let done = splice(&a, &b, LONG).await;
+        assert!(matches!(done.ended, Ended::Second(_)), "{done:?}");
+    }
+}
