@@ -185,6 +185,8 @@ pub struct PoolState {
     pub budget_refused: AtomicU64,
     /// Time to open new upstream connections.
     pub connect: Timings,
+    /// Lives of upgraded connections (WebSocket) and layer-4 connections.
+    pub streams: Timings,
     /// Times the pool entered panic mode.
     pub panics: AtomicU64,
     /// Requests to a hashing pool that lacked the hash key (picked at random).
@@ -207,6 +209,7 @@ impl PoolState {
             retries: AtomicU64::new(0),
             budget_refused: AtomicU64::new(0),
             connect: Timings::default(),
+            streams: Timings::default(),
             panics: AtomicU64::new(0),
             hash_missing: AtomicU64::new(0),
         }

@@ -68,7 +68,7 @@ const WINDOW_SECS: u64 = 10;
 /// Windows in the ring: six of ten seconds make the last minute.
 const WINDOWS: usize = 6;
 
-/// One backend's counters: 792 bytes, kept for as long as the backend is in a
+/// One backend's counters: 800 bytes, kept for as long as the backend is in a
 /// pool (reloads keep it, with the rest of the backend's state).
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -81,7 +81,19 @@ pub struct Stats {
     bytes_out: AtomicU64,
     checks_passed: AtomicU64,
     checks_failed: AtomicU64,
+    /// Upgraded (WebSocket) and layer-4 connections open now.
+    streams_open: AtomicU64,
     recent: [Window; WINDOWS],
+}
+
+/// Counts one open stream on a backend until dropped.
+#[derive(Debug)]
+pub struct OpenStream<'a>(&'a Stats);
+
+impl Drop for OpenStream<'_> {
+    fn drop(&mut self) {
+        self.0.streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Ten seconds of one backend's requests: durations and errors.
@@ -183,6 +195,17 @@ impl Stats {
         if let Some(c) = self.errors.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a stream (an upgraded or layer-4 connection) open until the guard drops.
+    pub fn stream_opened(&self) -> OpenStream<'_> {
+        self.streams_open.fetch_add(1, Ordering::Relaxed);
+        OpenStream(self)
+    }
+
+    /// Streams open now.
+    pub fn streams_open(&self) -> u64 {
+        self.streams_open.load(Ordering::Relaxed)
     }
 
     /// Counts one active health check.
@@ -511,6 +534,6 @@ mod tests {
     #[test]
     fn stays_small() {
         // Reported in the README (memory at 10,000 backends).
-        assert_eq!(std::mem::size_of::<Stats>(), 792);
+        assert_eq!(std::mem::size_of::<Stats>(), 800);
     }
 }

@@ -224,6 +224,19 @@ pub struct RouteConfig {
     pub jwt_public_key: Option<String>,
     /// Pool that serves matching requests.
     pub pool: String,
+    /// `Upgrade` protocols passed to the backend (`Connection: upgrade` kept for that
+    /// hop); any other upgrade a client asks for is ignored, as RFC 9110 lets a
+    /// server do. Default: `["websocket"]`.
+    #[serde(default = "defaults::upgrades")]
+    pub upgrades: Vec<String>,
+    /// Time an upgraded connection (WebSocket) or an event stream may pass no byte
+    /// before it is closed; the listener's keep-alive and the pool's upstream
+    /// timeouts do not apply to it. Default: one hour.
+    #[serde(default = "defaults::stream_idle_timeout")]
+    pub stream_idle_timeout: Duration,
+    /// Longest life of an upgraded connection; unlimited when unset.
+    #[serde(default)]
+    pub max_stream_duration: Option<Duration>,
 }
 
 /// `method` of a route: `"GET"` or `["GET", "HEAD"]`; the request's method must
@@ -410,6 +423,12 @@ mod defaults {
 
     pub fn yes() -> bool {
         true
+    }
+    pub fn upgrades() -> Vec<String> {
+        vec!["websocket".to_owned()]
+    }
+    pub fn stream_idle_timeout() -> Duration {
+        Duration::from_secs(3600)
     }
     pub fn access_log_path() -> String {
         "stdout".to_owned()

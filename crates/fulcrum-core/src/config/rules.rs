@@ -344,6 +344,7 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
             Some(_) => {}
         }
     }
+    check_streams(c, path, route);
     if let Some(host) = &route.host {
         if let Err(why) = address::route_host(host) {
             c.report(path.key("host"), why);
@@ -385,5 +386,34 @@ fn unknown<V>(kind: &str, name: &str, known: &BTreeMap<String, V>) -> String {
     } else {
         let names: Vec<&str> = known.keys().map(String::as_str).collect();
         format!("unknown {kind} {name:?} ({kind}s: {})", names.join(", "))
+    }
+}
+
+/// `upgrades`, `stream_idle_timeout` and `max_stream_duration` of a route.
+fn check_streams(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConfig) {
+    for (i, token) in route.upgrades.iter().enumerate() {
+        let name = token.split('/').next().unwrap_or_default();
+        let is_token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        if !token.split('/').all(is_token) || token.split('/').count() > 2 {
+            c.report(
+                path.key("upgrades").index(i),
+                format!("{token:?} is not a protocol name (a token, optionally /version)"),
+            );
+        } else if name.eq_ignore_ascii_case("h2c") {
+            c.report(
+                path.key("upgrades").index(i),
+                "h2c cannot be passed on: clients speak HTTP/2 to Fulcrum with prior knowledge",
+            );
+        }
+    }
+    if route.stream_idle_timeout.get().is_zero() {
+        c.report(path.key("stream_idle_timeout"), "must be greater than 0");
+    }
+    if route.max_stream_duration.is_some_and(|d| d.get().is_zero()) {
+        c.report(path.key("max_stream_duration"), "must be greater than 0");
     }
 }

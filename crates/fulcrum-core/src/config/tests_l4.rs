@@ -1,5 +1,6 @@
-//! Tests of the tcp listener rules: `pool` required and known, a pool balancing on
-//! what a connection carries, `idle_timeout` only on tcp listeners.
+//! Tests of the stream rules: tcp listeners (`pool` required and known, a pool balancing on
+//! what a connection carries, `idle_timeout` only on tcp listeners) and routes' upgrades
+//! and stream timeouts.
 
 use super::tests::{errors, parse_ok, BASE};
 use super::{Duration, ListenerProtocol, DEFAULT_TCP_IDLE_TIMEOUT};
@@ -92,4 +93,49 @@ fn the_reference_has_a_tcp_listener() {
     assert_eq!(db.protocol, ListenerProtocol::Tcp);
     assert_eq!(db.pool.as_deref(), Some("db"));
     assert_eq!(db.idle_timeout, Some(DEFAULT_TCP_IDLE_TIMEOUT));
+}
+
+/// `BASE` with `body` added to its route (from line 6).
+fn route(body: &str) -> String {
+    BASE.replace("pool = \"api\"\n", &format!("pool = \"api\"\n{body}\n"))
+}
+
+#[test]
+fn routes_pass_websocket_upgrades_for_an_hour_by_default() {
+    let config = parse_ok(BASE);
+    let r = &config.routes[0];
+    assert_eq!(r.upgrades, ["websocket"]);
+    assert_eq!(r.stream_idle_timeout, Duration::from_secs(3600));
+    assert_eq!(r.max_stream_duration, None);
+    let config = parse_ok(&route(
+        "upgrades = [\"websocket\", \"foo/2\"]\nstream_idle_timeout = \"5m\"\nmax_stream_duration = \"1h\"",
+    ));
+    let r = &config.routes[0];
+    assert_eq!(r.upgrades, ["websocket", "foo/2"]);
+    assert_eq!(r.stream_idle_timeout, Duration::from_secs(300));
+    assert_eq!(r.max_stream_duration, Some(Duration::from_secs(3600)));
+    assert!(parse_ok(&route("upgrades = []")).routes[0]
+        .upgrades
+        .is_empty());
+}
+
+#[test]
+fn bad_upgrades_and_stream_timeouts_are_refused() {
+    assert_eq!(
+        errors(&route("upgrades = [\"web socket\", \"h2c\", \"a/b/c\"]")),
+        [
+            "f.toml:6: routes[0].upgrades[0]: \"web socket\" is not a protocol name (a token, optionally /version)",
+            "f.toml:6: routes[0].upgrades[1]: h2c cannot be passed on: clients speak HTTP/2 to Fulcrum with prior knowledge",
+            "f.toml:6: routes[0].upgrades[2]: \"a/b/c\" is not a protocol name (a token, optionally /version)",
+        ]
+    );
+    assert_eq!(
+        errors(&route(
+            "stream_idle_timeout = \"0s\"\nmax_stream_duration = \"0s\""
+        )),
+        [
+            "f.toml:6: routes[0].stream_idle_timeout: must be greater than 0",
+            "f.toml:7: routes[0].max_stream_duration: must be greater than 0",
+        ]
+    );
 }

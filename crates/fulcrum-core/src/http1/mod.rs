@@ -8,10 +8,15 @@
 mod chunked;
 mod head;
 mod rewrite;
+mod upgrade;
 
 pub use chunked::{write_chunk, write_last_chunk, ChunkError, ChunkedDecoder, Decoded};
 pub use head::{parse_request, parse_response, Field, HeadError, RequestHead, ResponseHead, Span};
 pub use rewrite::{is_hop_by_hop, reason, write_request_head, write_response_head, Forwarded};
+pub use upgrade::{
+    choose as choose_upgrade, is_accepted as is_upgrade_accepted, write_switching_head,
+    write_upgrade_request,
+};
 
 /// How a message body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

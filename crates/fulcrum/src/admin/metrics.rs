@@ -332,6 +332,22 @@ fn encode_backends(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Res
     family(
         enc,
         (
+            "fulcrum_backend_open_streams",
+            "Upgraded (WebSocket) and layer-4 connections open to the backend.",
+            None,
+            Gauge,
+        ),
+        |mut m| {
+            for (p, _, b) in backends(snap) {
+                let v = i64::try_from(b.stats.streams_open()).unwrap_or(i64::MAX);
+                gauge(&mut m, &Labels::backend(&p.name, &b.key.0), v)?;
+            }
+            Ok(())
+        },
+    )?;
+    family(
+        enc,
+        (
             "fulcrum_backend_state",
             "1 for the backend's current state, 0 for the others.",
             None,
@@ -543,7 +559,7 @@ fn encode_pools(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, reg: &Registry
 /// Listeners (connections, requests by class), routes (requests by class) and
 /// pools' upstream connect times.
 fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Result {
-    use MetricType::{Counter, Gauge, Histogram};
+    use MetricType::{Counter, Gauge};
     // HTTP and TCP listeners alike: a TCP connection counts as one request.
     let http = snap
         .listeners
@@ -628,18 +644,37 @@ fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Resu
             Ok(())
         },
     )?;
+    pool_timings(
+        enc,
+        "fulcrum_pool_connect_duration",
+        "Time to open a new upstream connection (TCP, and the h2c handshake).",
+        snap,
+        |p| &p.state.connect,
+    )?;
+    pool_timings(
+        enc,
+        "fulcrum_pool_stream_duration",
+        "Lives of upgraded (WebSocket) and layer-4 connections, once they end.",
+        snap,
+        |p| &p.state.streams,
+    )
+}
+
+/// One histogram family in seconds, one series per pool, from `timings` of each.
+fn pool_timings(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    snap: &Snapshot,
+    timings: impl Fn(&crate::state::Pool) -> &crate::stats::Timings,
+) -> fmt::Result {
     family(
         enc,
-        (
-            "fulcrum_pool_connect_duration",
-            "Time to open a new upstream connection (TCP, and the h2c handshake).",
-            Some(Unit::Seconds),
-            Histogram,
-        ),
+        (name, help, Some(Unit::Seconds), MetricType::Histogram),
         |mut m| {
             let mut buckets = [(0.0, 0u64); BUCKETS.len() + 1];
             for p in &snap.pools {
-                let h = p.state.connect.histogram();
+                let h = timings(p).histogram();
                 for (i, slot) in buckets.iter_mut().enumerate() {
                     *slot = (BUCKETS.get(i).copied().unwrap_or(f64::MAX), h.buckets[i]);
                 }

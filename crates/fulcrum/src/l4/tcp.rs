@@ -105,7 +105,10 @@ async fn proxy_to<'s>(
         }
     };
     e.status = 200;
+    let _open = attempts.member().map(|m| m.stats.stream_opened());
+    let spliced = Instant::now();
     let done = splice(client, &up, l.idle_timeout).await;
+    pool.state.streams.observe(spliced.elapsed());
     e.bytes_in = done.forward;
     e.bytes_out = done.backward;
     match done.ended {

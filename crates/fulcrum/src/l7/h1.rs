@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use super::body::{pump, H1Sink, H1Source, H2Sink, H2Source, Out, PumpError, Sink, Source};
 use super::error::{write_h1_error, ProxyError, Side};
 use super::proxy::{self, Target};
-use super::upstream_h1::{self, Attempt};
+use super::upstream_h1::{self, Attempt, Upgrade};
 use crate::access_log::Entry;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool, Snapshot};
@@ -291,6 +291,20 @@ async fn forward<'h>(
             .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
             .map(|(_, v)| v),
     );
+    // An upgrade the route does not list is ignored (RFC 9110 §7.8): the request
+    // goes on as a plain one. One with a body is not a WebSocket handshake.
+    let upgrade = if head.upgrade && head.body == Framing::Empty {
+        snap.config.routes.get(route.index).and_then(|rc| {
+            let protocol = http1::choose_upgrade(head.fields(hb), &rc.upgrades)?;
+            Some(Upgrade {
+                protocol,
+                idle: rc.stream_idle_timeout.get(),
+                max: rc.max_stream_duration.map(|d| d.get()),
+            })
+        })
+    } else {
+        None
+    };
     let req = Req {
         method,
         t,
@@ -299,6 +313,7 @@ async fn forward<'h>(
         peer,
         hash,
         pinned,
+        upgrade,
     };
     let _admitted = proxy::admit(pool)?;
     match pool.protocol {
@@ -318,6 +333,8 @@ struct Req<'h> {
     hash: Option<u64>,
     /// The sticky cookie, when the pool is sticky.
     pinned: proxy::Pinned,
+    /// The upgrade to ask of the backend.
+    upgrade: Option<Upgrade<'h>>,
 }
 
 async fn to_h1<'h>(
@@ -345,15 +362,26 @@ async fn to_h1<'h>(
         other => other,
     };
     let mut out = io::WriteBuf::take(req.hb.len() + 192);
-    http1::write_request_head(
-        &mut out,
-        req.method.as_bytes(),
-        req.t.path.as_bytes(),
-        req.t.host.as_bytes(),
-        head.fields(req.hb),
-        up_framing,
-        &fwd,
-    );
+    match req.upgrade {
+        Some(u) => http1::write_upgrade_request(
+            &mut out,
+            req.method.as_bytes(),
+            req.t.path.as_bytes(),
+            req.t.host.as_bytes(),
+            head.fields(req.hb),
+            &fwd,
+            u.protocol,
+        ),
+        None => http1::write_request_head(
+            &mut out,
+            req.method.as_bytes(),
+            req.t.path.as_bytes(),
+            req.t.host.as_bytes(),
+            head.fields(req.hb),
+            up_framing,
+            &fwd,
+        ),
+    }
     let head_len = out.len();
     let replayable = head.body == Framing::Empty && retry::is_retryable_method(req.method);
     let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned, replayable);
@@ -384,6 +412,7 @@ async fn to_h1<'h>(
                 head,
                 is_head: req.method == "HEAD",
                 set_cookie: set_cookie.as_deref(),
+                upgrade: req.upgrade,
             };
             match attempt.run(buf, &mut out, e).await {
                 Ok((keep, reusable)) => {

@@ -140,9 +140,64 @@ pub struct Exchange<'a> {
     pub is_head: bool,
     /// A sticky-session `Set-Cookie` value to add to the response.
     pub set_cookie: Option<&'a str>,
+    /// The upgrade asked of the backend, when the client asked one the route allows.
+    pub upgrade: Option<Upgrade<'a>>,
+}
+
+/// An upgrade (WebSocket) the client asked for and its route lets through.
+#[derive(Clone, Copy, Debug)]
+pub struct Upgrade<'a> {
+    /// The one protocol asked of the backend.
+    pub protocol: &'a [u8],
+    /// The route's `stream_idle_timeout`.
+    pub idle: Duration,
+    /// The route's `max_stream_duration`.
+    pub max: Option<Duration>,
 }
 
 impl Exchange<'_> {
+    /// After a `101`: sends `out` (the switching head and any bytes that followed it)
+    /// to the client and the client's early bytes to the backend, then splices both
+    /// ways until the stream ends, idles past the route's limit, or outlives it.
+    async fn switched(&self, out: &[u8], early: &mut BytesMut, u: Upgrade<'_>, e: &mut Entry<'_>) {
+        let open = self.attempts.member().map(|m| m.stats.stream_opened());
+        let started = Instant::now();
+        let sent = async {
+            io::write_all(self.io, out, self.l.client_timeout).await?;
+            if !early.is_empty() {
+                io::write_all(self.up, early, self.pool.upstream_timeout).await?;
+                e.bytes_in += early.len() as u64;
+                early.clear();
+            }
+            Ok::<(), IoError>(())
+        };
+        if let Err(err) = sent.await {
+            e.error = Some(format!("switching: {err}"));
+            return;
+        }
+        e.bytes_out = out.len() as u64;
+        let splice = crate::l4::splice(self.io, self.up, u.idle);
+        let done = match u.max {
+            Some(max) => tokio::time::timeout(max, splice).await.ok(),
+            None => Some(splice.await),
+        };
+        match done {
+            Some(done) => {
+                e.bytes_in += done.forward;
+                e.bytes_out += done.backward;
+                e.error = match done.ended {
+                    crate::l4::Ended::Closed => None,
+                    crate::l4::Ended::Idle => Some("stream idle timeout".into()),
+                    crate::l4::Ended::First(err) => Some(format!("client: {err}")),
+                    crate::l4::Ended::Second(err) => Some(format!("backend: {err}")),
+                };
+            }
+            None => e.error = Some("max_stream_duration".into()),
+        }
+        self.pool.state.streams.observe(started.elapsed());
+        drop(open);
+    }
+
     /// Runs the attempt; `out` holds the rewritten head. Returns whether the client
     /// connection stays open and whether the backend connection can be reused.
     pub async fn run(
@@ -244,7 +299,31 @@ impl Exchange<'_> {
             }
         };
         if rh.status == 101 {
-            return Err(ProxyError::BadResponse("101 without an upgrade request".into()).into());
+            let rhb = resp_buf.split_to(rh.len).freeze();
+            let Some(upgrade) = self.upgrade else {
+                return Err(
+                    ProxyError::BadResponse("101 without an upgrade request".into()).into(),
+                );
+            };
+            if !http1::is_upgrade_accepted(rh.fields(&rhb), upgrade.protocol) {
+                return Err(ProxyError::BadResponse("101 to another protocol".into()).into());
+            }
+            super::proxy::observed(
+                self.w,
+                pool,
+                self.backend,
+                self.attempts.member(),
+                101,
+                sent_at.elapsed(),
+                e,
+            );
+            e.status = 101;
+            let mut out = io::take_vec(rh.len + 64 + resp_buf.len());
+            http1::write_switching_head(&mut out, rh.fields(&rhb), upgrade.protocol);
+            // Bytes the backend sent after its head belong to the new protocol.
+            out.extend_from_slice(&resp_buf);
+            self.switched(&out, buf, upgrade, e).await;
+            return Ok((false, false));
         }
         super::proxy::observed(
             self.w,

@@ -33,3 +33,4 @@ mod sticky;
 mod tcp;
 mod timeouts;
 mod upgrade;
+mod websocket;
