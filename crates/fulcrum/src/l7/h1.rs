@@ -314,6 +314,7 @@ async fn forward<'h>(
         hash,
         pinned,
         upgrade,
+        stream_idle: proxy::stream_idle(snap, route),
     };
     let _admitted = proxy::admit(pool)?;
     match pool.protocol {
@@ -335,6 +336,8 @@ struct Req<'h> {
     pinned: proxy::Pinned,
     /// The upgrade to ask of the backend.
     upgrade: Option<Upgrade<'h>>,
+    /// The route's `stream_idle_timeout`, for event-stream responses.
+    stream_idle: std::time::Duration,
 }
 
 async fn to_h1<'h>(
@@ -413,6 +416,7 @@ async fn to_h1<'h>(
                 is_head: req.method == "HEAD",
                 set_cookie: set_cookie.as_deref(),
                 upgrade: req.upgrade,
+                stream_idle: req.stream_idle,
             };
             match attempt.run(buf, &mut out, e).await {
                 Ok((keep, reusable)) => {

@@ -223,7 +223,7 @@ async fn forward<'s>(
         PoolProtocol::Http1 => {
             to_h1(
                 w,
-                l,
+                proxy::stream_idle(snap, route),
                 pool,
                 parts,
                 &t,
@@ -243,7 +243,7 @@ async fn forward<'s>(
 #[allow(clippy::too_many_arguments)]
 async fn to_h1<'s>(
     w: &Rc<Worker>,
-    _l: &Listener,
+    stream_idle: std::time::Duration,
     pool: &'s Pool,
     parts: &http::request::Parts,
     t: &Target<'_>,
@@ -385,11 +385,12 @@ async fn to_h1<'s>(
             if body_framing == Framing::Empty {
                 reusable = rh.keep_alive && resp_buf.is_empty();
             } else {
+                let idle = proxy::body_idle(pool, stream_idle, rh.fields(&rhb));
                 let mut rsrc = Source::H1(H1Source::new(
                     &upc,
                     &mut resp_buf,
                     body_framing,
-                    pool.upstream_timeout,
+                    idle,
                     u64::MAX,
                 ));
                 let mut sink = Sink::H2(H2Sink::new(stream));

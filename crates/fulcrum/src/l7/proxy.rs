@@ -104,6 +104,34 @@ pub fn route<'s>(
     Ok((route, pool))
 }
 
+/// The route's `stream_idle_timeout` (an hour when the route is gone from the config).
+pub fn stream_idle(snap: &Snapshot, route: &Route) -> Duration {
+    snap.config
+        .routes
+        .get(route.index)
+        .map_or(Duration::from_secs(3600), |r| r.stream_idle_timeout.get())
+}
+
+/// How long a response body may pass no byte: `upstream_timeout`, except for an
+/// event stream (`text/event-stream`), which is alive while quiet and gets the
+/// route's `stream_idle_timeout`.
+pub fn body_idle<'a>(
+    pool: &Pool,
+    stream_idle: Duration,
+    mut fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Duration {
+    let event_stream = fields.any(|(n, v)| {
+        n.eq_ignore_ascii_case(b"content-type")
+            && v.get(..17)
+                .is_some_and(|t| t.eq_ignore_ascii_case(b"text/event-stream"))
+    });
+    if event_stream {
+        stream_idle
+    } else {
+        pool.upstream_timeout
+    }
+}
+
 /// Wall-clock unix seconds, for cookie expiries and JWT `exp`/`nbf`.
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()

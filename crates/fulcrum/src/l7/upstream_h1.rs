@@ -142,6 +142,8 @@ pub struct Exchange<'a> {
     pub set_cookie: Option<&'a str>,
     /// The upgrade asked of the backend, when the client asked one the route allows.
     pub upgrade: Option<Upgrade<'a>>,
+    /// The route's `stream_idle_timeout`, for event-stream responses.
+    pub stream_idle: Duration,
 }
 
 /// An upgrade (WebSocket) the client asked for and its route lets through.
@@ -365,13 +367,8 @@ impl Exchange<'_> {
         } else {
             Out::Raw
         };
-        let mut src = Source::H1(H1Source::new(
-            self.up,
-            &mut resp_buf,
-            body,
-            pool.upstream_timeout,
-            u64::MAX,
-        ));
+        let idle = super::proxy::body_idle(pool, self.stream_idle, rh.fields(&rhb));
+        let mut src = Source::H1(H1Source::new(self.up, &mut resp_buf, body, idle, u64::MAX));
         let mut sink = Sink::H1(H1Sink::new(self.io, out, mode, l.client_timeout));
         let result = pump(&mut src, &mut sink).await;
         e.bytes_out = sink.sent();

@@ -29,6 +29,7 @@ mod reload_stress;
 mod retries;
 mod routing;
 mod smuggling;
+mod sse;
 mod sticky;
 mod tcp;
 mod timeouts;

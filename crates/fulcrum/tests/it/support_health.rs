@@ -327,7 +327,7 @@ fn respond(s: &Shared, status: u16, body: &str) -> Response<BoxedBody> {
 }
 
 /// A response body fed through a channel: it ends when the sender is dropped.
-struct ChannelBody(mpsc::Receiver<Bytes>);
+pub struct ChannelBody(pub mpsc::Receiver<Bytes>);
 
 impl Body for ChannelBody {
     type Data = Bytes;
