@@ -49,6 +49,8 @@ pub async fn serve(
         inner: io,
     };
     let handshake = h2::server::Builder::new()
+        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT.
+        .enable_connect_protocol()
         .max_header_list_size(max_header)
         .max_concurrent_streams(256)
         .initial_window_size(1 << 20)
@@ -175,7 +177,8 @@ async fn forward<'s>(
     e: &mut Entry<'s>,
 ) -> Result<(), ProxyError> {
     let method = parts.method.as_str();
-    if parts.method == http::Method::CONNECT {
+    let websocket = super::h2_ws::is_websocket(parts);
+    if parts.method == http::Method::CONNECT && !websocket {
         return Err(ProxyError::MethodNotAllowed);
     }
     let host = e.host;
@@ -196,7 +199,6 @@ async fn forward<'s>(
     if matches!(framing, Framing::Length(n) if n > l.max_body_bytes) {
         return Err(ProxyError::BodyTooLarge);
     }
-    let src = H2Source::new(body, l.max_body_bytes);
     // HTTP/2 may split `cookie` over several fields (RFC 9113 §8.2.3): the first is read.
     let hash = pool.hash_key.as_ref().and_then(|key| {
         key.hash_with_claims(
@@ -219,6 +221,13 @@ async fn forward<'s>(
             .map(|v| v.as_bytes()),
     );
     let _admitted = proxy::admit(pool)?;
+    if websocket {
+        return super::h2_ws::bridge(
+            w, snap, route, pool, parts, &t, body, respond, peer, pinned, hash, e,
+        )
+        .await;
+    }
+    let src = H2Source::new(body, l.max_body_bytes);
     match pool.protocol {
         PoolProtocol::Http1 => {
             to_h1(

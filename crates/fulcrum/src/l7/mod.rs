@@ -7,5 +7,6 @@ pub mod body;
 pub mod error;
 pub mod h1;
 pub mod h2;
+pub mod h2_ws;
 pub mod proxy;
 pub mod upstream_h1;

@@ -424,3 +424,102 @@ async fn a_101_that_was_not_asked_for_is_a_502() {
     })
     .await;
 }
+
+/// A masked client frame (RFC 6455 §5.2) with a short payload.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// Reads from `recv` until `got` holds at least `n` bytes.
+async fn read_at_least(recv: &mut h2::RecvStream, got: &mut Vec<u8>, n: usize) {
+    while got.len() < n {
+        let data = recv.data().await.expect("stream ended").unwrap();
+        let _ = recv.flow_control().release_capacity(data.len());
+        got.extend_from_slice(&data);
+    }
+}
+
+/// RFC 8441: an HTTP/2 client's extended CONNECT reaches an HTTP/1.1 WebSocket
+/// backend as an upgrade, and frames cross both ways on the HTTP/2 stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_http2_reaches_an_http1_backend() {
+    within(async {
+        let b = Echo::start().await;
+        let f = Fulcrum::start(&config(&b, "", ""));
+        let io = TcpStream::connect(f.addr("public")).await.unwrap();
+        let (mut h2, conn) = h2::client::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        // The server's SETTINGS must have said it takes extended CONNECT.
+        h2 = h2.ready().await.unwrap();
+        until("extended CONNECT is enabled", || {
+            h2.is_extended_connect_protocol_enabled()
+        })
+        .await;
+        let req = http::Request::builder()
+            .method("CONNECT")
+            .uri(format!("http://{}/chat", f.addr("public")))
+            .extension(h2::ext::Protocol::from_static("websocket"))
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap();
+        let (res, mut send) = h2.send_request(req, false).unwrap();
+        let res = res.await.unwrap();
+        assert_eq!(res.status(), 200, "{:?}", f.wait_access_log(1));
+        assert!(res.headers().get("sec-websocket-accept").is_none());
+        let mut recv = res.into_body();
+
+        send.send_data(client_frame(0x1, b"hello over h2").into(), false)
+            .unwrap();
+        let mut got = Vec::new();
+        read_at_least(&mut recv, &mut got, 2 + 13).await;
+        assert_eq!(&got[..2], &[0x81, 13]);
+        assert_eq!(&got[2..15], b"hello over h2");
+        got.drain(..15);
+
+        // Close 1000: the backend answers with a close and ends the connection,
+        // which ends the HTTP/2 stream.
+        send.send_data(client_frame(0x8, &1000u16.to_be_bytes()).into(), true)
+            .unwrap();
+        read_at_least(&mut recv, &mut got, 4).await;
+        assert_eq!(&got[..4], &[0x88, 2, 0x03, 0xe8]);
+        while let Some(d) = recv.data().await {
+            d.unwrap();
+        }
+        let line = f
+            .wait_access_log(1)
+            .into_iter()
+            .find(|l| l["proto"] == "HTTP/2")
+            .expect("an HTTP/2 line");
+        assert_eq!(line["status"], 200, "{line}");
+        assert_eq!(line["error"], serde_json::Value::Null, "{line}");
+        assert_eq!(b.accepted.load(Ordering::SeqCst), 1);
+    })
+    .await;
+}
+
+/// A plain CONNECT (no `:protocol`) is still refused: Fulcrum is no open tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http2_connect_is_refused() {
+    within(async {
+        let b = Echo::start().await;
+        let f = Fulcrum::start(&config(&b, "", ""));
+        let io = TcpStream::connect(f.addr("public")).await.unwrap();
+        let (h2, conn) = h2::client::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        let mut h2 = h2.ready().await.unwrap();
+        let req = http::Request::builder()
+            .method("CONNECT")
+            .uri(format!("{}", b.addr))
+            .body(())
+            .unwrap();
+        let (res, _send) = h2.send_request(req, false).unwrap();
+        assert_eq!(res.await.unwrap().status(), 405);
+        assert_eq!(b.accepted.load(Ordering::SeqCst), 0);
+    })
+    .await;
+}
