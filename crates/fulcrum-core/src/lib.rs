@@ -8,8 +8,10 @@
 
 pub mod balance;
 pub mod config;
+pub mod grpc;
 pub mod health;
 pub mod http1;
 pub mod jwt;
+pub mod proxy_protocol;
 pub mod retry;
 pub mod route;

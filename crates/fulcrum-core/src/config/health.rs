@@ -49,6 +49,21 @@ pub struct HealthCheckConfig {
     /// Consecutive failing probes that take a backend down.
     #[serde(default = "defaults::fall")]
     pub fall: u32,
+    /// Service name of a `grpc` check (the standard `grpc.health.v1.Health/Check`
+    /// call); setting it makes the check a grpc one. `""` asks about the server.
+    #[serde(default)]
+    pub grpc: Option<String>,
+}
+
+impl HealthCheckConfig {
+    /// What a probe does: `grpc` when a service is named, else `type`.
+    pub fn effective_kind(&self) -> CheckKind {
+        if self.grpc.is_some() {
+            CheckKind::Grpc
+        } else {
+            self.kind
+        }
+    }
 }
 
 impl Default for HealthCheckConfig {
@@ -66,6 +81,7 @@ impl Default for HealthCheckConfig {
             jitter: None,
             rise: defaults::rise(),
             fall: defaults::fall(),
+            grpc: None,
         }
     }
 }
@@ -81,6 +97,8 @@ pub enum CheckKind {
     Tcp,
     /// A TLS handshake that completes.
     Tls,
+    /// A gRPC health check over HTTP/2 (h2c) that answers `SERVING`.
+    Grpc,
 }
 
 /// A status or an inclusive range: `200`, `"200-399"` or `"2xx"` in the file.

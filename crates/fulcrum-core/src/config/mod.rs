@@ -181,7 +181,7 @@ pub enum ListenerProtocol {
 }
 
 /// One `[[routes]]` entry. Every predicate set must match.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Listener name; when unset the route applies to every HTTP listener.
@@ -237,6 +237,30 @@ pub struct RouteConfig {
     /// Longest life of an upgraded connection; unlimited when unset.
     #[serde(default)]
     pub max_stream_duration: Option<Duration>,
+}
+
+impl Default for RouteConfig {
+    /// A route to no pool with every key at its file default.
+    fn default() -> Self {
+        Self {
+            listener: None,
+            host: None,
+            path: None,
+            path_prefix: None,
+            path_regex: None,
+            method: None,
+            header: BTreeMap::new(),
+            cookie: BTreeMap::new(),
+            query: BTreeMap::new(),
+            jwt_claim: BTreeMap::new(),
+            jwt_secret: None,
+            jwt_public_key: None,
+            pool: String::new(),
+            upgrades: defaults::upgrades(),
+            stream_idle_timeout: defaults::stream_idle_timeout(),
+            max_stream_duration: None,
+        }
+    }
 }
 
 /// `method` of a route: `"GET"` or `["GET", "HEAD"]`; the request's method must

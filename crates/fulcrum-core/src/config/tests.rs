@@ -52,7 +52,7 @@ fn reference_config_is_valid() {
         config.pools["grpc"].upstream_timeout,
         Duration::from_secs(90)
     );
-    assert_eq!(config.routes.len(), 5);
+    assert_eq!(config.routes.len(), 6);
     assert_eq!(config.routes[3].jwt_claim["role"], "admin");
     assert_eq!(
         config.routes[2].method,

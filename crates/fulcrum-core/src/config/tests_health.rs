@@ -168,10 +168,10 @@ fn every_bad_key_inside_health_is_reported_on_its_line() {
     assert_eq!(
         e[0],
         "f.toml:10: pools.api.health.type: unknown value \"udp\" \
-         (expected one of: http, tcp, tls)"
+         (expected one of: http, tcp, tls, grpc)"
     );
     assert!(e[1].starts_with("f.toml:11: pools.api.health.interval: expected a duration"));
-    assert!(e[2].starts_with("f.toml:12: pools.api.health.timout: unknown key (expected one of: type, path, method, host, expect, body, interval, timeout, jitter, rise, fall)"), "{e:#?}");
+    assert!(e[2].starts_with("f.toml:12: pools.api.health.timout: unknown key (expected one of: type, path, method, host, expect, body, interval, timeout, jitter, rise, fall, grpc)"), "{e:#?}");
     assert_eq!(
         e[3],
         "f.toml:13: pools.api.health.expect[0]: invalid status 600: must be between 100 and 599"
@@ -267,4 +267,37 @@ fn bad_pool_health_keys_are_refused() {
     let e = errors(&with("slow_start = 30"));
     assert_eq!(e.len(), 1, "{e:#?}");
     assert!(e[0].starts_with("f.toml:9: pools.api.slow_start: expected a duration string"));
+}
+
+#[test]
+fn a_grpc_service_makes_a_grpc_check() {
+    let c = parse_ok(&with(
+        "health = { grpc = \"my.Service\", interval = \"5s\" }",
+    ));
+    let h = c.pools["api"].health.as_ref().unwrap();
+    assert_eq!(h.grpc.as_deref(), Some("my.Service"));
+    assert_eq!(h.effective_kind(), CheckKind::Grpc);
+    let c = parse_ok(&with("health = { type = \"grpc\" }"));
+    let h = c.pools["api"].health.as_ref().unwrap();
+    assert_eq!(
+        (h.effective_kind(), h.grpc.as_deref()),
+        (CheckKind::Grpc, None)
+    );
+    let c = parse_ok(&with("health = { type = \"grpc\", grpc = \"\" }"));
+    assert_eq!(
+        c.pools["api"].health.as_ref().unwrap().effective_kind(),
+        CheckKind::Grpc
+    );
+    assert_eq!(
+        errors(&with("health = { type = \"tcp\", grpc = \"my.Service\" }")),
+        [
+            "f.toml:9: pools.api.health.grpc: a grpc service makes a grpc check: \
+          leave type out or set type = \"grpc\""
+        ]
+    );
+    // A grpc check sends no HTTP/1.1 request: the request keys are refused.
+    assert_eq!(
+        errors(&with("health = { grpc = \"my.Service\", path = \"/x\" }")),
+        ["f.toml:9: pools.api.health.path: only http checks send a request"]
+    );
 }

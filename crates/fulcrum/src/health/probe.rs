@@ -1,5 +1,5 @@
-//! One active probe: a TCP connect, an HTTP request, or a TLS handshake, each
-//! within the check's `timeout`. A probe opens its own connection and closes it,
+//! One active probe: a TCP connect, an HTTP request, a TLS handshake or a gRPC
+//! health check, each within the check's `timeout`. A probe opens its own connection and closes it,
 //! so it tests what a new request would meet, never a pooled socket.
 
 use std::net::SocketAddr;
@@ -60,10 +60,11 @@ async fn run(
     let stream = upstream::connect(addr, limit)
         .await
         .map_err(ProbeError::Connect)?;
-    match check.kind {
+    match check.effective_kind() {
         CheckKind::Tcp => Ok(()),
         CheckKind::Http => http(&stream, addr, check, limit).await,
         CheckKind::Tls => tls(stream, addr).await,
+        CheckKind::Grpc => grpc(stream, check.grpc.as_deref().unwrap_or("")).await,
     }
 }
 
@@ -106,6 +107,82 @@ async fn http(
             Ok(0) | Err(_) => return Err(ProbeError::Body),
             Ok(_) => {}
         }
+    }
+}
+
+/// The standard gRPC health check over h2c: passes on `grpc-status: 0` with a
+/// `SERVING` answer for `service`.
+async fn grpc(stream: TcpStream, service: &str) -> Result<(), ProbeError> {
+    use fulcrum_core::grpc;
+    let fail = |what: &str, e: &dyn std::fmt::Display| ProbeError::Response(format!("{what}: {e}"));
+    let (send, conn) = h2::client::handshake(stream)
+        .await
+        .map_err(|e| fail("h2 handshake", &e))?;
+    // Dropped (and the connection closed) when the probe ends.
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let _abort = AbortOnDrop(conn);
+    let mut send = send.ready().await.map_err(|e| fail("h2", &e))?;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://health{}", grpc::HEALTH_CHECK_PATH))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("user-agent", "fulcrum-health")
+        .body(())
+        .map_err(|e| fail("request", &e))?;
+    let (response, mut body) = send
+        .send_request(request, false)
+        .map_err(|e| fail("send", &e))?;
+    body.send_data(grpc::health_request(service).into(), true)
+        .map_err(|e| fail("send", &e))?;
+    let response = response.await.map_err(|e| fail("response", &e))?;
+    if response.status() != http::StatusCode::OK {
+        return Err(ProbeError::Status(response.status().as_u16()));
+    }
+    let status = |h: &http::HeaderMap| h.get("grpc-status").map(|v| v.as_bytes().to_vec());
+    // A trailers-only answer carries grpc-status in its headers: an error.
+    if let Some(code) = status(response.headers()) {
+        return Err(ProbeError::Response(format!(
+            "grpc-status {}",
+            String::from_utf8_lossy(&code)
+        )));
+    }
+    let mut recv = response.into_body();
+    let mut msg = Vec::new();
+    while let Some(data) = recv.data().await {
+        let data = data.map_err(|e| fail("body", &e))?;
+        let _ = recv.flow_control().release_capacity(data.len());
+        msg.extend_from_slice(&data);
+        if msg.len() > MAX_BODY {
+            return Err(ProbeError::Body);
+        }
+    }
+    let trailers = recv.trailers().await.map_err(|e| fail("trailers", &e))?;
+    match trailers.as_ref().and_then(status).as_deref() {
+        Some(b"0") => {}
+        other => {
+            return Err(ProbeError::Response(format!(
+                "grpc-status {}",
+                other.map_or("missing".into(), |c| String::from_utf8_lossy(c)
+                    .into_owned())
+            )))
+        }
+    }
+    match grpc::health_serving(&msg) {
+        Some(true) => Ok(()),
+        Some(false) => Err(ProbeError::Response("not SERVING".into())),
+        None => Err(ProbeError::Response("not a health answer".into())),
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -491,7 +491,19 @@ pub async fn pump(src: &mut Source<'_>, sink: &mut Sink<'_>) -> Result<(), PumpE
             Some(r) => r,
             None => {
                 sink.flush().await?;
-                next.await
+                match sink {
+                    // An HTTP/2 peer may cancel while the source is quiet (a gRPC
+                    // client giving up on a stream): stop, so dropping the source
+                    // passes the cancel on.
+                    Sink::H2(s) => tokio::select! {
+                        r = &mut next => r,
+                        reason = std::future::poll_fn(|cx| s.stream.poll_reset(cx)) => {
+                            let why = reason.map_or_else(|e| e.to_string(), |r| format!("{r:?}"));
+                            return Err(PumpError::Sink(format!("stream reset by peer: {why}")));
+                        }
+                    },
+                    Sink::H1(_) => next.await,
+                }
             }
         };
         match result {

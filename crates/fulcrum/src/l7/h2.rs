@@ -132,11 +132,21 @@ async fn handle(
         path: &path,
         ..Entry::default()
     };
+    let grpc = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|ct| fulcrum_core::grpc::is_grpc(ct.as_bytes()));
     let result = forward(w, &snap, l, &parts, body, &mut respond, peer, &mut e).await;
     if let Err(err) = result {
         if e.status == 0 {
-            e.status = err.status();
-            send_error(&mut respond, err.status(), err.retry_after());
+            if grpc {
+                // A gRPC client reads the status from grpc-status, not from HTTP.
+                e.status = 200;
+                send_grpc_error(&mut respond, &err);
+            } else {
+                e.status = err.status();
+                send_error(&mut respond, err.status(), err.retry_after());
+            }
         }
         e.error = Some(err.to_string());
     }
@@ -162,6 +172,35 @@ fn send_error(
     let response = builder.body(()).unwrap_or_default();
     if let Ok(mut stream) = respond.send_response(response, false) {
         let _ = stream.send_data(Bytes::from(format!("{reason}\n")), true);
+    }
+}
+
+/// A trailers-only gRPC answer (HTTP 200, `grpc-status`, `grpc-message`) for an
+/// error Fulcrum produced itself, as Envoy answers them.
+fn send_grpc_error(respond: &mut h2::server::SendResponse<Bytes>, err: &ProxyError) {
+    let code = fulcrum_core::grpc::Code::for_http_status(err.status());
+    // grpc-message is percent-encoded; keep it to plain printable ASCII.
+    let message: String = err
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect::<String>()
+        .replace('%', "%25");
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/grpc")
+        .header("grpc-status", code.as_str());
+    if let Ok(v) = http::HeaderValue::from_str(&message) {
+        builder = builder.header("grpc-message", v);
+    }
+    if let Ok(response) = builder.body(()) {
+        let _ = respond.send_response(response, true);
     }
 }
 
@@ -476,12 +515,28 @@ async fn to_h2<'s>(
             let _ = pump(&mut src, &mut sink).await;
         });
     }
-    let response = match tokio::time::timeout(pool.upstream_timeout, response).await {
+    // A gRPC call's own deadline caps the wait, and past it the call is over for
+    // the client whatever the backend does.
+    let deadline = parts
+        .headers
+        .get("grpc-timeout")
+        .and_then(|v| fulcrum_core::grpc::parse_timeout(v.as_bytes()))
+        .filter(|d| *d < pool.upstream_timeout);
+    let limit = deadline.unwrap_or(pool.upstream_timeout);
+    let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
+    let response = tokio::select! {
+        r = tokio::time::timeout(limit, response) => r,
+        // The client cancelled: returning drops the backend stream, which h2 resets.
+        _ = reset => return Err(ProxyError::Client("stream reset by the client".into())),
+    };
+    let response = match response {
         Ok(Ok(r)) => r,
         Ok(Err(err)) => {
             attempts.failed(w, ProxyError::BadResponse(err.to_string()));
             return Err(attempts.exhausted());
         }
+        // The client's deadline, not the backend's fault: no outlier record.
+        Err(_) if deadline.is_some() => return Err(ProxyError::BackendTimeout),
         Err(_) => {
             attempts.failed(w, ProxyError::BackendTimeout);
             return Err(attempts.exhausted());
@@ -510,9 +565,17 @@ async fn to_h2<'s>(
     if !end {
         let mut src = Source::H2(H2Source::new(recv, u64::MAX));
         let mut sink = Sink::H2(H2Sink::new(stream));
-        let result = pump(&mut src, &mut sink).await;
+        let left = deadline.map(|d| d.saturating_sub(sent_at.elapsed()));
+        let result = match left {
+            Some(left) => tokio::time::timeout(left, pump(&mut src, &mut sink))
+                .await
+                .unwrap_or_else(|_| Err(PumpError::Sink("grpc-timeout passed".into()))),
+            None => pump(&mut src, &mut sink).await,
+        };
         e.bytes_out = sink.sent();
         if let Err(err) = result {
+            // Both streams are reset: the client sees the call end, not a clean end.
+            sink.abort();
             e.error = Some(err.to_string());
         }
     }

@@ -17,6 +17,7 @@ mod check;
 mod dashboard;
 mod errors;
 mod failover;
+mod grpc;
 mod health;
 mod http1;
 mod http2;

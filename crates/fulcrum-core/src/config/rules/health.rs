@@ -27,7 +27,14 @@ pub(super) fn check(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
 
 fn check_health(c: &mut Checker<'_>, path: &KeyPath, h: &HealthCheckConfig) {
     let lost = |c: &Checker<'_>, name: &str| c.gaps.covers(&path.key(name));
-    if h.kind == CheckKind::Http {
+    if h.grpc.is_some() && !matches!(h.kind, CheckKind::Http | CheckKind::Grpc) && !lost(c, "type")
+    {
+        c.report(
+            path.key("grpc"),
+            "a grpc service makes a grpc check: leave type out or set type = \"grpc\"",
+        );
+    }
+    if h.effective_kind() == CheckKind::Http {
         check_request(c, path, h);
     } else if !lost(c, "type") {
         // Each only where a probe reads it, so a wrong `type` cannot leave a `path`
