@@ -33,6 +33,7 @@ mod smuggling;
 mod sse;
 mod sticky;
 mod tcp;
+mod tcp_load;
 mod timeouts;
 mod upgrade;
 mod websocket;
