@@ -124,7 +124,11 @@ async fn a_drained_backend_keeps_its_connection_while_new_ones_go_elsewhere() {
         open.write_all(b"first").await.unwrap();
         let mut buf = [0u8; 5];
         open.read_exact(&mut buf).await.unwrap();
-        let (held, other) = if a.accepted() == 1 { (&a, &b) } else { (&b, &a) };
+        let (held, other) = if a.accepted() == 1 {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
         assert_eq!(held.accepted(), 1);
 
         let url = format!("http://{admin}/api/pools/p/backends/{}/drain", held.addr);
