@@ -57,6 +57,7 @@ async fn fifty_reloads_under_load_fail_nothing_and_the_stream_completes() {
             "the stream was cut"
         );
         let tally = load.stop().await;
+        println!("requests {}, failed {}", tally.total, tally.failed());
         assert_eq!(tally.failed(), 0, "{tally:?}");
         assert!(tally.total > 300, "{tally:?}");
     })

@@ -97,6 +97,7 @@ async fn three_upgrades_under_load_refuse_nothing_and_a_long_stream_completes() 
         let before = load.tally().total;
         load.wait_total(before + 50).await;
         let tally = load.stop().await;
+        println!("requests {}, failed {}", tally.total, tally.failed());
         assert_eq!(tally.failed(), 0, "{tally:?}");
         // The newest process serves on the same addresses, the admin one included.
         let (status, backend, _) = get(&client(), &format!("{}/", f.url("public"))).await;
