@@ -1,5 +1,6 @@
 //! Zero-downtime binary upgrade: SIGUSR2 starts the binary again, which takes the
-//! listening sockets over; the old process finishes what it has in flight.
+//! listening sockets over; the old process finishes what it has in flight, a held
+//! response and an open WebSocket included.
 
 use std::process::Command;
 
@@ -35,7 +36,14 @@ async fn three_upgrades_under_load_refuse_nothing_and_a_long_stream_completes() 
         // Health-checked: each new process must not take over before its first
         // probes answered (its backends start unknown).
         let checks = "health = { path = \"/healthz\", interval = \"1s\", timeout = \"1s\" }";
-        let config = pool_of(&[&a], checks).replace("workers = 1", "workers = 2");
+        let ws = crate::websocket::Echo::start().await;
+        let config = pool_of(&[&a], checks)
+            .replace("workers = 1", "workers = 2")
+            .replace(
+                "[[routes]]\npool = \"p\"",
+                "[[routes]]\npath_prefix = \"/ws\"\npool = \"ws\"\n\n[[routes]]\npool = \"p\"",
+            );
+        let config = format!("{config}\n[pools.ws]\nbackends = [\"{}\"]\n", ws.addr);
         let mut f = Fulcrum::start(&format!("{config}\n[admin]\naddress = \"127.0.0.1:0\"\n"));
         let admin_line = f.wait_line("admin listening", 0).await;
         let admin = admin_line
@@ -53,6 +61,16 @@ async fn three_upgrades_under_load_refuse_nothing_and_a_long_stream_completes() 
             async move { send(&client(), "GET", &url, "").await }
         });
         until("the long response is held", || a.held() == 1).await;
+        // And a WebSocket, two-way, on the first process.
+        let (mut sock, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws", f.addr("public")))
+                .await
+                .unwrap();
+        let hello = tokio_tungstenite::tungstenite::Message::text("before the upgrades");
+        assert_eq!(
+            crate::websocket::echo(&mut sock, hello.clone()).await,
+            hello
+        );
         let mut pid = f.child.id();
         let mut skip = 0;
         for round in 0..3 {
@@ -75,6 +93,18 @@ async fn three_upgrades_under_load_refuse_nothing_and_a_long_stream_completes() 
                 load.tally()
             );
         }
+        // The WebSocket still talks to the first process, both ways, then closes.
+        let after = tokio_tungstenite::tungstenite::Message::text("after three upgrades");
+        assert_eq!(
+            crate::websocket::echo(&mut sock, after.clone()).await,
+            after
+        );
+        {
+            use futures_util::StreamExt;
+            sock.close(None).await.unwrap();
+            while let Some(Ok(_)) = sock.next().await {}
+        }
+        drop(sock);
         a.release();
         let r = long.await.unwrap();
         assert_eq!(r.status, 200, "{r:?}");

@@ -18,7 +18,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::support::*;
 
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Frames and messages up to 64 MiB: the 16 MB message must not hit a library limit.
 fn big() -> WebSocketConfig {
@@ -29,14 +29,14 @@ fn big() -> WebSocketConfig {
 
 /// A WebSocket echo server: every data message comes back as it came, a close is
 /// answered with the same code and reason. Counts the sockets it accepted.
-struct Echo {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
+pub struct Echo {
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Echo {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -105,7 +105,7 @@ async fn connect(f: &Fulcrum) -> Client {
 }
 
 /// Sends `m` and returns the next data message.
-async fn echo(ws: &mut Client, m: Message) -> Message {
+pub async fn echo(ws: &mut Client, m: Message) -> Message {
     ws.send(m).await.unwrap();
     loop {
         let m = ws.next().await.expect("socket ended").unwrap();
