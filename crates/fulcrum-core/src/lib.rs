@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod balance;
+pub mod client_hello;
 pub mod config;
 pub mod grpc;
 pub mod health;
