@@ -1,27 +1,37 @@
-//! Properties of the consistent-hash balancers, `ring_hash` and `maglev`, over
-//! seeded inputs (a tiny splitmix64, so every run is the same):
-//! - removing one of N backends moves at most about 1/N of 100,000 keys, and
-//!   re-adding it restores every key;
+//! Properties of the consistent-hash balancers, `ring_hash` and `maglev`,
+//! checked with proptest over pool sizes, backend ids, the backend that leaves
+//! and the seed of the 100,000 keys:
+//! - removing one of N backends moves at most about 1/N of the keys, and
+//!   re-adding it, listed in any order, restores every key;
 //! - a backend marked unavailable (no rebuild) moves only its own keys, which
 //!   come back when it returns;
-//! - Maglev's table is within 1% of even, and both follow weights;
-//! - bounded loads never let a pick take a backend above `ceil(c × mean)`;
-//! - two tables built apart from the same config agree on every key, and the
-//!   order backends are listed in does not change which address a key gets.
+//! - Maglev's table is within 1% of even;
+//! - bounded loads never let a pick take a backend above `ceil(c × mean)`.
 //!
-//! Run with `--nocapture` to see the measured remap and spread numbers.
+//! And two fixed cases: both follow weights; two tables built apart from the
+//! same config agree on every key, and the order backends are listed in does
+//! not change which address a key gets.
+//!
+//! A failing property prints its shrunk input. Run with `--nocapture` to see
+//! the measured remap and spread numbers of every case.
 // A test binary: a failed unwrap is a failed property.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
 use std::sync::atomic::Ordering;
 
 use fulcrum_core::balance::{self, Backend, Balancer, Maglev, PickCtx, RingHash, Settings};
 use fulcrum_core::config::BalanceConfig;
+use proptest::collection::btree_set;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::TestCaseError;
 
 mod common;
-use common::Rng;
+use common::{proptest_config, Rng};
 
 const KEYS: usize = 100_000;
 const SIZES: [usize; 4] = [3, 5, 10, 50];
@@ -81,97 +91,151 @@ fn owners(b: &dyn Balancer, pool: &[Backend], keys: &[u64]) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn removing_one_moves_about_one_nth_and_adding_it_back_restores() {
-    for algo in [Algo::Ring, Algo::Maglev] {
-        for (seed, n) in SIZES.into_iter().enumerate() {
-            let mut rng = Rng(seed as u64);
-            let ids: Vec<u32> = (0..n as u32).map(|i| i * 7 + 1).collect();
-            let full = pool(&ids, &vec![1; n]);
-            let keys = keys(seed as u64);
-            let before = owners(&*algo.build(&full), &full, &keys);
-            let (mut sum, mut worst, mut worst_collateral) = (0.0, 0.0f64, 0);
-            // Each backend leaves in turn.
-            for &gone in &ids {
-                let rest: Vec<u32> = ids.iter().copied().filter(|&i| i != gone).collect();
-                let smaller = pool(&rest, &vec![1; n - 1]);
-                let after = owners(&*algo.build(&smaller), &smaller, &keys);
-                let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
-                let own = before.iter().filter(|&&o| o == gone).count();
-                let collateral = before
-                    .iter()
-                    .zip(&after)
-                    .filter(|(a, b)| a != b && **a != gone)
-                    .count();
-                let share = moved as f64 / KEYS as f64;
-                (sum, worst) = (sum + share, worst.max(share));
-                worst_collateral = worst_collateral.max(collateral);
-                match algo {
-                    // Exactly the keys that were on it move, wherever they were.
-                    Algo::Ring => assert_eq!((collateral, moved), (0, own), "ring N={n}"),
-                    // Maglev trades exact minimal disruption for even spread.
-                    Algo::Maglev => {
-                        assert!(collateral * 100 <= KEYS, "maglev N={n}: {collateral}");
-                        assert!(share <= 1.1 / n as f64 + 0.01, "maglev N={n}: {share}");
-                    }
-                }
-            }
-            let mean = sum / n as f64;
-            println!(
-                "{algo:?} N={n}: removing one moves {:.3}% on average, {:.3}% at worst \
-                 (1/N = {:.3}%); at most {:.3}% from other backends",
-                mean * 100.0,
-                worst * 100.0,
-                100.0 / n as f64,
-                worst_collateral as f64 * 100.0 / KEYS as f64
-            );
-            assert!(mean <= 1.1 / n as f64 + 0.01, "{algo:?} N={n}: {mean}");
-            // A ring backend's share varies with its points (±~25% at 160 per
-            // backend), and removing it moves exactly that share.
-            assert!(worst <= 1.35 / n as f64 + 0.01, "{algo:?} N={n}: {worst}");
-            // Back in, listed in another order: every key returns.
-            let mut shuffled = ids.clone();
-            rng.shuffle(&mut shuffled);
-            let back = pool(&shuffled, &vec![1; n]);
-            assert_eq!(
-                owners(&*algo.build(&back), &back, &keys),
-                before,
-                "{algo:?} N={n}"
-            );
+/// 1–`sizes` distinct stable backend ids (the id goes in the address, so 24
+/// bits), in random pool order.
+fn ids(sizes: RangeInclusive<usize>) -> impl Strategy<Value = Vec<u32>> {
+    btree_set(0..1u32 << 24, sizes)
+        .prop_flat_map(|set| Just(set.into_iter().collect::<Vec<_>>()).prop_shuffle())
+}
+
+/// A pool's ids and the same ids listed in another order.
+fn ids_twice(sizes: RangeInclusive<usize>) -> impl Strategy<Value = (Vec<u32>, Vec<u32>)> {
+    ids(sizes).prop_flat_map(|ids| (Just(ids.clone()), Just(ids).prop_shuffle()))
+}
+
+/// Backend `gone` leaves a pool of `ids` (the table is rebuilt without it),
+/// then comes back with the pool listed as `back`.
+fn remove_and_return(
+    algo: Algo,
+    ids: &[u32],
+    back: &[u32],
+    gone: usize,
+    key_seed: u64,
+) -> Result<(), TestCaseError> {
+    let n = ids.len();
+    let gone = ids[gone];
+    let full = pool(ids, &vec![1; n]);
+    let keys = keys(key_seed);
+    let before = owners(&*algo.build(&full), &full, &keys);
+    let rest: Vec<u32> = ids.iter().copied().filter(|&i| i != gone).collect();
+    let smaller = pool(&rest, &vec![1; n - 1]);
+    let after = owners(&*algo.build(&smaller), &smaller, &keys);
+    let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    let own = before.iter().filter(|&&o| o == gone).count();
+    let collateral = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a != b && **a != gone)
+        .count();
+    let share = moved as f64 / KEYS as f64;
+    println!(
+        "{algo:?} N={n}: removing one moves {:.3}% (1/N = {:.3}%), {:.3}% from other backends",
+        share * 100.0,
+        100.0 / n as f64,
+        collateral as f64 * 100.0 / KEYS as f64
+    );
+    match algo {
+        // Exactly the keys that were on it move, wherever they were.
+        Algo::Ring => prop_assert_eq!((collateral, moved), (0, own), "ring N={}", n),
+        // Maglev trades exact minimal disruption for even spread: a removal
+        // cascades through the population order and moves a few keys between the
+        // others too (0.4-0.7% typically, up to ~1.3% seen in 1,500 random pools).
+        // Two backends drawing one skip (~2% of 55-backend pools) would trade
+        // many more; skips are made distinct, which leaves one rare case above
+        // these bounds: removing the backend whose skip the other had to move
+        // (2.4% of keys between the others in the one such pool found).
+        Algo::Maglev => {
+            prop_assert!(collateral * 1000 <= KEYS * 15, "maglev N={n}: {collateral}");
+            prop_assert!(share <= 1.1 / n as f64 + 0.015, "maglev N={n}: {share}");
         }
+    }
+    // A ring backend's share varies with its points (±~25% at 160 per
+    // backend), and removing it moves exactly that share. (The mean over every
+    // backend leaving is then 1/N exactly for the ring, and within Maglev's
+    // bound above, so it needs no check of its own.)
+    prop_assert!(share <= 1.35 / n as f64 + 0.01, "{algo:?} N={n}: {share}");
+    // Back in, listed in another order: every key returns.
+    let back = pool(back, &vec![1; n]);
+    prop_assert_eq!(
+        owners(&*algo.build(&back), &back, &keys),
+        before,
+        "{:?} N={}",
+        algo,
+        n
+    );
+    Ok(())
+}
+
+/// Backend `down` is marked unavailable with no rebuild, then returns.
+fn down_and_up(algo: Algo, ids: &[u32], down: usize, key_seed: u64) -> Result<(), TestCaseError> {
+    let n = ids.len();
+    let pool = pool(ids, &vec![1; n]);
+    let b = algo.build(&pool);
+    let keys = keys(key_seed);
+    let before = owners(&*b, &pool, &keys);
+    let down_id = ids[down];
+    pool[down].state.set_available(false);
+    let during = owners(&*b, &pool, &keys);
+    for (was, now) in before.iter().zip(&during) {
+        if *was == down_id {
+            prop_assert!(*now != down_id && *now != u32::MAX, "{algo:?} N={n}");
+        } else {
+            prop_assert_eq!(was, now, "{:?} N={}: a key of an up backend moved", algo, n);
+        }
+    }
+    pool[down].state.set_available(true);
+    prop_assert_eq!(owners(&*b, &pool, &keys), before, "{:?} N={}", algo, n);
+    Ok(())
+}
+
+// Each case of these hashes 100,000 keys three times (a ring case costs about
+// twice a Maglev one in debug builds, and its property is exact).
+proptest! {
+    #![proptest_config(proptest_config(32))]
+
+    #[test]
+    fn ring_removing_one_moves_its_keys_and_adding_it_back_restores(
+        (ids, back) in ids_twice(2..=64),
+        gone in any::<Index>(),
+        key_seed in any::<u64>(),
+    ) {
+        remove_and_return(Algo::Ring, &ids, &back, gone.index(ids.len()), key_seed)?;
+    }
+
+    #[test]
+    fn unavailable_moves_only_its_keys_and_they_return(
+        algo in prop_oneof![Just(Algo::Ring), Just(Algo::Maglev)],
+        ids in ids(2..=64),
+        down in any::<Index>(),
+        key_seed in any::<u64>(),
+    ) {
+        down_and_up(algo, &ids, down.index(ids.len()), key_seed)?;
     }
 }
 
-#[test]
-fn unavailable_moves_only_its_keys_and_they_return() {
-    for algo in [Algo::Ring, Algo::Maglev] {
-        for (seed, n) in SIZES.into_iter().enumerate() {
-            let ids: Vec<u32> = (0..n as u32).collect();
-            let pool = pool(&ids, &vec![1; n]);
-            let b = algo.build(&pool);
-            let keys = keys(100 + seed as u64);
-            let before = owners(&*b, &pool, &keys);
-            let down = Rng(seed as u64).below(n);
-            pool[down].state.set_available(false);
-            let during = owners(&*b, &pool, &keys);
-            for (was, now) in before.iter().zip(&during) {
-                if *was == down as u32 {
-                    assert!(*now != down as u32 && *now != u32::MAX, "{algo:?} N={n}");
-                } else {
-                    assert_eq!(was, now, "{algo:?} N={n}: a key of an up backend moved");
-                }
-            }
-            pool[down].state.set_available(true);
-            assert_eq!(owners(&*b, &pool, &keys), before, "{algo:?} N={n}");
-        }
+proptest! {
+    #![proptest_config(proptest_config(64))]
+
+    #[test]
+    fn maglev_removing_one_moves_about_one_nth_and_adding_it_back_restores(
+        (ids, back) in ids_twice(2..=64),
+        gone in any::<Index>(),
+        key_seed in any::<u64>(),
+    ) {
+        remove_and_return(Algo::Maglev, &ids, &back, gone.index(ids.len()), key_seed)?;
     }
 }
 
 /// Share of `keys` per backend, in pool order.
 fn shares(b: &dyn Balancer, pool: &[Backend], keys: &[u64]) -> Vec<f64> {
+    let index: HashMap<u32, usize> = pool
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (id_of(b), i))
+        .collect();
     let mut counts = vec![0usize; pool.len()];
     for o in owners(b, pool, keys) {
-        counts[pool.iter().position(|b| id_of(b) == o).unwrap()] += 1;
+        counts[index[&o]] += 1;
     }
     counts
         .iter()
@@ -179,28 +243,23 @@ fn shares(b: &dyn Balancer, pool: &[Backend], keys: &[u64]) -> Vec<f64> {
         .collect()
 }
 
-#[test]
-fn maglev_spread_within_one_percent_of_even() {
-    // Hash `s < M` lands on slot `s`: these picks read the table itself.
-    let slots: Vec<u64> = (0..u64::from(TABLE)).collect();
-    for n in SIZES {
-        let pool = pool(&(0..n as u32).collect::<Vec<_>>(), &vec![1; n]);
+proptest! {
+    #![proptest_config(proptest_config(32))]
+
+    /// Equal weights: every backend's share of the table within 1% of 1/N.
+    #[test]
+    fn maglev_spread_within_one_percent_of_even(ids in ids(1..=100)) {
+        let n = ids.len();
+        let pool = pool(&ids, &vec![1; n]);
+        // Hash `s < M` lands on slot `s`: these picks read the table itself.
+        let slots: Vec<u64> = (0..u64::from(TABLE)).collect();
         let s = shares(&Maglev::new(&pool, TABLE), &pool, &slots);
         let worst = s
             .iter()
             .map(|&x| (x * n as f64 - 1.0).abs())
             .fold(0.0, f64::max);
-        let ring = shares(&RingHash::new(&pool, VNODES, None), &pool, &keys(7));
-        let ring_worst = ring
-            .iter()
-            .map(|&x| (x * n as f64 - 1.0).abs())
-            .fold(0.0, f64::max);
-        println!(
-            "N={n}: worst deviation from even: maglev {:.3}%, ring_hash({VNODES}) {:.1}%",
-            worst * 100.0,
-            ring_worst * 100.0
-        );
-        assert!(worst <= 0.01, "N={n}: {s:?}");
+        println!("N={n}: worst deviation from even: maglev {:.3}%", worst * 100.0);
+        prop_assert!(worst <= 0.01, "N={n}: {s:?}");
     }
 }
 
@@ -219,12 +278,21 @@ fn weights_are_respected() {
     }
 }
 
-#[test]
-fn bounded_loads_never_exceed_the_bound() {
-    for seed in 0..20u64 {
+// Each case runs 20,000 steps.
+proptest! {
+    #![proptest_config(proptest_config(64))]
+
+    /// A pool of `n` under skewed traffic, with backends going down and up.
+    /// At least 5 backends and `c` ≤ 2 keep the last check meaningful: with
+    /// `c` at or above the number of backends up, the bound is at least the
+    /// total in flight and cannot bind.
+    #[test]
+    fn bounded_loads_never_exceed_the_bound(
+        seed in any::<u64>(),
+        n in 5..=12usize,
+        factor in 1.0..=2.0f64,
+    ) {
         let mut rng = Rng(seed);
-        let n = [5, 10][rng.below(2)];
-        let factor = [1.25, 1.5, 2.0][rng.below(3)];
         let pool = pool(&(0..n as u32).collect::<Vec<_>>(), &vec![1; n]);
         let ring = RingHash::new(&pool, VNODES, Some(factor));
         let unbounded = RingHash::new(&pool, VNODES, None);
@@ -256,11 +324,11 @@ fn bounded_loads_never_exceed_the_bound() {
                 ..PickCtx::default()
             };
             let Some(id) = ring.pick(&pool, &ctx) else {
-                assert!(pool.iter().all(|b| !b.state.is_available()), "seed {seed}");
+                prop_assert!(pool.iter().all(|b| !b.state.is_available()), "seed {seed}");
                 continue;
             };
             let picked = &pool[id.index()];
-            assert!(picked.state.is_available(), "seed {seed}");
+            prop_assert!(picked.state.is_available(), "seed {seed}");
             let now = picked.state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
             open.push(id.index());
             let up = pool.iter().filter(|b| b.state.is_available());
@@ -269,14 +337,14 @@ fn bounded_loads_never_exceed_the_bound() {
                 .map(|b| u64::from(b.state.in_flight.load(Ordering::Relaxed)))
                 .sum();
             let bound = (factor * total as f64 / up.count() as f64).ceil() as u64;
-            assert!(
+            prop_assert!(
                 u64::from(now) <= bound,
                 "seed {seed} step {step}: {now} > {bound}"
             );
             moved_off_hot += usize::from(unbounded.pick(&pool, &ctx) != Some(id));
         }
         // The bound did real work: hot keys were sent elsewhere.
-        assert!(moved_off_hot > 0, "seed {seed}");
+        prop_assert!(moved_off_hot > 0, "seed {seed}");
     }
 }
 

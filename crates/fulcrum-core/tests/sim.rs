@@ -12,6 +12,10 @@
 //!
 //! Then, with every backend available, full cycles must be exact: each
 //! backend gets its weight (WRR, fresh balancer) or one pick (RR) per cycle.
+//!
+//! The same exact cycles are also checked as proptest properties over pool
+//! sizes (1–200, past the 64 where WRR switches to a precomputed cycle),
+//! weights and, for RR, a turbulent prefix that leaves the cursor anywhere.
 // A test binary: a failed unwrap is a failed invariant, reported with its seed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,9 +24,12 @@ use std::num::NonZeroU32;
 
 use fulcrum_core::balance::{self, Backend, BackendId, Balancer, PickCtx};
 use fulcrum_core::config::BalanceConfig;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::Index;
 
 mod common;
-use common::Rng;
+use common::{proptest_config, Rng};
 
 /// Seeds per algorithm; `SIM_SEEDS=<n>` runs more.
 const SEEDS: u64 = 500;
@@ -225,4 +232,83 @@ fn round_robin_holds_its_invariants() {
 #[test]
 fn weighted_round_robin_holds_its_invariants() {
     run_seeds(BalanceConfig::WeightedRoundRobin);
+}
+
+/// One step of a turbulent prefix: maybe flip one backend's availability, then
+/// pick once with some backends excluded, as a retrying request would.
+type Turbulence = (Option<Index>, Vec<Index>);
+
+/// Up to 100 turbulent steps, each excluding up to two backends.
+fn turbulence() -> impl Strategy<Value = Vec<Turbulence>> {
+    vec((any::<Option<Index>>(), vec(any::<Index>(), 0..3)), 0..100)
+}
+
+proptest! {
+    #![proptest_config(proptest_config(256))]
+
+    /// Round robin: whatever came before, once every backend is available each
+    /// cycle of N picks gives each backend exactly one, weights ignored.
+    #[test]
+    fn round_robin_is_exact_over_a_cycle(
+        weights in vec(1..=10u32, 1..=200),
+        turbulence in turbulence(),
+    ) {
+        let n = weights.len();
+        let pool = make_pool(&weights);
+        let balancer = balance::build(&balance::Settings::new(BalanceConfig::RoundRobin), &pool);
+        for (flip, exclude) in &turbulence {
+            if let Some(i) = flip {
+                let b = &pool[i.index(n)].state;
+                b.set_available(!b.is_available());
+            }
+            let exclude: Vec<BackendId> =
+                exclude.iter().map(|i| BackendId(i.index(n) as u32)).collect();
+            let ctx = PickCtx {
+                exclude: &exclude,
+                ..PickCtx::default()
+            };
+            balancer.pick(&pool, &ctx);
+        }
+        for b in &pool {
+            b.state.set_available(true);
+        }
+        for round in 0..5 {
+            let mut counts = vec![0; n];
+            for _ in 0..n {
+                counts[balancer.pick(&pool, &PickCtx::default()).unwrap().index()] += 1;
+            }
+            prop_assert_eq!(
+                &counts,
+                &vec![1; n],
+                "calm cycle {} not exact, weights {:?}",
+                round,
+                weights
+            );
+        }
+    }
+
+    /// Smooth weighted round robin from a fresh start (as after a reload), every
+    /// backend available: each cycle of `sum(weights)` picks gives each backend
+    /// exactly its weight.
+    #[test]
+    fn weighted_round_robin_is_exact_over_a_cycle(weights in vec(1..=10u32, 1..=200)) {
+        let pool = make_pool(&weights);
+        let cfg = BalanceConfig::WeightedRoundRobin;
+        let balancer = balance::build(&balance::Settings::new(cfg), &pool);
+        let cycle = weights.iter().sum::<u32>() as usize;
+        let share: Vec<usize> = weights.iter().map(|&w| w as usize).collect();
+        for round in 0..5 {
+            let mut counts = vec![0; pool.len()];
+            for _ in 0..cycle {
+                counts[balancer.pick(&pool, &PickCtx::default()).unwrap().index()] += 1;
+            }
+            prop_assert_eq!(
+                &counts,
+                &share,
+                "calm cycle {} not exact, weights {:?}",
+                round,
+                weights
+            );
+        }
+    }
 }

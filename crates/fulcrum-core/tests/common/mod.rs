@@ -1,5 +1,6 @@
-//! Shared by the seeded tests: a tiny deterministic random source, so every failure
-//! replays from its printed seed.
+//! Shared by the seeded tests and the properties: a tiny deterministic random
+//! source, so every failure replays from its printed seed, and the proptest
+//! settings.
 #![allow(dead_code)]
 
 /// splitmix64: tiny, well-mixed, and enough for choosing test inputs.
@@ -33,5 +34,24 @@ impl Rng {
         for i in (1..v.len()).rev() {
             v.swap(i, self.below(i + 1));
         }
+    }
+}
+
+/// Settings for the proptest properties: `cases` random cases per run, no
+/// `proptest-regressions/` files in the repo (a failure prints its shrunk input
+/// instead), and shrinking capped at a minute, since one case of the 100,000-key
+/// properties takes a while. The seed is fixed, so CI runs the same cases every
+/// time and never flakes; `PROPTEST_RNG_SEED=<n>` explores other cases.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0f17_c4a3_5eed);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_time: 60_000,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
+        ..proptest::test_runner::Config::default()
     }
 }
