@@ -16,3 +16,4 @@ pub mod jwt;
 pub mod proxy_protocol;
 pub mod retry;
 pub mod route;
+pub mod udp;

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::access_log::AccessLog;
 use crate::listen;
 use crate::listen::live::{Command, Live};
+use crate::listen::socket::Socket;
 use crate::state::{Registry, Snapshot};
 use crate::upgrade::{Inherited, Listening, UpgradeError};
 use crate::worker::{Shared, Worker};
@@ -89,12 +90,26 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             .address
             .parse()
             .map_err(|_| bind_err(std::io::ErrorKind::InvalidInput.into()))?;
-        let taken = inherited.as_mut().and_then(|i| i.take(name, addr));
+        // Sockets of the other kind (a listener turned from tcp to udp across the
+        // upgrade) are not taken over.
+        let udp = crate::listen::live::is_udp(l.protocol);
+        let taken = inherited
+            .as_mut()
+            .and_then(|i| i.take(name, addr))
+            .filter(|(_, sockets)| sockets.iter().all(|s| s.is_udp() == udp));
         let (actual, sockets) = match taken {
             Some(t) => t,
             None => {
-                let first = listen::bind(addr).map_err(bind_err)?;
-                (first.local_addr()?, vec![first])
+                let first = Socket::bind(addr, udp).map_err(bind_err)?;
+                let actual = first.local_addr()?;
+                let mut sockets = vec![first];
+                // Every worker's socket before "listening": the kernel spreads UDP
+                // clients by the size of the group, so a socket joining later would
+                // move clients already talking to another worker (and session).
+                while udp && sockets.len() < workers {
+                    sockets.push(Socket::bind(actual, udp).map_err(bind_err)?);
+                }
+                (actual, sockets)
             }
         };
         tracing::info!(listener = %name, address = %actual, workers, "listening");
@@ -133,12 +148,12 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Worker `id` serves socket `i` of each listener when `i % workers == id`; a
     // worker without one (fewer inherited than workers) binds its own.
-    let mut per_worker: Vec<Vec<(String, std::net::TcpListener)>> =
-        (0..workers).map(|_| Vec::new()).collect();
+    let mut per_worker: Vec<Vec<(String, Socket)>> = (0..workers).map(|_| Vec::new()).collect();
     let mut started = Vec::new();
     for (name, address, actual, sockets) in bound {
         let mut copies = Vec::new();
         let have = sockets.len();
+        let udp = sockets.first().is_some_and(Socket::is_udp);
         for (i, socket) in sockets.into_iter().enumerate() {
             copies.push(socket.try_clone()?);
             if let Some(w) = per_worker.get_mut(i % workers) {
@@ -146,7 +161,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             }
         }
         for w in per_worker.iter_mut().skip(have) {
-            let socket = listen::bind(actual)?;
+            let socket = Socket::bind(actual, udp)?;
             copies.push(socket.try_clone()?);
             w.push((name.clone(), socket));
         }
@@ -389,10 +404,7 @@ fn worker_seed(id: usize) -> u64 {
 fn worker_main(
     id: usize,
     w: Rc<Worker>,
-    (sockets, commands): (
-        Vec<(String, std::net::TcpListener)>,
-        UnboundedReceiver<Command>,
-    ),
+    (sockets, commands): (Vec<(String, Socket)>, UnboundedReceiver<Command>),
     mut stop_rx: watch::Receiver<bool>,
     deadline: Duration,
 ) {
@@ -441,23 +453,29 @@ fn worker_main(
 async fn listeners(
     w: Rc<Worker>,
     id: usize,
-    sockets: Vec<(String, std::net::TcpListener)>,
+    sockets: Vec<(String, Socket)>,
     mut commands: UnboundedReceiver<Command>,
 ) {
     let mut loops: HashMap<String, Vec<tokio::task::JoinHandle<()>>> = HashMap::new();
-    let start =
-        |loops: &mut HashMap<String, Vec<_>>, name: String, socket| match TcpListener::from_std(
-            socket,
-        ) {
-            Ok(listener) => {
-                let task = accept_loop(w.clone(), listener, Rc::from(name.as_str()));
-                loops
-                    .entry(name)
-                    .or_default()
-                    .push(tokio::task::spawn_local(task));
+    let start = |loops: &mut HashMap<String, Vec<_>>, name: String, socket| {
+        let task = match socket {
+            Socket::Tcp(socket) => match TcpListener::from_std(socket) {
+                Ok(listener) => {
+                    tokio::task::spawn_local(accept_loop(w.clone(), listener, Rc::from(&*name)))
+                }
+                Err(error) => {
+                    tracing::error!(worker = id, %error, "listener setup failed");
+                    return;
+                }
+            },
+            // Its sessions end when the task is dropped (a reload moved or
+            // removed the listener).
+            Socket::Udp(socket) => {
+                tokio::task::spawn_local(crate::l4::udp::serve(w.clone(), socket, Rc::from(&*name)))
             }
-            Err(error) => tracing::error!(worker = id, %error, "listener setup failed"),
         };
+        loops.entry(name).or_default().push(task);
+    };
     for (name, socket) in sockets {
         start(&mut loops, name, socket);
     }
@@ -484,14 +502,8 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener, name: Rc<str>) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                // The snapshot says what the listener speaks now: a reload may turn
-                // an http listener into a tcp one on the same socket.
-                Ok((io, peer)) if w.shared.load().tcp_listeners.contains_key(&*name) => {
-                    tokio::task::spawn_local(crate::l4::tcp::serve(w.clone(), io, peer, name.clone()));
-                }
-                Ok((io, peer)) => {
-                    tokio::task::spawn_local(crate::l7::h1::serve(w.clone(), io, peer, name.clone()));
-                }
+                // The cap and PROXY header, then HTTP or TCP as the snapshot says.
+                Ok((io, peer)) => listen::accept::spawn(&w, io, peer, &name),
                 Err(error) => {
                     // Out of descriptors or similar: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");

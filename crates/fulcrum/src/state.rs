@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub listeners: HashMap<String, Listener>,
     /// TCP (layer 4) listeners by name.
     pub tcp_listeners: HashMap<String, TcpListener>,
+    /// UDP listeners by name.
+    pub udp_listeners: HashMap<String, crate::l4::udp::Listener>,
     /// Pools, indexed by `Route::pool`.
     pub pools: Vec<Pool>,
     /// Each route's counters, by index in `[[routes]]`.
@@ -61,6 +63,8 @@ pub struct Listener {
     pub client_timeout: Duration,
     /// Connections and requests, kept across reloads by listener name.
     pub traffic: Arc<Traffic>,
+    /// `max_connections` and the PROXY header, checked as connections arrive.
+    pub gate: crate::listen::accept::Gate,
 }
 
 /// A tcp listener's settings: where its connections go and how long they may idle.
@@ -74,6 +78,11 @@ pub struct TcpListener {
     pub idle_timeout: Duration,
     /// Connections, kept across reloads by listener name.
     pub traffic: Arc<Traffic>,
+    /// `max_connections` and the PROXY header, checked as connections arrive.
+    pub gate: crate::listen::accept::Gate,
+    /// For a `tls-passthrough` listener, its `sni` routes: the pool is picked per
+    /// connection from the ClientHello, and `pool` is unused.
+    pub sni: Option<fulcrum_core::route::SniTable>,
 }
 
 /// One pool of backends.
@@ -117,6 +126,10 @@ pub struct Pool {
     pub retries: Option<Retries>,
     /// Circuit limits.
     pub limits: Limits,
+    /// The PROXY header written first on each new backend connection
+    /// (`send_proxy_protocol`). Such a connection names one client, so it is never
+    /// pooled for another.
+    pub send_proxy: Option<fulcrum_core::proxy_protocol::Version>,
 }
 
 /// A pool's compiled `retries`.
@@ -291,6 +304,8 @@ pub struct Registry {
     /// Woken when health may have changed (an ejection, a reload): the health
     /// task re-evaluates at once instead of at its next tick.
     pub changed: Notify,
+    /// UDP listeners' session and datagram counters, by listener name.
+    pub udp: crate::l4::udp::Kept,
 }
 
 impl Registry {
@@ -584,6 +599,7 @@ impl Snapshot {
                         max: r.max_backoff.get(),
                     },
                 }),
+                send_proxy: p.send_proxy_protocol.map(|v| v.version()),
                 limits: Limits {
                     max_connections: p.max_connections.unwrap_or(u32::MAX),
                     // A queue as deep as the limit unless set: bounded, and no
@@ -618,6 +634,7 @@ impl Snapshot {
                     keepalive_timeout: l.keepalive_timeout.get(),
                     client_timeout: l.client_timeout.get(),
                     traffic: registry.listener_traffic(name),
+                    gate: crate::listen::accept::Gate::build(l),
                 };
                 (name.clone(), listener)
             })
@@ -625,11 +642,23 @@ impl Snapshot {
         let tcp_listeners = config
             .listeners
             .iter()
-            .filter(|(_, l)| l.protocol == ListenerProtocol::Tcp)
+            .filter(|(_, l)| {
+                matches!(
+                    l.protocol,
+                    ListenerProtocol::Tcp | ListenerProtocol::TlsPassthrough
+                )
+            })
             .filter_map(|(name, l)| {
+                let passthrough = l.protocol == ListenerProtocol::TlsPassthrough;
                 // Validated: a tcp listener names a pool that exists.
-                let pool = pool_names.iter().position(|p| Some(p) == l.pool.as_ref())?;
+                let pool = match passthrough {
+                    true => usize::MAX,
+                    false => pool_names.iter().position(|p| Some(p) == l.pool.as_ref())?,
+                };
                 let listener = TcpListener {
+                    sni: passthrough.then(|| {
+                        fulcrum_core::route::SniTable::build(&config.routes, name, &pool_names)
+                    }),
                     name: name.clone(),
                     pool,
                     idle_timeout: l
@@ -637,16 +666,19 @@ impl Snapshot {
                         .unwrap_or(fulcrum_core::config::DEFAULT_TCP_IDLE_TIMEOUT)
                         .get(),
                     traffic: registry.listener_traffic(name),
+                    gate: crate::listen::accept::Gate::build(l),
                 };
                 Some((name.clone(), listener))
             })
             .collect();
+        let udp_listeners = crate::l4::udp::listeners(&config, &pool_names, &registry.udp);
         Ok(Self {
             generation,
             routes: registry.route_traffic(config.routes.len()),
             config,
             listeners,
             tcp_listeners,
+            udp_listeners,
             pools,
         })
     }

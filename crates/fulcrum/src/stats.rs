@@ -316,10 +316,12 @@ pub fn quantile(buckets: &[u64; SLOTS], q: f64) -> Option<f64> {
 #[derive(Debug)]
 pub struct Traffic {
     shards: Box<[Shard]>,
+    /// A listener's `max_connections` count and refusals (unused for routes).
+    pub admission: crate::listen::cap::Admission,
 }
 
 /// Shards per [`Traffic`]; worker threads beyond it share.
-const SHARDS: usize = 16;
+pub const SHARDS: usize = 16;
 
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -333,6 +335,7 @@ impl Default for Traffic {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            admission: crate::listen::cap::Admission::default(),
         }
     }
 }
@@ -345,6 +348,12 @@ thread_local! {
 /// Picks the calling thread's shard: each worker calls it once with its id.
 pub fn set_shard(worker: usize) {
     SHARD.with(|s| s.set(worker % SHARDS));
+}
+
+/// The calling thread's shard, below [`SHARDS`]: other sharded counters (a udp
+/// listener's datagrams) use the same one.
+pub fn shard() -> usize {
+    SHARD.with(std::cell::Cell::get)
 }
 
 impl Traffic {

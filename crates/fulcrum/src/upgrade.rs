@@ -2,7 +2,10 @@
 //! hands it its listening sockets over a Unix socket (SCM_RIGHTS), as HAProxy,
 //! Envoy and Pingora do. The sockets themselves move, accept queues included, so
 //! no connection is refused at any instant; the old process stops accepting only
-//! once the new one says it serves, then finishes what it has in flight.
+//! once the new one says it serves, then finishes what it has in flight. UDP
+//! listener sockets move the same way, with the datagrams queued in them; UDP
+//! sessions do not (each holds its own backend socket), so a client's next
+//! datagram after the handover starts a new session in the new process.
 //!
 //! ```text
 //! old: SIGUSR2 → bind fulcrum-upgrade-PID.sock → spawn new binary (same args, env
@@ -14,7 +17,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -25,6 +28,8 @@ use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
+
+use crate::listen::socket::Socket;
 
 /// The variable that tells a new process where to fetch its sockets.
 pub const ENV: &str = "FULCRUM_UPGRADE_SOCKET";
@@ -62,7 +67,8 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> UpgradeError {
 }
 
 /// One listener's sockets, as handed over: its name, address and one socket per
-/// worker of the old process.
+/// worker of the old process (TCP or UDP; the new process tells them apart by
+/// their type).
 #[derive(Debug)]
 pub struct Listening {
     /// Listener name in the config (`@admin` for the admin listener).
@@ -70,7 +76,7 @@ pub struct Listening {
     /// The bound address (port 0 resolved).
     pub addr: SocketAddr,
     /// The sockets.
-    pub sockets: Vec<TcpListener>,
+    pub sockets: Vec<Socket>,
 }
 
 /// Starts the new binary and hands it `listening`; returns the new process once it
@@ -176,7 +182,7 @@ fn serve_child(
 /// Sockets inherited from the process this one replaces.
 #[derive(Debug)]
 pub struct Inherited {
-    by_name: HashMap<String, (SocketAddr, Vec<TcpListener>)>,
+    by_name: HashMap<String, (SocketAddr, Vec<Socket>)>,
     stream: UnixStream,
 }
 
@@ -240,8 +246,9 @@ impl Inherited {
             let sockets = fds
                 .by_ref()
                 .take(n)
-                .map(TcpListener::from)
-                .collect::<Vec<_>>();
+                .map(Socket::from_fd)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io("read a received socket's type"))?;
             if sockets.len() != n {
                 return Err(UpgradeError::Message("fewer sockets than listed".into()));
             }
@@ -252,7 +259,7 @@ impl Inherited {
 
     /// The sockets of listener `name` if it was bound to `addr` (or to a port-0
     /// address now resolved): a listener whose address changed binds anew.
-    pub fn take(&mut self, name: &str, addr: SocketAddr) -> Option<(SocketAddr, Vec<TcpListener>)> {
+    pub fn take(&mut self, name: &str, addr: SocketAddr) -> Option<(SocketAddr, Vec<Socket>)> {
         let (bound, _) = self.by_name.get(name)?;
         let same = *bound == addr || (addr.port() == 0 && bound.ip() == addr.ip());
         if !same {

@@ -6,6 +6,7 @@
 
 mod address;
 mod backend;
+mod cidr;
 mod duration;
 mod health;
 mod locate;
@@ -37,6 +38,7 @@ use std::num::NonZeroU32;
 
 use serde::Deserialize;
 
+pub use cidr::{Cidr, ProxyProtocolConfig};
 pub use duration::{Duration, DurationError};
 pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
 pub use retries::{Percent, RetriesConfig, RetryOn};
@@ -158,7 +160,33 @@ pub struct ListenerConfig {
     /// closed; only for tcp listeners. Default (when unset): one hour.
     #[serde(default)]
     pub idle_timeout: Option<Duration>,
+    /// Client connections open at once on a tcp or http listener; past it a new
+    /// connection is closed at once (counted), never queued. Unlimited when unset.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// PROXY protocol header every connection must start with (`"v1"` or `"v2"`);
+    /// its address becomes the client's. Needs `proxy_protocol_from`.
+    #[serde(default)]
+    pub proxy_protocol: Option<ProxyProtocolConfig>,
+    /// Networks (`"10.0.0.0/8"`, `"::1"`) allowed to send the PROXY header; a
+    /// connection from elsewhere is closed.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<String>,
+    /// A udp listener's session (one client address) ends after this long with no
+    /// datagram either way. Default (when unset): 60 s.
+    #[serde(default)]
+    pub session_idle_timeout: Option<Duration>,
+    /// Most sessions a udp listener keeps; past it the one idle longest goes first.
+    /// Default (when unset): 65,536.
+    #[serde(default)]
+    pub max_sessions: Option<u32>,
 }
+
+/// A udp listener's `session_idle_timeout` when the config leaves it out.
+pub const DEFAULT_UDP_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A udp listener's `max_sessions` when the config leaves it out.
+pub const DEFAULT_UDP_MAX_SESSIONS: u32 = 65_536;
 
 /// A tcp listener's `idle_timeout` when the config leaves it out.
 pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -174,7 +202,7 @@ pub enum ListenerProtocol {
     Https,
     /// Plain TCP proxy to the listener's `pool`.
     Tcp,
-    /// UDP proxy (not yet served).
+    /// UDP proxy to the listener's `pool`: one session per client address.
     Udp,
     /// TLS passthrough by SNI (not yet served).
     TlsPassthrough,
@@ -237,6 +265,11 @@ pub struct RouteConfig {
     /// Longest life of an upgraded connection; unlimited when unset.
     #[serde(default)]
     pub max_stream_duration: Option<Duration>,
+    /// Server name a TLS ClientHello must carry, exact or `*.example.com`, on a
+    /// `tls-passthrough` listener (the route names it); unset matches any name or
+    /// none.
+    #[serde(default)]
+    pub sni: Option<String>,
 }
 
 impl Default for RouteConfig {
@@ -259,6 +292,7 @@ impl Default for RouteConfig {
             upgrades: defaults::upgrades(),
             stream_idle_timeout: defaults::stream_idle_timeout(),
             max_stream_duration: None,
+            sni: None,
         }
     }
 }
@@ -359,6 +393,10 @@ pub struct PoolConfig {
     /// at once. Unlimited when unset.
     #[serde(default)]
     pub max_requests: Option<u32>,
+    /// PROXY protocol header (`"v1"` or `"v2"`) sent first on every backend
+    /// connection, carrying the client's address. Unset: none.
+    #[serde(default)]
+    pub send_proxy_protocol: Option<ProxyProtocolConfig>,
 }
 
 /// `sticky` of a pool: `{ cookie = "NAME", ttl = "1h", secret = "..." }`.

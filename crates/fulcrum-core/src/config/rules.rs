@@ -106,30 +106,49 @@ fn listeners<'c>(c: &mut Checker<'_>, config: &'c Config) -> Vec<(SocketAddr, &'
     if config.listeners.is_empty() && !c.gaps.within(&key("listeners")) {
         c.report(key("listeners"), "no listeners");
     }
-    let mut binds: Vec<(SocketAddr, &str, usize)> = Vec::new();
+    let mut binds: Vec<(SocketAddr, &str, usize, bool)> = Vec::new();
     for (name, listener) in &config.listeners {
         let path = key("listeners").key(name);
         check_listener(c, config, &path, listener);
+        if listener.protocol == ListenerProtocol::TlsPassthrough
+            && !c.gaps.covers(&path.key("protocol"))
+            && !c.gaps.within(&key("routes"))
+            && !config
+                .routes
+                .iter()
+                .any(|r| r.listener.as_deref() == Some(name.as_str()))
+        {
+            c.report(
+                path.key("protocol"),
+                "a tls-passthrough listener needs [[routes]] with listener = this one (and sni)",
+            );
+        }
         if let Ok(addr) = address::bind(&listener.address) {
-            binds.push((addr, name, (c.line_of)(&path)));
+            let udp = listener.protocol == ListenerProtocol::Udp;
+            binds.push((addr, name, (c.line_of)(&path), udp));
         }
     }
-    // Report each clash once, on the listener further down the file.
-    binds.sort_by_key(|&(_, _, line)| line);
-    for (i, &(addr, name, _)) in binds.iter().enumerate() {
+    // Report each clash once, on the listener further down the file. A UDP and a
+    // TCP socket never clash: they are different ports to the kernel.
+    binds.sort_by_key(|&(_, _, line, _)| line);
+    for (i, &(addr, name, _, udp)) in binds.iter().enumerate() {
         if addr.port() == 0 {
             continue;
         }
         let path = key("listeners").key(name).key("address");
-        let earlier = binds[..i].iter().find_map(|&(other, other_name, _)| {
-            let same = other == addr;
-            // SO_REUSEPORT would let 0.0.0.0:80 and 127.0.0.1:80 both bind and share
-            // the traffic unpredictably, so an overlap is a clash too.
-            let overlap = other.port() == addr.port()
-                && other.is_ipv4() == addr.is_ipv4()
-                && (other.ip().is_unspecified() || addr.ip().is_unspecified());
-            (same || overlap).then_some((same, other_name))
-        });
+        let earlier =
+            binds[..i]
+                .iter()
+                .filter(|b| b.3 == udp)
+                .find_map(|&(other, other_name, _, _)| {
+                    let same = other == addr;
+                    // SO_REUSEPORT would let 0.0.0.0:80 and 127.0.0.1:80 both bind and share
+                    // the traffic unpredictably, so an overlap is a clash too.
+                    let overlap = other.port() == addr.port()
+                        && other.is_ipv4() == addr.is_ipv4()
+                        && (other.ip().is_unspecified() || addr.ip().is_unspecified());
+                    (same || overlap).then_some((same, other_name))
+                });
         match earlier {
             Some((true, other)) => c.report(
                 path,
@@ -142,7 +161,7 @@ fn listeners<'c>(c: &mut Checker<'_>, config: &'c Config) -> Vec<(SocketAddr, &'
             None => {}
         }
     }
-    binds.into_iter().map(|(a, n, _)| (a, n)).collect()
+    binds.into_iter().map(|(a, n, _, _)| (a, n)).collect()
 }
 
 fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &ListenerConfig) {
@@ -150,10 +169,11 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
         c.report(path.key("address"), why);
     }
     let protocol = match l.protocol {
-        ListenerProtocol::Http | ListenerProtocol::Tcp => None,
+        ListenerProtocol::Http
+        | ListenerProtocol::Tcp
+        | ListenerProtocol::Udp
+        | ListenerProtocol::TlsPassthrough => None,
         ListenerProtocol::Https => Some("https"),
-        ListenerProtocol::Udp => Some("udp"),
-        ListenerProtocol::TlsPassthrough => Some("tls-passthrough"),
     };
     if let Some(protocol) = protocol {
         c.report(
@@ -162,8 +182,10 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
         );
     }
     // With its protocol lost, whether the listener is http is unknown.
-    let http = matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https)
-        && !c.gaps.covers(&path.key("protocol"));
+    let http = matches!(
+        l.protocol,
+        ListenerProtocol::Http | ListenerProtocol::Https | ListenerProtocol::TlsPassthrough
+    ) && !c.gaps.covers(&path.key("protocol"));
     match &l.pool {
         Some(_) if http => c.report(
             path.key("pool"),
@@ -174,13 +196,8 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
         }
         _ => {}
     }
-    if l.protocol == ListenerProtocol::Tcp && !c.gaps.covers(&path.key("protocol")) {
-        l4::check_tcp(c, config, path, l);
-    } else if l.idle_timeout.is_some() && !c.gaps.covers(&path.key("protocol")) {
-        c.report(
-            path.key("idle_timeout"),
-            "only tcp listeners have idle_timeout (http uses keepalive_timeout)",
-        );
+    if !c.gaps.covers(&path.key("protocol")) {
+        l4::check_layer4(c, config, path, l);
     }
     if !(1024..=1_048_576).contains(&l.max_header_bytes) {
         c.report(
@@ -199,6 +216,7 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
 }
 
 fn check_pool(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
+    l4::check_send_proxy(c, path, pool);
     let backends = path.key("backends");
     if pool.backends.is_empty() {
         c.report(backends.clone(), "pool has no backends");
@@ -335,6 +353,10 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
                 unknown("listener", name, &config.listeners),
             ),
             Some(_) if c.gaps.covers(&listener.key("protocol")) => {}
+            Some(l) if l.protocol == ListenerProtocol::TlsPassthrough => {
+                l4::check_sni_route(c, path, route);
+                return;
+            }
             Some(l) if !matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https) => {
                 c.report(
                     path.key("listener"),
@@ -343,6 +365,12 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
             }
             Some(_) => {}
         }
+    }
+    if route.sni.is_some() {
+        c.report(
+            path.key("sni"),
+            "sni routes a tls-passthrough listener: name it with listener",
+        );
     }
     check_streams(c, path, route);
     if let Some(host) = &route.host {

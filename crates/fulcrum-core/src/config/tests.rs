@@ -52,7 +52,7 @@ fn reference_config_is_valid() {
         config.pools["grpc"].upstream_timeout,
         Duration::from_secs(90)
     );
-    assert_eq!(config.routes.len(), 6);
+    assert_eq!(config.routes.len(), 7);
     assert_eq!(config.routes[3].jwt_claim["role"], "admin");
     assert_eq!(
         config.routes[2].method,
@@ -365,8 +365,8 @@ fn route_rules() {
     );
     let text = format!("{BASE}[listeners.db]\naddress = \"0.0.0.0:1\"\nprotocol = \"udp\"\npool = \"api\"\n[[routes]]\nlistener = \"db\"\npool = \"api\"\n");
     assert_eq!(
-        errors(&text)[1],
-        "f.toml:14: routes[1].listener: listener \"db\" is not an http listener; it uses its pool"
+        errors(&text),
+        ["f.toml:14: routes[1].listener: listener \"db\" is not an http listener; it uses its pool"]
     );
     let text = BASE.replace("\n[pools.api]\nbackends = [\"127.0.0.1:9001\"]\n", "");
     assert_eq!(

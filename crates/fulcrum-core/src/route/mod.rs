@@ -40,11 +40,13 @@ use crate::jwt::{JwtKey, RequestTokens};
 mod hash;
 mod host;
 pub mod predicate;
+mod sni;
 
 use hash::FxBuild;
 use host::HostPattern;
 pub use predicate::{Fields, Headers, NoHeaders};
 use predicate::{Matching, Predicates};
+pub use sni::SniTable;
 
 /// What routing looks at in a request head.
 #[derive(Clone, Copy)]

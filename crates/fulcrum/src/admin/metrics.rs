@@ -3,6 +3,8 @@
 //! families are encoded straight from each backend's [`Stats`](crate::stats::Stats)
 //! and each pool's `PoolState`, so a scrape costs the scraper, not the proxy.
 
+mod udp;
+
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::pin::Pin;
@@ -230,6 +232,7 @@ impl PromCollector for Collector {
         encode_backends(&mut enc, &snap)?;
         encode_pools(&mut enc, &snap, &self.registry)?;
         encode_traffic(&mut enc, &snap)?;
+        udp::encode(&mut enc, &snap)?;
         encode_process(&mut enc, &snap, &self.process)
     }
 }
@@ -599,6 +602,24 @@ fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Resu
             for (name, traffic) in &listeners {
                 let (accepted, _) = traffic.connections();
                 counter(&mut m, &Labels::front("listener", name), accepted)?;
+            }
+            Ok(())
+        },
+    )?;
+    family(
+        enc,
+        (
+            "fulcrum_listener_refused_connections",
+            "Client connections closed unserved: over max_connections, or for their PROXY header.",
+            None,
+            Counter,
+        ),
+        |mut m| {
+            for (name, traffic) in &listeners {
+                let base = Labels::front("listener", name);
+                let (over_cap, proxy) = traffic.admission.refused();
+                counter(&mut m, &base.with("reason", "max_connections"), over_cap)?;
+                counter(&mut m, &base.with("reason", "proxy_protocol"), proxy)?;
             }
             Ok(())
         },

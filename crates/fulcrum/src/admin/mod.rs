@@ -205,7 +205,10 @@ pub fn start(
         .map_err(|_| bind_err(std::io::ErrorKind::InvalidInput.into()))?;
     let taken = inherited
         .and_then(|i| i.take(HANDOVER_NAME, addr))
-        .and_then(|(_, mut sockets)| sockets.pop());
+        .and_then(|(_, mut sockets)| match sockets.pop() {
+            Some(crate::listen::socket::Socket::Tcp(socket)) => Some(socket),
+            _ => None,
+        });
     let socket = match taken {
         Some(socket) => socket,
         None => std::net::TcpListener::bind(addr).map_err(bind_err)?,
@@ -220,7 +223,9 @@ pub fn start(
     let copy = crate::upgrade::Listening {
         name: HANDOVER_NAME.to_owned(),
         addr: actual,
-        sockets: vec![socket.try_clone().map_err(bind_err)?],
+        sockets: vec![crate::listen::socket::Socket::Tcp(
+            socket.try_clone().map_err(bind_err)?,
+        )],
     };
     Ok((serve(socket, Arc::new(admin)), copy))
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use fulcrum_core::balance::BackendKey;
 use fulcrum_core::config::HealthCheckConfig;
 use fulcrum_core::health::{pool_verdict, warm_share_permille, State, DEFAULT_JITTER_FRACTION};
+use fulcrum_core::proxy_protocol::Version;
 use tokio::task::JoinHandle;
 
 use crate::clock;
@@ -33,6 +34,8 @@ const TICK: Duration = Duration::from_millis(100);
 struct Running {
     addr: SocketAddr,
     check: HealthCheckConfig,
+    /// The pool's `send_proxy_protocol`: a change restarts the probe too.
+    send_proxy: Option<Version>,
     task: JoinHandle<()>,
 }
 
@@ -62,22 +65,23 @@ pub async fn run(shared: Shared, registry: Arc<Registry>) {
             for pool in &snap.pools {
                 let Some(check) = &pool.check else { continue };
                 for (b, m) in pool.backends.iter().zip(&pool.members) {
-                    wanted.insert((pool.name.clone(), b.key.clone()), (b.addr, check, m));
+                    let probe = (b.addr, check, pool.send_proxy, m);
+                    wanted.insert((pool.name.clone(), b.key.clone()), probe);
                 }
             }
             probes.retain(|k, r| {
-                wanted
-                    .get(k)
-                    .is_some_and(|(addr, check, _)| *addr == r.addr && **check == r.check)
+                wanted.get(k).is_some_and(|(addr, check, send_proxy, _)| {
+                    *addr == r.addr && **check == r.check && *send_proxy == r.send_proxy
+                })
             });
-            for (k, (addr, check, m)) in wanted {
+            for (k, (addr, check, send_proxy, m)) in wanted {
                 if probes.contains_key(&k) {
                     continue;
                 }
                 seed = splitmix(seed);
                 let task = tokio::spawn(probe_loop(
                     m.clone(),
-                    addr,
+                    (addr, send_proxy),
                     check.clone(),
                     registry.clone(),
                     seed,
@@ -87,6 +91,7 @@ pub async fn run(shared: Shared, registry: Arc<Registry>) {
                     Running {
                         addr,
                         check: check.clone(),
+                        send_proxy,
                         task,
                     },
                 );
@@ -192,7 +197,7 @@ fn release(m: &Member) {
 /// pool's probes never start in lockstep), then every interval ± jitter.
 async fn probe_loop(
     m: Arc<Member>,
-    addr: SocketAddr,
+    (addr, send_proxy): (SocketAddr, Option<Version>),
     check: HealthCheckConfig,
     registry: Arc<Registry>,
     mut seed: u64,
@@ -205,7 +210,7 @@ async fn probe_loop(
     let jitter = interval.mul_f64(fraction.clamp(0.0, 1.0));
     tokio::time::sleep(jitter.mul_f64(unit(seed))).await;
     loop {
-        let result = probe::probe(addr, &check).await;
+        let result = probe::probe(addr, &check, send_proxy).await;
         if let Err(error) = &result {
             tracing::debug!(pool = %m.pool, backend = %m.key.0, %error, "probe failed");
         }

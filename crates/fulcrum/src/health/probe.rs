@@ -1,6 +1,8 @@
 //! One active probe: a TCP connect, an HTTP request, a TLS handshake or a gRPC
 //! health check, each within the check's `timeout`. A probe opens its own connection and closes it,
-//! so it tests what a new request would meet, never a pooled socket.
+//! so it tests what a new request would meet, never a pooled socket. To a pool that
+//! sends the PROXY protocol, it first sends a header naming no client (v1 `UNKNOWN`,
+//! v2 `LOCAL`): such backends refuse a connection without one.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fulcrum_core::config::{CheckKind, HealthCheckConfig};
+use fulcrum_core::proxy_protocol::Version;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified};
 use rustls::pki_types::CertificateDer;
 use rustls::DigitallySignedStruct;
@@ -43,10 +46,15 @@ pub enum ProbeError {
     Tls(std::io::Error),
 }
 
-/// Runs one probe of `check` against `addr`; `Ok` when it passes.
-pub async fn probe(addr: SocketAddr, check: &HealthCheckConfig) -> Result<(), ProbeError> {
+/// Runs one probe of `check` against `addr`, after a PROXY header of `send_proxy`
+/// when the pool sends one; `Ok` when it passes.
+pub async fn probe(
+    addr: SocketAddr,
+    check: &HealthCheckConfig,
+    send_proxy: Option<Version>,
+) -> Result<(), ProbeError> {
     let limit = check.timeout.get();
-    match tokio::time::timeout(limit, run(addr, check, limit)).await {
+    match tokio::time::timeout(limit, run(addr, check, send_proxy, limit)).await {
         Ok(result) => result,
         Err(_) => Err(ProbeError::Timeout),
     }
@@ -55,9 +63,11 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheckConfig) -> Result<(), Pr
 async fn run(
     addr: SocketAddr,
     check: &HealthCheckConfig,
+    send_proxy: Option<Version>,
     limit: Duration,
 ) -> Result<(), ProbeError> {
-    let stream = upstream::connect(addr, limit)
+    let header = send_proxy.map(|v| upstream::proxy_header(v, None));
+    let stream = upstream::connect_with(addr, limit, header.as_deref().unwrap_or_default())
         .await
         .map_err(ProbeError::Connect)?;
     match check.effective_kind() {

@@ -10,11 +10,16 @@
 //! detection, a failed one as a gateway failure. Its access log line and backend
 //! counters use status 200 once a backend is connected, 502 when every connect
 //! failed and 503 when the pool had no backend or was over its limits.
+//!
+//! A pool with `send_proxy_protocol` gets the client's PROXY header first on each
+//! connection, as part of the connect: a backend that requires it refuses a
+//! connection without it, so a failed write counts as a failed connect.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
+use bytes::BytesMut;
 use tokio::net::TcpStream;
 
 use super::splice::{splice, Ended};
@@ -26,8 +31,16 @@ use crate::stats::{ErrorKind, Open};
 use crate::upstream::{self, Lease};
 use crate::worker::{Busy, Worker};
 
-/// Proxies one client connection of tcp listener `listener` until it ends.
-pub async fn serve(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, listener: Rc<str>) {
+/// Proxies one client connection of tcp listener `listener` until it ends. `peer`
+/// is the client (a PROXY header's source when the listener takes one) and `early`
+/// the client's bytes that arrived with that header: they go to the backend first.
+pub async fn serve(
+    w: Rc<Worker>,
+    client: TcpStream,
+    peer: SocketAddr,
+    early: BytesMut,
+    listener: Rc<str>,
+) {
     let started = Instant::now();
     // Held to the end: a reload meanwhile applies to the next connection.
     let snap = w.shared.load_full();
@@ -37,23 +50,64 @@ pub async fn serve(w: Rc<Worker>, client: TcpStream, peer: SocketAddr, listener:
     let _open = Open::new(l.traffic.clone());
     // A connection in progress is work that shutdown waits for (up to its deadline).
     let _busy = Busy::new(&w);
-    let Some(pool) = snap.pools.get(l.pool) else {
-        return;
-    };
     let _ = client.set_nodelay(true);
     let mut e = Entry {
         listener: &l.name,
         listener_traffic: Some(&l.traffic),
         client: Some(peer),
         proto: "TCP",
-        pool: &pool.name,
         ..Entry::default()
     };
-    if let Err(err) = proxy_to(&w, l, pool, &client, peer, &mut e).await {
+    let sni;
+    let (index, early) = match &l.sni {
+        None => (l.pool, early),
+        Some(table) => {
+            e.proto = "TLS";
+            let peeked = super::passthrough::read_sni(&client, l.gate.header_timeout).await;
+            let (name, mut bytes) = match peeked {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::debug!(listener = %l.name, %peer, error = %err, "tls passthrough refused");
+                    return finish(&w, e, started, 400, err.to_string());
+                }
+            };
+            // Bytes the PROXY header carried in come before the ClientHello.
+            if !early.is_empty() {
+                let mut all = early;
+                all.unsplit(bytes);
+                bytes = all;
+            }
+            sni = name;
+            e.host = sni.as_deref().unwrap_or("");
+            let Some(route) = table.find(sni.as_deref()) else {
+                tracing::debug!(listener = %l.name, %peer, sni = e.host, "no route for the server name");
+                return finish(&w, e, started, 404, "no route for the server name".into());
+            };
+            e.route = Some(route.index);
+            e.route_traffic = snap.routes.get(route.index).map(|t| &**t);
+            (route.pool, bytes)
+        }
+    };
+    let Some(pool) = snap.pools.get(index) else {
+        return;
+    };
+    e.pool = &pool.name;
+    if let Err(err) = proxy_to(&w, l, pool, (&client, peer), early, &mut e).await {
         tracing::debug!(listener = %l.name, %peer, error = %err, "tcp connection not proxied");
         e.status = err.status();
         e.error = Some(err.to_string());
     }
+    e.duration = started.elapsed();
+    crate::stats::record(&e);
+    if w.log.enabled() {
+        w.log.write(&e);
+    }
+}
+
+/// Logs and counts a connection that ended before reaching a backend.
+fn finish(w: &Worker, mut e: Entry<'_>, started: Instant, status: u16, error: String) {
+    e.status = status;
+    e.error = Some(error);
     e.duration = started.elapsed();
     crate::stats::record(&e);
     if w.log.enabled() {
@@ -66,8 +120,8 @@ async fn proxy_to<'s>(
     w: &Rc<Worker>,
     l: &TcpListener,
     pool: &'s Pool,
-    client: &TcpStream,
-    peer: SocketAddr,
+    (client, peer): (&TcpStream, SocketAddr),
+    mut early: BytesMut,
     e: &mut Entry<'s>,
 ) -> Result<(), ProxyError> {
     let _admitted = proxy::admit(pool)?;
@@ -78,13 +132,18 @@ async fn proxy_to<'s>(
         .as_ref()
         .and_then(|key| key.hash(peer.ip(), "", |_| None));
     let mut attempts = Attempts::new(pool, hash, Pinned::default(), false);
+    let header = pool.send_proxy.map(|v| {
+        let local = client.local_addr().ok();
+        upstream::proxy_header(v, local.map(|local| (peer, local)))
+    });
     let (up, backend, _lease) = loop {
         let Some(backend) = attempts.next(w, e).await else {
             return Err(attempts.exhausted());
         };
         let lease = Lease::new(&backend.state);
         let connecting = Instant::now();
-        match upstream::connect(backend.addr, pool.connect_timeout).await {
+        let header = header.as_deref().unwrap_or_default();
+        match upstream::connect_with(backend.addr, pool.connect_timeout, header).await {
             Ok(up) => {
                 let took = connecting.elapsed();
                 pool.state.connect.observe(took);
@@ -107,9 +166,21 @@ async fn proxy_to<'s>(
     e.status = 200;
     let _open = attempts.member().map(|m| m.stats.stream_opened());
     let spliced = Instant::now();
+    // Bytes that came with the client's own PROXY header are its stream's start;
+    // their buffer goes back before the splice, which holds none while quiet.
+    let early_len = early.len() as u64;
+    if !early.is_empty() {
+        if let Err(err) = crate::io::write_all(&up, &early, l.idle_timeout).await {
+            tracing::warn!(backend = %backend.addr, pool = %pool.name, error = %err, "tcp backend failed");
+            e.error = Some(format!("backend: {err}"));
+            return Ok(());
+        }
+        early.clear();
+    }
+    crate::io::recycle(early);
     let done = splice(client, &up, l.idle_timeout).await;
     pool.state.streams.observe(spliced.elapsed());
-    e.bytes_in = done.forward;
+    e.bytes_in = done.forward + early_len;
     e.bytes_out = done.backward;
     match done.ended {
         Ended::Closed => {}

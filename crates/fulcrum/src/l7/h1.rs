@@ -29,6 +29,8 @@ use crate::worker::{Busy, Worker};
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves one client connection until it closes, times out or shutdown ends it.
+/// `peer` is the client (a PROXY header's source when the listener takes one) and
+/// `buf` what the client sent after that header: the start of its first request.
 ///
 /// A plain fn returning an `async move` block: an `async fn` would store its arguments
 /// twice, and this future is what every idle connection costs.
@@ -37,6 +39,7 @@ pub fn serve(
     w: Rc<Worker>,
     io: TcpStream,
     peer: SocketAddr,
+    mut buf: BytesMut,
     listener: Rc<str>,
 ) -> impl std::future::Future<Output = ()> {
     async move {
@@ -48,7 +51,6 @@ pub fn serve(
             .listeners
             .get(&*listener)
             .map(|l| Open::new(l.traffic.clone()));
-        let mut buf = BytesMut::new();
         let mut first = true;
         loop {
             if buf.is_empty() {
@@ -183,7 +185,15 @@ async fn exchange(
             return false;
         }
     };
-    let hb = buf.split_to(head.len).freeze();
+    // An upgrade's head is copied out rather than split off, so it does not keep the
+    // connection's read buffer allocated through a socket's hours of life.
+    let hb = if head.upgrade {
+        let hb = bytes::Bytes::copy_from_slice(buf.get(..head.len).unwrap_or_default());
+        bytes::Buf::advance(buf, head.len);
+        hb
+    } else {
+        buf.split_to(head.len).freeze()
+    };
     if head.version == Version::Http10 {
         e.proto = "HTTP/1.0";
     }
@@ -388,6 +398,11 @@ async fn to_h1<'h>(
     let head_len = out.len();
     let replayable = head.body == Framing::Empty && retry::is_retryable_method(req.method);
     let mut attempts = proxy::Attempts::new(pool, req.hash, req.pinned, replayable);
+    // Looked up only for a pool that sends a PROXY header.
+    let ends = pool
+        .send_proxy
+        .and_then(|_| io.local_addr().ok())
+        .map(|local| (req.peer, local));
     while let Some(backend) = attempts.next(w, e).await {
         // Queued for a connection slot before counting as in flight on the backend:
         // a waiting request must not skew least-connections or hold up a drain.
@@ -395,7 +410,7 @@ async fn to_h1<'h>(
         let _lease = Lease::new(&backend.state);
         let set_cookie = attempts.set_cookie();
         loop {
-            let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {
+            let (upc, reused) = match proxy::h1_conn(w, pool, backend, ends).await {
                 Ok(c) => c,
                 Err(err) => {
                     attempts.failed(w, err);
@@ -420,7 +435,7 @@ async fn to_h1<'h>(
             };
             match attempt.run(buf, &mut out, e).await {
                 Ok((keep, reusable)) => {
-                    if reusable {
+                    if reusable && pool.send_proxy.is_none() {
                         w.h1_pool.put(backend.addr, upc, pool.max_idle);
                     }
                     return Ok(keep);

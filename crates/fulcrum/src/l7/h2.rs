@@ -42,6 +42,9 @@ pub async fn serve(
         return;
     };
     let (keepalive, header_timeout) = (l.keepalive_timeout, l.header_timeout);
+    // The destination a PROXY header names toward a pool that sends one; looked up
+    // once per connection rather than per stream.
+    let local = io.local_addr().ok();
     let max_header = u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX);
     drop(snap);
     let io = Rewind {
@@ -74,7 +77,7 @@ pub async fn serve(
                     active.set(active.get() + 1);
                     let (w, listener, active, done) = (w.clone(), listener.clone(), active.clone(), done.clone());
                     tokio::task::spawn_local(async move {
-                        handle(&w, req, respond, peer, &listener).await;
+                        handle(&w, req, respond, (peer, local), &listener).await;
                         active.set(active.get() - 1);
                         done.notify_waiters();
                     });
@@ -95,7 +98,7 @@ async fn handle(
     w: &Rc<Worker>,
     req: Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, Option<SocketAddr>),
     listener: &str,
 ) {
     let started = Instant::now();
@@ -136,7 +139,8 @@ async fn handle(
         .headers
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|ct| fulcrum_core::grpc::is_grpc(ct.as_bytes()));
-    let result = forward(w, &snap, l, &parts, body, &mut respond, peer, &mut e).await;
+    let ends = (peer, local);
+    let result = forward(w, &snap, l, &parts, body, &mut respond, ends, &mut e).await;
     if let Err(err) = result {
         if e.status == 0 {
             if grpc {
@@ -212,9 +216,10 @@ async fn forward<'s>(
     parts: &http::request::Parts,
     body: h2::RecvStream,
     respond: &mut h2::server::SendResponse<Bytes>,
-    peer: SocketAddr,
+    ends: (SocketAddr, Option<SocketAddr>),
     e: &mut Entry<'s>,
 ) -> Result<(), ProxyError> {
+    let peer = ends.0;
     let method = parts.method.as_str();
     let websocket = super::h2_ws::is_websocket(parts);
     if parts.method == http::Method::CONNECT && !websocket {
@@ -262,7 +267,7 @@ async fn forward<'s>(
     let _admitted = proxy::admit(pool)?;
     if websocket {
         return super::h2_ws::bridge(
-            w, snap, route, pool, parts, &t, body, respond, peer, pinned, hash, e,
+            w, snap, route, pool, parts, &t, body, respond, ends, pinned, hash, e,
         )
         .await;
     }
@@ -278,7 +283,7 @@ async fn forward<'s>(
                 framing,
                 src,
                 respond,
-                peer,
+                ends,
                 (hash, pinned),
                 e,
             )
@@ -298,7 +303,7 @@ async fn to_h1<'s>(
     framing: Framing,
     src: H2Source,
     respond: &mut h2::server::SendResponse<Bytes>,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, Option<SocketAddr>),
     (hash, pinned): (Option<u64>, proxy::Pinned),
     e: &mut Entry<'s>,
 ) -> Result<(), ProxyError> {
@@ -334,7 +339,8 @@ async fn to_h1<'s>(
         let _slot = proxy::conn_slot(pool).await?;
         let _lease = Lease::new(&backend.state);
         loop {
-            let (upc, reused) = match proxy::h1_conn(w, pool, backend).await {
+            let ends = local.map(|local| (peer, local));
+            let (upc, reused) = match proxy::h1_conn(w, pool, backend, ends).await {
                 Ok(c) => c,
                 Err(err) => {
                     attempts.failed(w, err);
@@ -452,7 +458,7 @@ async fn to_h1<'s>(
                 }
                 reusable = rh.keep_alive && done && resp_buf.is_empty();
             }
-            if reusable && body_ok {
+            if reusable && body_ok && pool.send_proxy.is_none() {
                 w.h1_pool.put(backend.addr, upc, pool.max_idle);
             }
             return Ok(());

@@ -66,7 +66,7 @@ pub async fn bridge<'s>(
     t: &Target<'_>,
     mut body: h2::RecvStream,
     respond: &mut h2::server::SendResponse<Bytes>,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, Option<SocketAddr>),
     pinned: Pinned,
     hash: Option<u64>,
     e: &mut Entry<'s>,
@@ -111,7 +111,8 @@ pub async fn bridge<'s>(
     while let Some(backend) = attempts.next(w, e).await {
         let _slot = proxy::conn_slot(pool).await?;
         let _lease = Lease::new(&backend.state);
-        let up = match proxy::h1_conn(w, pool, backend).await {
+        let ends = local.map(|local| (peer, local));
+        let up = match proxy::h1_conn(w, pool, backend, ends).await {
             Ok((up, _)) => up,
             Err(err) => {
                 attempts.failed(w, err);

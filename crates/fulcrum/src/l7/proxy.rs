@@ -559,16 +559,26 @@ pub fn observed(
 }
 
 /// An HTTP/1.1 connection to `backend`: an idle pooled one (`true`: reused) or a new one.
+///
+/// A pool that sends a PROXY header always gets a new connection, its header naming
+/// `ends` (the client and the local address it reached): the header is once per
+/// connection, so a connection that carried one client's header never carries
+/// another client's requests, and callers do not pool it.
 pub async fn h1_conn(
     w: &Worker,
     pool: &Pool,
     backend: &Backend,
+    ends: Option<(SocketAddr, SocketAddr)>,
 ) -> Result<(TcpStream, bool), ProxyError> {
-    if let Some(s) = w.h1_pool.take(backend.addr, pool.idle_timeout) {
-        return Ok((s, true));
+    let header = pool.send_proxy.map(|v| upstream::proxy_header(v, ends));
+    if header.is_none() {
+        if let Some(s) = w.h1_pool.take(backend.addr, pool.idle_timeout) {
+            return Ok((s, true));
+        }
     }
     let started = std::time::Instant::now();
-    match upstream::connect(backend.addr, pool.connect_timeout).await {
+    let header = header.as_deref().unwrap_or_default();
+    match upstream::connect_with(backend.addr, pool.connect_timeout, header).await {
         Ok(s) => {
             pool.state.connect.observe(started.elapsed());
             Ok((s, false))

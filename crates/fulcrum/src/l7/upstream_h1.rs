@@ -161,15 +161,20 @@ impl Exchange<'_> {
     /// After a `101`: sends `out` (the switching head and any bytes that followed it)
     /// to the client and the client's early bytes to the backend, then splices both
     /// ways until the stream ends, idles past the route's limit, or outlives it.
-    async fn switched(&self, out: &[u8], early: &mut BytesMut, u: Upgrade<'_>, e: &mut Entry<'_>) {
+    async fn switched(
+        &self,
+        out: Vec<u8>,
+        early: &mut BytesMut,
+        u: Upgrade<'_>,
+        e: &mut Entry<'_>,
+    ) {
         let open = self.attempts.member().map(|m| m.stats.stream_opened());
         let started = Instant::now();
         let sent = async {
-            io::write_all(self.io, out, self.l.client_timeout).await?;
+            io::write_all(self.io, &out, self.l.client_timeout).await?;
             if !early.is_empty() {
                 io::write_all(self.up, early, self.pool.upstream_timeout).await?;
                 e.bytes_in += early.len() as u64;
-                early.clear();
             }
             Ok::<(), IoError>(())
         };
@@ -178,6 +183,9 @@ impl Exchange<'_> {
             return;
         }
         e.bytes_out = out.len() as u64;
+        io::recycle_vec(out);
+        // The connection ends with the stream: its read buffer is not needed again.
+        *early = BytesMut::new();
         let splice = crate::l4::splice(self.io, self.up, u.idle);
         let done = match u.max {
             Some(max) => tokio::time::timeout(max, splice).await.ok(),
@@ -324,7 +332,9 @@ impl Exchange<'_> {
             http1::write_switching_head(&mut out, rh.fields(&rhb), upgrade.protocol);
             // Bytes the backend sent after its head belong to the new protocol.
             out.extend_from_slice(&resp_buf);
-            self.switched(&out, buf, upgrade, e).await;
+            // A socket may idle for hours: hold none of the exchange's buffers.
+            drop((rhb, resp_buf));
+            self.switched(out, buf, upgrade, e).await;
             return Ok((false, false));
         }
         super::proxy::observed(

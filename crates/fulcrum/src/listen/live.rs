@@ -1,29 +1,45 @@
 //! Listeners that follow the config. A reload binds every listener it adds or
 //! moves before the new config is published (a port in use fails the reload and
 //! changes nothing), then hands each worker its socket; a listener whose address
-//! did not change keeps its sockets, accept queues and connections.
+//! did not change keeps its sockets, accept queues and connections (a udp
+//! listener: its sockets and sessions).
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use fulcrum_core::config::{Config, ListenerProtocol};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::socket::Socket;
 use crate::upgrade::Listening;
 
-/// Whether listeners speaking `protocol` get TCP sockets: http and tcp so far.
-/// Workers tell them apart by the snapshot's listener maps when they accept.
+/// Whether listeners speaking `protocol` get sockets: TCP ones for http, tcp and
+/// tls-passthrough (workers tell them apart by the snapshot's listener maps when
+/// they accept), UDP ones for udp (see [`is_udp`]).
 pub fn is_bound(protocol: ListenerProtocol) -> bool {
-    matches!(protocol, ListenerProtocol::Http | ListenerProtocol::Tcp)
+    matches!(
+        protocol,
+        ListenerProtocol::Http
+            | ListenerProtocol::Tcp
+            | ListenerProtocol::TlsPassthrough
+            | ListenerProtocol::Udp
+    )
+}
+
+/// Whether listeners speaking `protocol` get UDP sockets.
+pub fn is_udp(protocol: ListenerProtocol) -> bool {
+    protocol == ListenerProtocol::Udp
 }
 
 /// What a worker is told to do with its listening sockets.
 #[derive(Debug)]
 pub enum Command {
-    /// Accept on this socket for listener `name` (replacing what it had).
-    Add(String, TcpListener),
-    /// Stop accepting for listener `name`; its connections carry on.
+    /// Accept on this socket (receive, for UDP) for listener `name`, replacing what
+    /// it had.
+    Add(String, Socket),
+    /// Stop accepting for listener `name`; its connections carry on (a udp
+    /// listener's sessions end).
     Remove(String),
 }
 
@@ -35,7 +51,7 @@ struct Bound {
     /// The address actually bound.
     actual: SocketAddr,
     /// Copies of the workers' sockets.
-    copies: Vec<TcpListener>,
+    copies: Vec<Socket>,
 }
 
 /// Why a reload's listeners could not be bound.
@@ -53,11 +69,12 @@ pub struct BindError {
 /// Listeners a reload adds or moves, bound and not yet in use, and those it removes.
 #[derive(Debug, Default)]
 pub struct Plan {
-    add: Vec<(String, Bound, Vec<TcpListener>)>,
+    add: Vec<(String, Bound, Vec<Socket>)>,
     remove: Vec<String>,
 }
 
-/// The HTTP and TCP listeners of a running process and the workers that serve them.
+/// The HTTP, TCP and UDP listeners of a running process and the workers that
+/// serve them.
 #[derive(Debug)]
 pub struct Live {
     workers: Vec<UnboundedSender<Command>>,
@@ -69,7 +86,7 @@ impl Live {
     /// copies of the workers' sockets)`.
     pub fn new(
         workers: Vec<UnboundedSender<Command>>,
-        started: Vec<(String, String, SocketAddr, Vec<TcpListener>)>,
+        started: Vec<(String, String, SocketAddr, Vec<Socket>)>,
     ) -> Self {
         let bound = started
             .into_iter()
@@ -102,7 +119,13 @@ impl Live {
             if !is_bound(l.protocol) {
                 continue;
             }
-            if bound.get(name).is_some_and(|b| b.address == l.address) {
+            let udp = is_udp(l.protocol);
+            // A listener turned from TCP to UDP (or back) on the same address needs
+            // sockets of the other kind.
+            let same = |b: &Bound| {
+                b.address == l.address && b.copies.first().is_some_and(|s| s.is_udp() == udp)
+            };
+            if bound.get(name).is_some_and(same) {
                 continue;
             }
             let err = |error| BindError {
@@ -114,15 +137,15 @@ impl Live {
                 .address
                 .parse()
                 .map_err(|_| err(std::io::ErrorKind::InvalidInput.into()))?;
-            let first = super::bind(addr).map_err(err)?;
+            let first = Socket::bind(addr, udp).map_err(err)?;
             let actual = first.local_addr().map_err(err)?;
             let mut sockets = vec![first];
             while sockets.len() < self.workers.len() {
-                sockets.push(super::bind(actual).map_err(err)?);
+                sockets.push(Socket::bind(actual, udp).map_err(err)?);
             }
             let copies = sockets
                 .iter()
-                .map(TcpListener::try_clone)
+                .map(Socket::try_clone)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(err)?;
             let entry = Bound {
@@ -176,7 +199,7 @@ impl Live {
                     sockets: b
                         .copies
                         .iter()
-                        .map(TcpListener::try_clone)
+                        .map(Socket::try_clone)
                         .collect::<Result<_, _>>()?,
                 })
             })

@@ -1,7 +1,13 @@
-//! Stage 1. Address → listening sockets. Owns binding with SO_REUSEPORT so that every
-//! worker has its own accept queue on the same port. Never reads a byte.
+//! Stage 1. Address → listening sockets → accepted connections handed to their
+//! protocol. Owns binding with SO_REUSEPORT so that every worker has its own accept
+//! queue on the same port, the listener's `max_connections` cap and the PROXY
+//! protocol header. Never reads a byte past that header.
 
+pub mod accept;
+pub mod cap;
 pub mod live;
+pub mod proxy_header;
+pub mod socket;
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! Stage 4. Backend choice → a connection to it. Owns connecting with a deadline, the
 //! per-worker keep-alive pools (HTTP/1.1 idle sockets, one multiplexed h2c connection
-//! per backend) and the in-flight lease. Never parses HTTP.
+//! per backend), the PROXY protocol header a pool sends first, and the in-flight
+//! lease. Never parses HTTP.
 
 mod lease;
 mod pool;
@@ -9,6 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use fulcrum_core::proxy_protocol::{self, Version};
 use tokio::net::TcpStream;
 
 pub use lease::Lease;
@@ -21,4 +23,40 @@ pub async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream>
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Opens a connection as [`connect`] does and writes `header` (a PROXY protocol
+/// header, or nothing) before anything else, within the same `limit`: a backend that
+/// requires the header refuses a connection without it, so a failed write is a
+/// failed connect.
+pub async fn connect_with(
+    addr: SocketAddr,
+    limit: Duration,
+    header: &[u8],
+) -> io::Result<TcpStream> {
+    let stream = connect(addr, limit).await?;
+    if !header.is_empty() {
+        crate::io::write_all(&stream, header, limit)
+            .await
+            .map_err(|e| match e {
+                crate::io::IoError::Io(e) => e,
+                crate::io::IoError::Timeout => {
+                    io::Error::new(io::ErrorKind::TimedOut, "PROXY header write timed out")
+                }
+            })?;
+    }
+    Ok(stream)
+}
+
+/// The PROXY protocol header of `version` naming `ends`, (the client, the local
+/// address it reached); with `None`, a header that names no client (v1 `UNKNOWN`,
+/// v2 `LOCAL`), for connections Fulcrum opens on its own behalf.
+pub fn proxy_header(version: Version, ends: Option<(SocketAddr, SocketAddr)>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    match (version, ends) {
+        (Version::V1, Some((src, dst))) => proxy_protocol::write_v1(&mut out, src, dst),
+        (Version::V2, Some((src, dst))) => proxy_protocol::write_v2(&mut out, src, dst, false),
+        (version, None) => proxy_protocol::write_local(&mut out, version),
+    }
+    out
 }

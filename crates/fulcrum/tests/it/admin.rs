@@ -19,18 +19,6 @@ fn admin_section(extra: &str) -> String {
     format!("[admin]\naddress = \"127.0.0.1:0\"\n{extra}\n")
 }
 
-/// The admin address from the `admin listening` line.
-async fn admin_addr(f: &Fulcrum) -> SocketAddr {
-    let line = f.wait_line("admin listening", 0).await;
-    let start = line.find("address=").expect("address field") + "address=".len();
-    line[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// Sends an admin request; returns status and body.
 async fn call(
     addr: SocketAddr,
@@ -129,7 +117,7 @@ async fn metrics_count_requests_by_class_with_histograms() {
             one_pool("round_robin", &[quoted(&ok), quoted(&bad)], "")
         );
         let f = Fulcrum::start(&config);
-        let admin = admin_addr(&f).await;
+        let admin = f.admin_addr().await;
         let (ok_s, bad_s) = (ok.addr.to_string(), bad.addr.to_string());
         let c = client();
         for _ in 0..10 {
@@ -263,7 +251,7 @@ async fn token_is_required_when_set() {
             one_pool("round_robin", &[quoted(&a)], "")
         );
         let f = Fulcrum::start(&config);
-        let admin = admin_addr(&f).await;
+        let admin = f.admin_addr().await;
         assert!(admin.ip().is_loopback());
         let (status, body) = call(admin, "GET", "/metrics", None, "").await;
         assert_eq!(status, 401, "{body}");
@@ -305,7 +293,7 @@ async fn drain_and_undrain_through_the_api() {
             one_pool("round_robin", &[quoted(&a), quoted(&b)], "")
         );
         let f = Fulcrum::start(&config);
-        let admin = admin_addr(&f).await;
+        let admin = f.admin_addr().await;
         let url = format!("{}/", f.url("public"));
         let c = client();
         for _ in 0..4 {
@@ -383,7 +371,7 @@ async fn weight_change_shifts_the_share() {
             one_pool("weighted_round_robin", &[quoted(&a), quoted(&b)], "")
         );
         let f = Fulcrum::start(&config);
-        let admin = admin_addr(&f).await;
+        let admin = f.admin_addr().await;
         let url = format!("{}/", f.url("public"));
         let c = client();
         let share = |n: usize| {
@@ -468,7 +456,7 @@ async fn reload_through_the_api_reports_errors_and_keeps_serving() {
             one_pool("round_robin", &[quoted(&a)], "")
         );
         let f = Fulcrum::start(&good);
-        let admin = admin_addr(&f).await;
+        let admin = f.admin_addr().await;
         let url = format!("{}/", f.url("public"));
         let bad = good.replace(
             "balance = \"round_robin\"",
@@ -541,7 +529,7 @@ async fn missing_hash_keys_and_health_checks_are_counted() {
             )
         );
         let f = Fulcrum::start(&config);
-        let admin = admin_addr(&f).await;
+        let admin = f.admin_addr().await;
         let a_s = a.addr.to_string();
         wait_sample(
             admin,
@@ -648,11 +636,11 @@ async fn ten_thousand_backends_stay_bounded() {
             )
         };
         let small = Fulcrum::start(&one(1));
-        let small_admin = admin_addr(&small).await;
+        let small_admin = small.admin_addr().await;
         call(small_admin, "GET", "/metrics", None, "").await;
         let base = small.rss_kib();
         let big = Fulcrum::start(&one(10_000));
-        let admin = admin_addr(&big).await;
+        let admin = big.admin_addr().await;
         let loaded = big.rss_kib();
         let started = Instant::now();
         let (status, text) = call(admin, "GET", "/metrics", None, "").await;
@@ -699,7 +687,7 @@ async fn listeners_routes_and_connect_times_are_measured() {
             one_pool("round_robin", &[quoted(&b)], "")
         );
         let f = Fulcrum::start(&config);
-        let admin = admin_addr(&f).await;
+        let admin = f.admin_addr().await;
         let c = client();
         for _ in 0..5 {
             assert_eq!(get(&c, &format!("{}/", f.url("public"))).await.0, 200);

@@ -20,18 +20,6 @@ use crate::support::*;
 
 const TOKEN: &str = "dashboard-token-0123456789";
 
-/// The admin address from the `admin listening` line.
-async fn admin_addr(f: &Fulcrum) -> SocketAddr {
-    let line = f.wait_line("admin listening", 0).await;
-    let start = line.find("address=").expect("address field") + "address=".len();
-    line[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// Two backends behind pool `p`, and an admin listener that wants `TOKEN`.
 async fn setup() -> (Backend, Backend, Fulcrum, SocketAddr) {
     let a = Backend::start("a").await;
@@ -41,7 +29,7 @@ async fn setup() -> (Backend, Backend, Fulcrum, SocketAddr) {
         one_pool("round_robin", &[quoted(&a), quoted(&b)], "")
     );
     let f = Fulcrum::start(&config);
-    let admin = admin_addr(&f).await;
+    let admin = f.admin_addr().await;
     (a, b, f, admin)
 }
 
@@ -309,7 +297,7 @@ async fn screenshot() {
         list(&api),
     );
     let f = Fulcrum::start(&config);
-    let admin = admin_addr(&f).await;
+    let admin = f.admin_addr().await;
     browser.navigate(&format!("http://{admin}/")).await;
 
     // Four clients whose pace rises and falls over a 40 s period, three requests in

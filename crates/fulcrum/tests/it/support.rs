@@ -658,3 +658,65 @@ pub async fn send_with(
         .unwrap_or_default();
     (res.status().as_u16(), backend)
 }
+
+/// A TCP echo server on port 0: echoes until the client half-closes, then closes;
+/// counts the connections it accepted.
+pub struct TcpEcho {
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpEcho {
+    pub async fn start() -> Self {
+        use tokio::io::AsyncWriteExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                        let _ = w.shutdown().await;
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// `"ADDR"` for a backend list.
+    pub fn quoted(&self) -> String {
+        format!("\"{}\"", self.addr)
+    }
+}
+
+impl Drop for TcpEcho {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Fulcrum {
+    /// The admin listener's address, from its `admin listening` line.
+    pub async fn admin_addr(&self) -> SocketAddr {
+        let line = self.wait_line("admin listening", 0).await;
+        line.split_whitespace()
+            .find_map(|t| t.strip_prefix("address="))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}

@@ -1,59 +1,12 @@
 //! Layer 4: tcp listeners proxy bytes to a pool of real TCP echo servers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::support::TcpEcho as Echo;
 use crate::support::*;
-
-/// A TCP echo server on port 0: echoes until the client half-closes, then closes.
-struct Echo {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Echo {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(async move {
-                    let (mut r, mut w) = s.split();
-                    if tokio::io::copy(&mut r, &mut w).await.is_ok() {
-                        let _ = w.shutdown().await;
-                    }
-                });
-            }
-        });
-        Self {
-            addr,
-            accepted,
-            task,
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
-    fn quoted(&self) -> String {
-        format!("\"{}\"", self.addr)
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// One tcp listener `db` on `address` over pool `p` (round robin, one worker).
 fn config(address: &str, backends: &[String], listener_extra: &str) -> String {

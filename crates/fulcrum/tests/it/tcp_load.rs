@@ -2,56 +2,11 @@
 //! once, and a drained backend that finishes its connection while new ones go
 //! elsewhere.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
+use crate::support::TcpEcho as Echo;
 use crate::support::*;
-
-/// A TCP echo server on port 0 that counts the connections it accepted.
-struct Echo {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Echo {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let (mut r, mut w) = s.split();
-                    if tokio::io::copy(&mut r, &mut w).await.is_ok() {
-                        let _ = w.shutdown().await;
-                    }
-                });
-            }
-        });
-        Self {
-            addr,
-            accepted,
-            task,
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// A tcp listener `db` over pool `p` (round robin), with an admin listener.
 fn config(backends: &[&Echo]) -> String {
@@ -103,23 +58,12 @@ async fn two_hundred_concurrent_megabyte_echoes_arrive_intact() {
     .await;
 }
 
-/// The admin address from the `admin listening` line.
-async fn admin_addr(f: &Fulcrum) -> SocketAddr {
-    let line = f.wait_line("admin listening", 0).await;
-    line.split("address=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_backend_keeps_its_connection_while_new_ones_go_elsewhere() {
     within(async {
         let (a, b) = (Echo::start().await, Echo::start().await);
         let f = Fulcrum::start(&config(&[&a, &b]));
-        let admin = admin_addr(&f).await;
+        let admin = f.admin_addr().await;
         let mut open = TcpStream::connect(f.addr("db")).await.unwrap();
         open.write_all(b"first").await.unwrap();
         let mut buf = [0u8; 5];

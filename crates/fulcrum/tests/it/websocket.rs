@@ -306,14 +306,7 @@ async fn open_sockets_survive_a_reload_and_count_as_streams() {
         for _ in 0..3 {
             sockets.push(connect(&f).await);
         }
-        let admin = f.wait_line("admin listening", 0).await;
-        let admin: SocketAddr = admin
-            .split("address=")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap()
-            .parse()
-            .unwrap();
+        let admin = f.admin_addr().await;
         let metrics = || async move {
             let (status, _, body) = get(&client(), &format!("http://{admin}/metrics")).await;
             assert_eq!(status, 200);

@@ -1,0 +1,137 @@
+//! What happens to a connection between `accept` and its listener's protocol: the
+//! `max_connections` cap, the PROXY protocol header, then HTTP or TCP.
+//!
+//! The checks that need no byte (the cap, the peer's network) run in the accept loop
+//! and close a refused connection before any task exists for it; the header is read
+//! in the connection's own task, so a slow sender never holds up the accept loop. A
+//! listener with neither setting starts its protocol's task directly, so its idle
+//! connections cost exactly what they did before these features.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fulcrum_core::config::ListenerConfig;
+use fulcrum_core::proxy_protocol::Version;
+use tokio::net::TcpStream;
+
+use super::cap::Slot;
+use super::proxy_header::{self, Accept};
+use crate::stats::Traffic;
+use crate::worker::Worker;
+
+/// A listener's checks on each new connection, compiled into the snapshot.
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// `max_connections`, across every worker.
+    pub max_connections: Option<u32>,
+    /// `proxy_protocol` and `proxy_protocol_from`.
+    pub proxy: Option<Accept>,
+    /// Time to receive a whole PROXY header (the listener's `header_timeout`).
+    pub header_timeout: Duration,
+}
+
+impl Gate {
+    /// The checks `l` configures.
+    pub fn build(l: &ListenerConfig) -> Self {
+        Self {
+            max_connections: l.max_connections,
+            proxy: Accept::build(l),
+            header_timeout: l.header_timeout.get(),
+        }
+    }
+}
+
+/// A header still to read before the protocol starts.
+struct Pending {
+    version: Version,
+    limit: Duration,
+    traffic: Arc<Traffic>,
+}
+
+/// Starts serving a connection just accepted on listener `name`, or closes it when
+/// the listener refuses it.
+pub fn spawn(w: &Rc<Worker>, conn: TcpStream, peer: SocketAddr, name: &Rc<str>) {
+    let snap = w.shared.load();
+    // The snapshot says what the listener speaks now: a reload may turn an http
+    // listener into a tcp one on the same socket.
+    let (tcp, gate, traffic) = match snap.tcp_listeners.get(&**name) {
+        Some(l) => (true, &l.gate, &l.traffic),
+        None => match snap.listeners.get(&**name) {
+            Some(l) => (false, &l.gate, &l.traffic),
+            // Removed by a reload since the accept: nothing would serve it.
+            None => return,
+        },
+    };
+    let slot = match gate.max_connections {
+        None => None,
+        Some(max) => match Slot::take(traffic, max) {
+            Some(slot) => Some(slot),
+            None => {
+                tracing::debug!(listener = %name, %peer, max, "connection refused: max_connections reached");
+                return;
+            }
+        },
+    };
+    let pending = match &gate.proxy {
+        None => None,
+        Some(p) if p.allows(peer.ip()) => Some(Pending {
+            version: p.version,
+            limit: gate.header_timeout,
+            traffic: traffic.clone(),
+        }),
+        Some(_) => {
+            traffic.admission.refuse_proxy();
+            tracing::debug!(listener = %name, %peer, "connection refused: PROXY header from a network not in proxy_protocol_from");
+            return;
+        }
+    };
+    drop(snap);
+    let (w, name) = (w.clone(), name.clone());
+    match (slot, pending) {
+        (None, None) if tcp => {
+            tokio::task::spawn_local(crate::l4::tcp::serve(w, conn, peer, BytesMut::new(), name));
+        }
+        (None, None) => {
+            tokio::task::spawn_local(crate::l7::h1::serve(w, conn, peer, BytesMut::new(), name));
+        }
+        (slot, pending) => {
+            tokio::task::spawn_local(gated(w, conn, peer, name, tcp, slot, pending));
+        }
+    }
+}
+
+/// Serves a connection that holds a place under the cap, or must first send a
+/// PROXY header, or both.
+async fn gated(
+    w: Rc<Worker>,
+    conn: TcpStream,
+    peer: SocketAddr,
+    name: Rc<str>,
+    tcp: bool,
+    slot: Option<Slot>,
+    pending: Option<Pending>,
+) {
+    // Held until the connection ends, whatever it turns out to speak.
+    let _slot = slot;
+    let (client, rest) = match pending {
+        None => (peer, BytesMut::new()),
+        // Boxed: the read's timer and buffer live only while the header arrives,
+        // not in the connection's future for its whole life.
+        Some(p) => match Box::pin(proxy_header::read(&conn, p.version, p.limit)).await {
+            Ok((client, rest)) => (client.unwrap_or(peer), rest),
+            Err(error) => {
+                p.traffic.admission.refuse_proxy();
+                tracing::debug!(listener = %name, %peer, %error, "connection refused: bad PROXY header");
+                return;
+            }
+        },
+    };
+    if tcp {
+        crate::l4::tcp::serve(w, conn, client, rest, name).await;
+    } else {
+        crate::l7::h1::serve(w, conn, client, rest, name).await;
+    }
+}

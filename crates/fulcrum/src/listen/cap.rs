@@ -1,0 +1,92 @@
+//! A listener's `max_connections`, and the count of connections it refused.
+//!
+//! Each worker accepts on its own SO_REUSEPORT socket, so no accept queue sees every
+//! connection of a listener: the cap is one atomic shared by the workers, kept in the
+//! listener's [`Traffic`] so that a reload neither resets it nor lets the connections
+//! already open escape it. Only a capped listener touches it; the others never write
+//! the shared cache line.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::stats::Traffic;
+
+/// Connections of one listener open at once (counted only when it is capped) and
+/// the connections it refused, by reason.
+#[derive(Debug, Default)]
+pub struct Admission {
+    open: AtomicU32,
+    over_cap: AtomicU64,
+    proxy: AtomicU64,
+}
+
+impl Admission {
+    /// Connections refused: over `max_connections`, and for their PROXY header (a
+    /// peer outside `proxy_protocol_from`, or a missing, malformed or late header).
+    pub fn refused(&self) -> (u64, u64) {
+        (
+            self.over_cap.load(Ordering::Relaxed),
+            self.proxy.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts a connection refused for its PROXY header.
+    pub fn refuse_proxy(&self) {
+        self.proxy.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One place under a listener's `max_connections`, held for the connection's life.
+#[derive(Debug)]
+pub struct Slot(Arc<Traffic>);
+
+impl Slot {
+    /// Takes a place if fewer than `max` are taken; `None` (counted as a refusal)
+    /// when the listener is full. Never waits: a queue of accepted connections
+    /// would hold descriptors and memory without bound, which the cap is there to
+    /// prevent.
+    pub fn take(traffic: &Arc<Traffic>, max: u32) -> Option<Self> {
+        let a = &traffic.admission;
+        let taken = a
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if taken {
+            Some(Self(traffic.clone()))
+        } else {
+            a.over_cap.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.admission.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_past_the_cap_and_frees_on_drop() {
+        let t = Arc::new(Traffic::default());
+        let a = Slot::take(&t, 2);
+        let b = Slot::take(&t, 2);
+        assert!(a.is_some() && b.is_some());
+        assert!(Slot::take(&t, 2).is_none());
+        assert_eq!(t.admission.refused(), (1, 0));
+        drop(a);
+        let c = Slot::take(&t, 2);
+        assert!(c.is_some());
+        // A reload that lowers the cap below the open count refuses until enough close.
+        assert!(Slot::take(&t, 1).is_none());
+        drop((b, c));
+        assert!(Slot::take(&t, 1).is_some());
+        assert_eq!(t.admission.refused(), (2, 0));
+    }
+}
