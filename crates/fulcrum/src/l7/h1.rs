@@ -78,10 +78,9 @@ pub fn serve(
             let snap = w.shared.load_full();
             let Some(l) = snap.listeners.get(&*listener) else {
                 // A reload removed this listener while the connection was idle: the
-                // request that arrived gets an answer, not a reset.
-                let mut out = Vec::with_capacity(160);
-                write_h1_error(&mut out, 503, true, None);
-                let _ = io::write_all(&io, &out, std::time::Duration::from_secs(5)).await;
+                // request that arrived gets an answer, not a reset. Boxed: its write
+                // and timer must not size the future every idle connection holds.
+                Box::pin(reply_gone(&io)).await;
                 return;
             };
             if first {
@@ -103,6 +102,13 @@ pub fn serve(
             }
         }
     }
+}
+
+/// Answers 503 and closes: the connection's listener is gone.
+async fn reply_gone(io: &TcpStream) {
+    let mut out = Vec::with_capacity(160);
+    write_h1_error(&mut out, 503, true, None);
+    let _ = io::write_all(io, &out, std::time::Duration::from_secs(5)).await;
 }
 
 /// Reads enough to tell the h2c preface from an HTTP/1.1 request.
