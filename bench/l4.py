@@ -16,6 +16,7 @@ HAProxy. Backends and clients run on LOAD_CPU, the proxy on PROXY_CPU.
     python3 bench/l4.py                       # builds Fulcrum (release) first
     ROUNDS=3 BULK_MIB=1024 CONNS=20000 WS_CONNS=10000 python3 bench/l4.py
     SKIP_BUILD=1 PROXIES="fulcrum haproxy" python3 bench/l4.py
+    ONLY=ws ROUNDS=1 python3 bench/l4.py      # one figure only
 """
 import asyncio
 import base64
@@ -42,6 +43,8 @@ PROXIES = os.environ.get("PROXIES", "fulcrum haproxy nginx").split()
 PROXY_CPU = os.environ.get("PROXY_CPU", "0")
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
 SKIP_BUILD = os.environ.get("SKIP_BUILD") == "1"
+# Figures to take: any of bulk, conns, ws (the others are reported as 0).
+ONLY = os.environ.get("ONLY", "bulk conns ws").split()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULCRUM = os.path.join(REPO, "target", "release", "fulcrum")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -327,7 +330,18 @@ async def open_websockets(port, n):
 
 def measure(proxy, d, ports, nofile):
     sink, echo_port, ws_port = ports
-    out = {}
+    out = dict.fromkeys(["bulk_mib_per_cpu_s", "bulk_mib_s", "conns_per_cpu_s", "conns_s",
+                         "conns_failed", "ws_kb_per_socket"], 0.0)
+    if "bulk" in ONLY:
+        bulk_figures(proxy, d, sink, ws_port, nofile, out)
+    if "conns" in ONLY:
+        conns_figures(proxy, d, echo_port, ws_port, nofile, out)
+    if "ws" in ONLY:
+        ws_figures(proxy, d, sink, ws_port, nofile, out)
+    return out
+
+
+def bulk_figures(proxy, d, sink, ws_port, nofile, out):
     p = Proxy(proxy, d, sink, ws_port, nofile)
     t0 = cpu_ticks(p.p.pid)
     secs = bulk(p.tcp)
@@ -336,6 +350,8 @@ def measure(proxy, d, ports, nofile):
     out["bulk_mib_s"] = BULK_MIB / secs
     p.stop()
 
+
+def conns_figures(proxy, d, echo_port, ws_port, nofile, out):
     p = Proxy(proxy, d, echo_port, ws_port, nofile)
     t0, start = cpu_ticks(p.p.pid), time.time()
     failed = asyncio.run(short_conns(p.tcp))
@@ -345,6 +361,8 @@ def measure(proxy, d, ports, nofile):
     out["conns_failed"] = failed
     p.stop()
 
+
+def ws_figures(proxy, d, sink, ws_port, nofile, out):
     p = Proxy(proxy, d, sink, ws_port, nofile)
     before = rss_kb(p.p.pid)
 
@@ -359,7 +377,6 @@ def measure(proxy, d, ports, nofile):
     after = asyncio.run(ws())
     out["ws_kb_per_socket"] = (after - before) / WS_CONNS
     p.stop()
-    return out
 
 
 def main():

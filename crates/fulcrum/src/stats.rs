@@ -82,7 +82,7 @@ pub struct Stats {
     checks_passed: AtomicU64,
     checks_failed: AtomicU64,
     /// Upgraded (WebSocket) and layer-4 connections open now.
-    streams_open: AtomicU64,
+    pub(crate) streams_open: AtomicU64,
     recent: [Window; WINDOWS],
 }
 

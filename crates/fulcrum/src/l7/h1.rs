@@ -17,7 +17,8 @@ use tokio::net::TcpStream;
 use super::body::{pump, H1Sink, H1Source, H2Sink, H2Source, Out, PumpError, Sink, Source};
 use super::error::{write_h1_error, ProxyError, Side};
 use super::proxy::{self, Target};
-use super::upstream_h1::{self, Attempt, Upgrade};
+use super::stream::{Logged, Stream};
+use super::upstream_h1::{self, Attempt, Outcome, Upgrade};
 use crate::access_log::Entry;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool, Snapshot};
@@ -92,9 +93,14 @@ pub fn serve(
                     return;
                 }
             }
-            let keep = Box::pin(exchange(&w, &snap, l, &io, &mut buf, peer)).await;
-            if !keep || w.stopping.get() {
-                return;
+            match Box::pin(exchange(&w, &snap, l, &io, &mut buf, peer)).await {
+                Next::Keep if !w.stopping.get() => {}
+                Next::Keep | Next::Close => return,
+                Next::Stream(stream) => {
+                    // Boxed, as the exchange was: only upgraded connections pay for it.
+                    Box::pin(stream.run(&w, &snap, l, &io)).await;
+                    return;
+                }
             }
             if buf.is_empty() {
                 // Release the buffer while idle.
@@ -158,7 +164,27 @@ async fn read_head(
     }
 }
 
-/// One request and its response; returns whether the connection stays open.
+/// What follows a request on its client connection.
+pub enum Next {
+    /// The connection closes.
+    Close,
+    /// The connection waits for the next request.
+    Keep,
+    /// The connection switched protocols: splice it to this backend socket.
+    Stream(Box<Stream>),
+}
+
+impl From<bool> for Next {
+    fn from(keep: bool) -> Self {
+        if keep {
+            Self::Keep
+        } else {
+            Self::Close
+        }
+    }
+}
+
+/// One request and its response; returns what the connection does next.
 async fn exchange(
     w: &Rc<Worker>,
     snap: &Snapshot,
@@ -166,7 +192,7 @@ async fn exchange(
     io: &TcpStream,
     buf: &mut BytesMut,
     peer: SocketAddr,
-) -> bool {
+) -> Next {
     let started = Instant::now();
     let mut e = Entry {
         listener: &l.name,
@@ -177,7 +203,7 @@ async fn exchange(
     };
     let head = match read_head(io, buf, l).await {
         Ok(Some(head)) => head,
-        Ok(None) => return false,
+        Ok(None) => return Next::Close,
         Err(err) => {
             let status = match &err {
                 ProxyError::Client(why) if why.contains("timed out") => 408,
@@ -188,7 +214,7 @@ async fn exchange(
             e.error = Some(err.to_string());
             e.duration = started.elapsed();
             w.log.write(&e);
-            return false;
+            return Next::Close;
         }
     };
     // An upgrade's head is copied out rather than split off, so it does not keep the
@@ -205,8 +231,13 @@ async fn exchange(
     }
     let result = forward(w, snap, l, io, buf, peer, &head, &hb, &mut e).await;
     e.duration = started.elapsed();
-    let keep = match result {
-        Ok(keep) => keep,
+    let next = match result {
+        // Counted and logged when the stream ends.
+        Ok(Next::Stream(mut stream)) => {
+            stream.log = Logged::new(&e, started);
+            return Next::Stream(stream);
+        }
+        Ok(next) => next,
         Err(Failed { err, replied }) => {
             let close = !head.keep_alive
                 || head.body != Framing::Empty
@@ -216,14 +247,14 @@ async fn exchange(
                 e.status = err.status();
             }
             e.error = Some(err.to_string());
-            !close && !replied
+            Next::from(!close && !replied)
         }
     };
     crate::stats::record(&e);
     if w.log.enabled() {
         w.log.write(&e);
     }
-    keep
+    next
 }
 
 /// A request that failed; `replied` when a response (or part of one) already went out.
@@ -266,7 +297,7 @@ async fn forward<'h>(
     head: &RequestHead,
     hb: &'h [u8],
     e: &mut Entry<'h>,
-) -> Result<bool, Failed> {
+) -> Result<Next, Failed> {
     let method =
         std::str::from_utf8(head.method.get(hb)).map_err(|_| ProxyError::BadRequest("method"))?;
     e.method = method;
@@ -332,10 +363,16 @@ async fn forward<'h>(
         upgrade,
         stream_idle: proxy::stream_idle(snap, route),
     };
-    let _admitted = proxy::admit(pool)?;
+    let admitted = proxy::admit(pool)?;
     match pool.protocol {
-        PoolProtocol::Http1 => to_h1(w, l, pool, io, buf, &req, e).await,
-        PoolProtocol::H2c => to_h2(w, l, pool, io, buf, &req, e).await,
+        PoolProtocol::Http1 => match to_h1(w, l, pool, io, buf, &req, e).await? {
+            Next::Stream(mut stream) => {
+                stream.admitted = Some(admitted);
+                Ok(Next::Stream(stream))
+            }
+            next => Ok(next),
+        },
+        PoolProtocol::H2c => to_h2(w, l, pool, io, buf, &req, e).await.map(Next::from),
     }
 }
 
@@ -364,7 +401,7 @@ async fn to_h1<'h>(
     buf: &mut BytesMut,
     req: &Req<'_>,
     e: &mut Entry<'h>,
-) -> Result<bool, Failed> {
+) -> Result<Next, Failed> {
     let head = req.head;
     let client_ip = req.peer.ip().to_string();
     let fwd = Forwarded {
@@ -412,8 +449,8 @@ async fn to_h1<'h>(
     while let Some(backend) = attempts.next(w, e).await {
         // Queued for a connection slot before counting as in flight on the backend:
         // a waiting request must not skew least-connections or hold up a drain.
-        let _slot = proxy::conn_slot(pool).await?;
-        let _lease = Lease::new(&backend.state);
+        let slot = proxy::conn_slot(pool).await?;
+        let lease = Lease::new(&backend.state);
         let set_cookie = attempts.set_cookie();
         loop {
             let (upc, reused) = match proxy::h1_conn(w, pool, backend, ends).await {
@@ -440,11 +477,20 @@ async fn to_h1<'h>(
                 stream_idle: req.stream_idle,
             };
             match attempt.run(buf, &mut out, e).await {
-                Ok((keep, reusable)) => {
+                Ok(Outcome::Done { keep, reusable }) => {
                     if reusable && pool.send_proxy.is_none() {
                         w.h1_pool.put(backend.addr, upc, pool.max_idle);
                     }
-                    return Ok(keep);
+                    return Ok(Next::from(keep));
+                }
+                Ok(Outcome::Switched) => {
+                    // Validated: a 101 is only accepted for a request that asked.
+                    let Some(upgrade) = req.upgrade else {
+                        return Ok(Next::Close);
+                    };
+                    let member = attempts.member_arc();
+                    let stream = Stream::new(upc, lease, slot, member, &pool.state, upgrade);
+                    return Ok(Next::Stream(Box::new(stream)));
                 }
                 // The pooled connection was closed by the backend as we sent: nothing
                 // was consumed, so the same request goes out on another connection.

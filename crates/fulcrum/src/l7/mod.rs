@@ -9,4 +9,5 @@ pub mod h1;
 pub mod h2;
 pub mod h2_ws;
 pub mod proxy;
+pub mod stream;
 pub mod upstream_h1;

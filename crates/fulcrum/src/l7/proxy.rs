@@ -350,8 +350,13 @@ impl<'p> Attempts<'p> {
 
     /// The health record of the backend last returned by [`Self::next`].
     pub fn member(&self) -> Option<&'p Member> {
+        self.member_arc().map(|m| &**m)
+    }
+
+    /// [`Self::member`], for a holder that outlives the request.
+    pub fn member_arc(&self) -> Option<&'p std::sync::Arc<Member>> {
         let id = self.tried.last()?;
-        self.pool.members.get(id.index()).map(|m| &**m)
+        self.pool.members.get(id.index())
     }
 
     /// The `Set-Cookie` value a response from the backend last returned by

@@ -35,6 +35,20 @@ impl From<ProxyError> for Attempt {
     }
 }
 
+/// How an attempt that got a response ended.
+pub enum Outcome {
+    /// The response went out whole or in part.
+    Done {
+        /// The client connection stays open.
+        keep: bool,
+        /// The backend connection can be pooled.
+        reusable: bool,
+    },
+    /// The backend switched protocols and the client has its `101`: the backend
+    /// socket is to be spliced to the client's.
+    Switched,
+}
+
 /// Why no response head arrived.
 #[derive(Debug)]
 pub enum HeadFailure {
@@ -159,17 +173,9 @@ pub struct Upgrade<'a> {
 
 impl Exchange<'_> {
     /// After a `101`: sends `out` (the switching head and any bytes that followed it)
-    /// to the client and the client's early bytes to the backend, then splices both
-    /// ways until the stream ends, idles past the route's limit, or outlives it.
-    async fn switched(
-        &self,
-        out: Vec<u8>,
-        early: &mut BytesMut,
-        u: Upgrade<'_>,
-        e: &mut Entry<'_>,
-    ) {
-        let open = self.attempts.member().map(|m| m.stats.stream_opened());
-        let started = Instant::now();
+    /// to the client and the client's early bytes to the backend. The splice that
+    /// follows runs outside the exchange (`super::stream`).
+    async fn switched(&self, out: Vec<u8>, early: &mut BytesMut, e: &mut Entry<'_>) -> Outcome {
         let sent = async {
             io::write_all(self.io, &out, self.l.client_timeout).await?;
             if !early.is_empty() {
@@ -180,42 +186,25 @@ impl Exchange<'_> {
         };
         if let Err(err) = sent.await {
             e.error = Some(format!("switching: {err}"));
-            return;
+            return Outcome::Done {
+                keep: false,
+                reusable: false,
+            };
         }
         e.bytes_out = out.len() as u64;
         io::recycle_vec(out);
         // The connection ends with the stream: its read buffer is not needed again.
         *early = BytesMut::new();
-        let splice = crate::l4::splice(self.io, self.up, u.idle);
-        let done = match u.max {
-            Some(max) => tokio::time::timeout(max, splice).await.ok(),
-            None => Some(splice.await),
-        };
-        match done {
-            Some(done) => {
-                e.bytes_in += done.forward;
-                e.bytes_out += done.backward;
-                e.error = match done.ended {
-                    crate::l4::Ended::Closed => None,
-                    crate::l4::Ended::Idle => Some("stream idle timeout".into()),
-                    crate::l4::Ended::First(err) => Some(format!("client: {err}")),
-                    crate::l4::Ended::Second(err) => Some(format!("backend: {err}")),
-                };
-            }
-            None => e.error = Some("max_stream_duration".into()),
-        }
-        self.pool.state.streams.observe(started.elapsed());
-        drop(open);
+        Outcome::Switched
     }
 
-    /// Runs the attempt; `out` holds the rewritten head. Returns whether the client
-    /// connection stays open and whether the backend connection can be reused.
+    /// Runs the attempt; `out` holds the rewritten head.
     pub async fn run(
         &self,
         buf: &mut BytesMut,
         out: &mut Vec<u8>,
         e: &mut Entry<'_>,
-    ) -> Result<(bool, bool), Attempt> {
+    ) -> Result<Outcome, Attempt> {
         let (head, pool, l) = (self.head, self.pool, self.l);
         let pre = match head.body {
             Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX).min(buf.len()),
@@ -334,8 +323,7 @@ impl Exchange<'_> {
             out.extend_from_slice(&resp_buf);
             // A socket may idle for hours: hold none of the exchange's buffers.
             drop((rhb, resp_buf));
-            self.switched(out, buf, upgrade, e).await;
-            return Ok((false, false));
+            return Ok(self.switched(out, buf, e).await);
         }
         super::proxy::observed(
             self.w,
@@ -385,10 +373,10 @@ impl Exchange<'_> {
         let done = matches!(&src, Source::H1(s) if s.is_done());
         drop(src);
         match result {
-            Ok(()) => Ok((
-                !close,
-                rh.keep_alive && done && resp_buf.is_empty() && body_ok,
-            )),
+            Ok(()) => Ok(Outcome::Done {
+                keep: !close,
+                reusable: rh.keep_alive && done && resp_buf.is_empty() && body_ok,
+            }),
             Err(err) => {
                 if let PumpError::Source(_) = err {
                     tracing::warn!(backend = %self.backend.addr, pool = %pool.name, error = %err, "response body failed");
