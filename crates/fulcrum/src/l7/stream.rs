@@ -180,10 +180,7 @@ impl Logged {
             backend: self.backend,
             member,
             listener_traffic: Some(&l.traffic),
-            route_traffic: self
-                .route
-                .and_then(|r| snap.routes.get(r))
-                .map(|t| &**t),
+            route_traffic: self.route.and_then(|r| snap.routes.get(r)).map(|t| &**t),
             attempts: self.attempts,
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
