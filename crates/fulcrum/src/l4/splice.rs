@@ -50,12 +50,14 @@ enum Fault {
 }
 
 /// Copies between `a` and `b` until both directions end, one fails, or nothing
-/// moves for `idle`.
+/// moves for `idle`. The caller closes both sockets when it returns: the direction
+/// that ends last has its end of stream passed on by that close.
 pub async fn splice(a: &TcpStream, b: &TcpStream, idle: Duration) -> Spliced {
     let last = Cell::new(Instant::now());
     let (forward, backward) = (Cell::new(0u64), Cell::new(0u64));
-    let ab = pump(a, b, &forward, &last);
-    let ba = pump(b, a, &backward, &last);
+    let one_ended = Cell::new(false);
+    let ab = pump(a, b, &forward, &last, &one_ended);
+    let ba = pump(b, a, &backward, &last, &one_ended);
     tokio::pin!(ab, ba);
     let (mut ab_done, mut ba_done) = (false, false);
     let ended = loop {
@@ -90,12 +92,15 @@ pub async fn splice(a: &TcpStream, b: &TcpStream, idle: Duration) -> Spliced {
     }
 }
 
-/// Copies `from` → `to` until `from` ends, then shuts down `to`'s write half.
+/// Copies `from` → `to` until `from` ends, then shuts down `to`'s write half,
+/// unless the other direction already ended (`one_ended`): both sockets are about
+/// to be closed, which sends the FIN anyway, one syscall fewer per connection.
 async fn pump(
     from: &TcpStream,
     to: &TcpStream,
     moved: &Cell<u64>,
     last: &Cell<Instant>,
+    one_ended: &Cell<bool>,
 ) -> Result<(), Fault> {
     loop {
         from.readable().await.map_err(Fault::Read)?;
@@ -105,8 +110,11 @@ async fn pump(
             let room = buf.capacity();
             match from.try_read_buf(&mut *buf) {
                 Ok(0) => {
-                    // A peer already gone makes this fail; its own direction reports it.
-                    let _ = socket2::SockRef::from(to).shutdown(Shutdown::Write);
+                    if !one_ended.replace(true) {
+                        // A peer already gone makes this fail; its own direction
+                        // reports it.
+                        let _ = socket2::SockRef::from(to).shutdown(Shutdown::Write);
+                    }
                     return Ok(());
                 }
                 Ok(n) => {
@@ -187,7 +195,14 @@ mod tests {
             server.shutdown().await.unwrap();
             got
         };
-        let (done, answer, question) = tokio::join!(splice(&a, &b, LONG), client_side, server_side);
+        // The splice's caller closes both sockets once it returns: the last end of
+        // stream reaches its peer as that close.
+        let spliced = async move {
+            let done = splice(&a, &b, LONG).await;
+            drop((a, b));
+            done
+        };
+        let (done, answer, question) = tokio::join!(spliced, client_side, server_side);
         assert_eq!(question, b"question");
         assert_eq!(answer, b"an answer");
         assert_eq!((done.forward, done.backward), (8, 9));
