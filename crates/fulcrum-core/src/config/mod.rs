@@ -15,6 +15,7 @@ mod pieces;
 mod retries;
 mod rules;
 mod secret;
+mod tls;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -43,6 +44,7 @@ pub use duration::{Duration, DurationError};
 pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
 pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use secret::Secret;
+pub use tls::{CertificateConfig, ClientAuthConfig, ListenerTlsConfig, PoolTlsConfig};
 pub use validate::{parse, ConfigError};
 
 /// A whole config file.
@@ -180,6 +182,9 @@ pub struct ListenerConfig {
     /// Default (when unset): 65,536.
     #[serde(default)]
     pub max_sessions: Option<u32>,
+    /// Certificates and client authentication of an `https` listener.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
 }
 
 /// A udp listener's `session_idle_timeout` when the config leaves it out.
@@ -198,13 +203,13 @@ pub enum ListenerProtocol {
     /// HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port.
     #[default]
     Http,
-    /// HTTP over TLS (not yet served).
+    /// HTTP/1.1 and HTTP/2 (by ALPN) over TLS, terminated here with `tls`.
     Https,
     /// Plain TCP proxy to the listener's `pool`.
     Tcp,
     /// UDP proxy to the listener's `pool`: one session per client address.
     Udp,
-    /// TLS passthrough by SNI (not yet served).
+    /// TLS passed through unopened, routed by the ClientHello's SNI.
     TlsPassthrough,
 }
 
@@ -397,6 +402,9 @@ pub struct PoolConfig {
     /// connection, carrying the client's address. Unset: none.
     #[serde(default)]
     pub send_proxy_protocol: Option<ProxyProtocolConfig>,
+    /// Backend connections are TLS (re-encryption), verified against `ca`.
+    #[serde(default)]
+    pub tls: Option<PoolTlsConfig>,
 }
 
 /// `sticky` of a pool: `{ cookie = "NAME", ttl = "1h", secret = "..." }`.
@@ -468,6 +476,8 @@ pub enum PoolProtocol {
     Http1,
     /// HTTP/2 with prior knowledge, multiplexed.
     H2c,
+    /// HTTP/2 over TLS (the pool's `tls`), agreed by ALPN, multiplexed.
+    H2,
 }
 
 /// One backend: `"host:port"` or `{ address = "host:port", weight = 2 }`.

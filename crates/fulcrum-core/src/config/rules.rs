@@ -9,6 +9,7 @@ mod jwt;
 mod l4;
 mod predicates;
 mod retries;
+mod tls;
 
 use super::locate::{key, KeyPath};
 use super::pieces::Gaps;
@@ -90,6 +91,7 @@ pub(crate) fn check(
     }
     for (name, pool) in &config.pools {
         check_pool(&mut c, &key("pools").key(name), pool);
+        tls::check_pool(&mut c, &key("pools").key(name), pool);
         check_sticky(&mut c, &key("pools").key(name), pool);
         jwt::check_pool(&mut c, &key("pools").key(name), pool);
         health::check(&mut c, &key("pools").key(name), pool);
@@ -168,19 +170,7 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
     if let Err(why) = address::bind(&l.address) {
         c.report(path.key("address"), why);
     }
-    let protocol = match l.protocol {
-        ListenerProtocol::Http
-        | ListenerProtocol::Tcp
-        | ListenerProtocol::Udp
-        | ListenerProtocol::TlsPassthrough => None,
-        ListenerProtocol::Https => Some("https"),
-    };
-    if let Some(protocol) = protocol {
-        c.report(
-            path.key("protocol"),
-            format!("protocol \"{protocol}\" is not supported yet"),
-        );
-    }
+    tls::check_listener(c, path, l);
     // With its protocol lost, whether the listener is http is unknown.
     let http = matches!(
         l.protocol,
