@@ -1,4 +1,4 @@
-//! Reads and writes on a shared `&TcpStream` with a deadline, so a request's body
+//! Reads and writes on a shared `&TcpStream` or [`Conn`] (TLS or not) with a deadline, so a request's body
 //! reader and response writer can use one socket without splitting it, and an idle
 //! connection holds no buffer until bytes arrive.
 
@@ -65,33 +65,128 @@ pub enum IoError {
     Timeout,
 }
 
+/// A client or backend connection: a plain socket, or TLS over one.
+pub enum Conn {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS, past its handshake (boxed: the rustls state is large, and plain
+    /// connections should not pay for it).
+    Tls(Box<crate::tls::TlsConn>),
+}
+
+impl Conn {
+    /// The TCP socket under it.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Tcp(s) => s,
+            Conn::Tls(t) => t.tcp(),
+        }
+    }
+
+    /// Whether it is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Conn::Tls(_))
+    }
+
+    /// The local address of its socket.
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.tcp().local_addr()
+    }
+
+    /// Ends the write half (after close_notify, for TLS).
+    pub async fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
+            Conn::Tls(t) => t.shutdown().await,
+        }
+    }
+}
+
+/// What the deadline-bound reads and writes here need of a connection.
+pub trait Socket {
+    /// Reads into `buf` once bytes are there, taking a buffer only then.
+    fn poll_read_buf(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut BytesMut,
+    ) -> std::task::Poll<io::Result<usize>>;
+
+    /// Writes all of `data`.
+    fn write_all_now<'a>(
+        &'a self,
+        data: &'a [u8],
+    ) -> impl std::future::Future<Output = io::Result<()>> + 'a;
+}
+
+impl Socket for TcpStream {
+    fn poll_read_buf(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut BytesMut,
+    ) -> std::task::Poll<io::Result<usize>> {
+        poll_read_tcp(self, cx, buf)
+    }
+
+    fn write_all_now<'a>(
+        &'a self,
+        data: &'a [u8],
+    ) -> impl std::future::Future<Output = io::Result<()>> + 'a {
+        write_tcp(self, data)
+    }
+}
+
+impl Socket for Conn {
+    fn poll_read_buf(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut BytesMut,
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self {
+            Conn::Tcp(s) => poll_read_tcp(s, cx, buf),
+            Conn::Tls(t) => t.poll_read(cx, buf, take_buf),
+        }
+    }
+
+    async fn write_all_now(&self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => write_tcp(s, data).await,
+            Conn::Tls(t) => t.write_all(data).await,
+        }
+    }
+}
+
+/// Fills an empty `buf` with a reused buffer when one is kept.
+fn take_buf(buf: &mut BytesMut) {
+    if buf.capacity() == 0 {
+        if let Some(b) = BUFS.with(|b| b.borrow_mut().pop()) {
+            *buf = b;
+        }
+    }
+}
+
 /// Reads what is available into `buf` (at least one byte, or 0 at EOF) within `limit`.
-pub async fn read_some(
-    s: &TcpStream,
+pub async fn read_some<S: Socket>(
+    s: &S,
     buf: &mut BytesMut,
     limit: Duration,
 ) -> Result<usize, IoError> {
-    tokio::time::timeout(limit, read_now(s, buf))
+    tokio::time::timeout(limit, std::future::poll_fn(|cx| s.poll_read_buf(cx, buf)))
         .await
         .map_err(|_| IoError::Timeout)?
         .map_err(IoError::Io)
 }
 
-/// One read as a `poll_fn` over `poll_read_ready`: no waiter node is stored in the
-/// future (each socket has one reader at a time), which keeps an idle connection's
-/// task small.
-fn read_now<'a>(
-    s: &'a TcpStream,
-    buf: &'a mut BytesMut,
-) -> impl std::future::Future<Output = io::Result<usize>> + 'a {
-    std::future::poll_fn(move |cx| loop {
+/// One read over `poll_read_ready`: no waiter node is stored in the future (each
+/// socket has one reader at a time), which keeps an idle connection's task small.
+fn poll_read_tcp(
+    s: &TcpStream,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut BytesMut,
+) -> std::task::Poll<io::Result<usize>> {
+    loop {
         // Wait before allocating: a silent connection must not hold a buffer.
         std::task::ready!(s.poll_read_ready(cx))?;
-        if buf.capacity() == 0 {
-            if let Some(b) = BUFS.with(|b| b.borrow_mut().pop()) {
-                *buf = b;
-            }
-        }
+        take_buf(buf);
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
@@ -117,23 +212,24 @@ fn read_now<'a>(
             }
             Err(e) => return std::task::Poll::Ready(Err(e)),
         }
-    })
+    }
+}
+
+async fn write_tcp(s: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match s.try_write(data) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => data = data.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Writes all of `data` within `limit` (the deadline covers the whole write).
-pub async fn write_all(s: &TcpStream, mut data: &[u8], limit: Duration) -> Result<(), IoError> {
-    let write = async {
-        while !data.is_empty() {
-            match s.try_write(data) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => data = data.get(n..).unwrap_or_default(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable().await?,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    };
-    tokio::time::timeout(limit, write)
+pub async fn write_all<S: Socket>(s: &S, data: &[u8], limit: Duration) -> Result<(), IoError> {
+    tokio::time::timeout(limit, s.write_all_now(data))
         .await
         .map_err(|_| IoError::Timeout)?
         .map_err(IoError::Io)
@@ -141,9 +237,14 @@ pub async fn write_all(s: &TcpStream, mut data: &[u8], limit: Duration) -> Resul
 
 /// Whether a pooled connection is still open: readable with EOF, data, or an error all
 /// mean it cannot carry a new request.
-pub fn is_reusable(s: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+pub fn is_reusable(s: &Conn) -> bool {
+    match s {
+        Conn::Tcp(s) => {
+            let mut probe = [0u8; 1];
+            matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        }
+        Conn::Tls(t) => t.is_reusable(),
+    }
 }
 
 /// A write buffer that goes back for reuse when dropped.

@@ -19,6 +19,7 @@ pub mod reload;
 pub mod server;
 pub mod state;
 pub mod stats;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 pub mod worker;

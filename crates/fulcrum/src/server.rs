@@ -121,6 +121,8 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     registry.apply(&shared.load());
     // Probes and health timers run on this thread, beside the signal handling.
     rt.spawn(crate::health::run(shared.clone(), registry.clone()));
+    // Certificate files are checked for changes on a thread of their own.
+    crate::tls::watch(shared.clone());
     if let Some(path) = &path {
         rt.spawn(watch(
             path.clone(),

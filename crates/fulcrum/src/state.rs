@@ -65,6 +65,8 @@ pub struct Listener {
     pub traffic: Arc<Traffic>,
     /// `max_connections` and the PROXY header, checked as connections arrive.
     pub gate: crate::listen::accept::Gate,
+    /// An https listener's certificates and handshake settings.
+    pub tls: Option<Arc<crate::tls::Terminator>>,
 }
 
 /// A tcp listener's settings: where its connections go and how long they may idle.
@@ -85,6 +87,13 @@ pub struct TcpListener {
     pub sni: Option<fulcrum_core::route::SniTable>,
 }
 
+impl Pool {
+    /// The key of pooled connections to `addr` for this pool.
+    pub fn conn_key(&self, addr: SocketAddr) -> crate::upstream::ConnKey {
+        (addr, self.tls.as_ref().map_or(0, |t| t.id))
+    }
+}
+
 /// One pool of backends.
 #[derive(Debug)]
 pub struct Pool {
@@ -96,6 +105,8 @@ pub struct Pool {
     pub balancer: Box<dyn Balancer>,
     /// HTTP/1.1 or h2c to backends.
     pub protocol: PoolProtocol,
+    /// TLS to backends (re-encryption, mutual TLS).
+    pub tls: Option<Arc<crate::tls::Upstream>>,
     /// Time to connect.
     pub connect_timeout: Duration,
     /// Time for the response head, and between response reads.
@@ -518,6 +529,14 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// A certificate, key or CA file could not be used.
+    #[error("{at}: {reason}")]
+    Tls {
+        /// `listeners.NAME.tls` or `pools.NAME.tls`.
+        at: String,
+        /// The file and why.
+        reason: String,
+    },
 }
 
 impl Snapshot {
@@ -565,6 +584,17 @@ impl Snapshot {
                 balancer: balance::build(&balance::Settings::from_pool(p), &backends),
                 backends,
                 protocol: p.protocol,
+                tls: match &p.tls {
+                    None => None,
+                    Some(t) => Some(Arc::new(
+                        crate::tls::Upstream::build(t, p.protocol == PoolProtocol::H2).map_err(
+                            |reason| BuildError::Tls {
+                                at: format!("pools.{name}.tls"),
+                                reason,
+                            },
+                        )?,
+                    )),
+                },
                 connect_timeout: p.connect_timeout.get(),
                 upstream_timeout: p.upstream_timeout.get(),
                 connect_attempts: p.connect_attempts.get(),
@@ -618,9 +648,19 @@ impl Snapshot {
         let listeners = config
             .listeners
             .iter()
-            .filter(|(_, l)| l.protocol == ListenerProtocol::Http)
+            .filter(|(_, l)| matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https))
             .map(|(name, l)| {
+                let tls = match &l.tls {
+                    None => None,
+                    Some(t) => Some(Arc::new(crate::tls::Terminator::build(t).map_err(
+                        |reason| BuildError::Tls {
+                            at: format!("listeners.{name}.tls"),
+                            reason,
+                        },
+                    )?)),
+                };
                 let listener = Listener {
+                    tls,
                     name: name.clone(),
                     routes: RouteTable::build_with_keys(
                         &config.routes,
@@ -636,9 +676,9 @@ impl Snapshot {
                     traffic: registry.listener_traffic(name),
                     gate: crate::listen::accept::Gate::build(l),
                 };
-                (name.clone(), listener)
+                Ok((name.clone(), listener))
             })
-            .collect();
+            .collect::<Result<_, BuildError>>()?;
         let tcp_listeners = config
             .listeners
             .iter()

@@ -318,6 +318,8 @@ pub struct Traffic {
     shards: Box<[Shard]>,
     /// A listener's `max_connections` count and refusals (unused for routes).
     pub admission: crate::listen::cap::Admission,
+    /// An https listener's handshakes.
+    pub tls: crate::tls::HandshakeStats,
 }
 
 /// Shards per [`Traffic`]; worker threads beyond it share.
@@ -336,6 +338,7 @@ impl Default for Traffic {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             admission: crate::listen::cap::Admission::default(),
+            tls: crate::tls::HandshakeStats::default(),
         }
     }
 }

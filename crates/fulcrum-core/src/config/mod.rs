@@ -15,7 +15,6 @@ mod pieces;
 mod retries;
 mod rules;
 mod secret;
-mod tls;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -32,6 +31,9 @@ mod tests_pieces;
 mod tests_retries;
 #[cfg(test)]
 mod tests_routes;
+#[cfg(test)]
+mod tests_tls;
+mod tls;
 mod validate;
 
 use std::collections::BTreeMap;

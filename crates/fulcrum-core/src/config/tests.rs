@@ -432,7 +432,7 @@ backends = [{ address = "x:1", weight = 0 }]
         all,
         [
             "f.toml:1: workers: must be between 1 and 1024",
-            "f.toml:4: listeners.z.protocol: protocol \"https\" is not supported yet",
+            "f.toml:2: listeners.z.tls: an https listener needs tls = { certificates = [{ cert = \"PATH\", key = \"PATH\" }] }",
             "f.toml:6: listeners.a.address: duplicate listener address, also used by listeners.z",
             "f.toml:8: routes[0].pool: unknown pool \"missing\" (pools: empty, with.dot)",
             "f.toml:10: pools.empty.backends: pool has no backends",

@@ -3,6 +3,7 @@
 //! families are encoded straight from each backend's [`Stats`](crate::stats::Stats)
 //! and each pool's `PoolState`, so a scrape costs the scraper, not the proxy.
 
+mod tls;
 mod udp;
 
 use std::collections::BTreeMap;
@@ -233,6 +234,7 @@ impl PromCollector for Collector {
         encode_pools(&mut enc, &snap, &self.registry)?;
         encode_traffic(&mut enc, &snap)?;
         udp::encode(&mut enc, &snap)?;
+        tls::encode(&mut enc, &snap)?;
         encode_process(&mut enc, &snap, &self.process)
     }
 }

@@ -11,9 +11,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use fulcrum_core::config::{CheckKind, HealthCheckConfig};
 use fulcrum_core::proxy_protocol::Version;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified};
-use rustls::pki_types::CertificateDer;
-use rustls::DigitallySignedStruct;
 use tokio::net::TcpStream;
 
 use crate::io;
@@ -222,59 +219,9 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
             let config = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+                .with_custom_certificate_verifier(Arc::new(crate::tls::AnyCert(provider)))
                 .with_no_client_auth();
             Ok(Arc::new(config))
         })
         .clone()
-}
-
-/// Accepts any certificate but still checks the handshake's signatures, so a
-/// probe passes only when the backend completes a real handshake.
-#[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

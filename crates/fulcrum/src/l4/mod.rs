@@ -11,4 +11,4 @@ mod splice;
 pub mod tcp;
 pub mod udp;
 
-pub use splice::{splice, Ended, Spliced};
+pub use splice::{splice, splice_conn, Ended, Spliced};

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use crate::io::{Conn, Socket};
 use tokio::time::Instant;
 
 /// Bytes asked of one read: large enough for bulk transfers in few syscalls.
@@ -58,6 +60,33 @@ pub async fn splice(a: &TcpStream, b: &TcpStream, idle: Duration) -> Spliced {
     let one_ended = Cell::new(false);
     let ab = pump(a, b, &forward, &last, &one_ended);
     let ba = pump(b, a, &backward, &last, &one_ended);
+    run(ab, ba, &last, idle, (&forward, &backward)).await
+}
+
+/// [`splice`] for connections either of which may be TLS: plain pairs take the
+/// socket path; otherwise each direction reads decrypted bytes into a buffer
+/// taken only while they flow.
+pub async fn splice_conn(a: &Conn, b: &Conn, idle: Duration) -> Spliced {
+    if let (Conn::Tcp(a), Conn::Tcp(b)) = (a, b) {
+        return splice(a, b, idle).await;
+    }
+    let last = Cell::new(Instant::now());
+    let (forward, backward) = (Cell::new(0u64), Cell::new(0u64));
+    let one_ended = Cell::new(false);
+    let ab = pump_conn(a, b, &forward, &last, &one_ended);
+    let ba = pump_conn(b, a, &backward, &last, &one_ended);
+    run(ab, ba, &last, idle, (&forward, &backward)).await
+}
+
+/// Drives both directions until both end, one fails, or `idle` passes with no
+/// byte moved.
+async fn run(
+    ab: impl std::future::Future<Output = Result<(), Fault>>,
+    ba: impl std::future::Future<Output = Result<(), Fault>>,
+    last: &Cell<Instant>,
+    idle: Duration,
+    (forward, backward): (&Cell<u64>, &Cell<u64>),
+) -> Spliced {
     tokio::pin!(ab, ba);
     let (mut ab_done, mut ba_done) = (false, false);
     let ended = loop {
@@ -140,6 +169,35 @@ async fn pump(
                 Err(e) => return Err(Fault::Read(e)),
             }
         }
+    }
+}
+
+/// [`pump`] over connections that may be TLS.
+async fn pump_conn(
+    from: &Conn,
+    to: &Conn,
+    moved: &Cell<u64>,
+    last: &Cell<Instant>,
+    one_ended: &Cell<bool>,
+) -> Result<(), Fault> {
+    loop {
+        let mut buf = bytes::BytesMut::new();
+        let n = std::future::poll_fn(|cx| from.poll_read_buf(cx, &mut buf))
+            .await
+            .map_err(Fault::Read)?;
+        if n == 0 {
+            if !one_ended.replace(true) {
+                // A peer already gone makes this fail; its own direction reports it.
+                let _ = to.shutdown_write().await;
+            }
+            return Ok(());
+        }
+        last.set(Instant::now());
+        to.write_all_now(&buf).await.map_err(Fault::Write)?;
+        last.set(Instant::now());
+        moved.set(moved.get() + n as u64);
+        buf.clear();
+        crate::io::recycle(buf);
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use fulcrum_core::http1::{self, ChunkedDecoder, Decoded, Framing};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tokio::net::TcpStream;
 
+use crate::io::Conn;
 use crate::io::{self, IoError};
 
 /// One piece of a body.
@@ -51,7 +51,7 @@ enum State {
 /// An HTTP/1.1 body read from a socket, beginning with the bytes already in `buf`.
 /// Bytes after the body stay in `buf` (a pipelined request).
 pub struct H1Source<'a> {
-    io: &'a TcpStream,
+    io: &'a Conn,
     buf: &'a mut BytesMut,
     state: State,
     timeout: Duration,
@@ -63,7 +63,7 @@ pub struct H1Source<'a> {
 impl<'a> H1Source<'a> {
     /// A body framed as `framing`; `limit` caps its size (`u64::MAX` for none).
     pub fn new(
-        io: &'a TcpStream,
+        io: &'a Conn,
         buf: &'a mut BytesMut,
         framing: Framing,
         timeout: Duration,
@@ -210,7 +210,7 @@ pub enum Out {
 /// An HTTP/1.1 body written to a socket; the head is queued first so head and the
 /// first data leave in one write.
 pub struct H1Sink<'a> {
-    io: &'a TcpStream,
+    io: &'a Conn,
     /// Bytes queued for the next write.
     pub out: Vec<u8>,
     mode: Out,
@@ -231,7 +231,7 @@ impl Drop for H1Sink<'_> {
 
 impl<'a> H1Sink<'a> {
     /// A sink whose `out` already holds `head`.
-    pub fn new(io: &'a TcpStream, out: Vec<u8>, mode: Out, timeout: Duration) -> Self {
+    pub fn new(io: &'a Conn, out: Vec<u8>, mode: Out, timeout: Duration) -> Self {
         Self {
             io,
             out,

@@ -12,7 +12,6 @@ use fulcrum_core::http1::{self, Forwarded, Framing, HeadError, RequestHead, Vers
 use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::retry;
 use fulcrum_core::route::Fields;
-use tokio::net::TcpStream;
 
 use super::body::{pump, H1Sink, H1Source, H2Sink, H2Source, Out, PumpError, Sink, Source};
 use super::error::{write_h1_error, ProxyError, Side};
@@ -20,6 +19,7 @@ use super::proxy::{self, Target};
 use super::stream::{Logged, Stream};
 use super::upstream_h1::{self, Attempt, Outcome, Upgrade};
 use crate::access_log::Entry;
+use crate::io::Conn;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool, Snapshot};
 use crate::stats::Open;
@@ -38,13 +38,13 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #[allow(clippy::manual_async_fn)]
 pub fn serve(
     w: Rc<Worker>,
-    io: TcpStream,
+    io: Conn,
     peer: SocketAddr,
     mut buf: BytesMut,
     listener: Rc<str>,
 ) -> impl std::future::Future<Output = ()> {
     async move {
-        let _ = io.set_nodelay(true);
+        let _ = io.tcp().set_nodelay(true);
         // Counted open for the connection's whole life, as the listener it came in on.
         let _open = w
             .shared
@@ -86,10 +86,16 @@ pub fn serve(
             };
             if first {
                 first = false;
-                if is_h2(&io, &mut buf, l).await {
+                // Over TLS, ALPN chose HTTP/1.1 before this (h2 went to its own path).
+                if !io.is_tls() && is_h2(&io, &mut buf, l).await {
                     drop(snap);
-                    // Boxed: the h2 connection state must not size every HTTP/1.1 task.
-                    Box::pin(super::h2::serve(w.clone(), io, buf, peer, listener.clone())).await;
+                    if let Conn::Tcp(tcp) = io {
+                        let local = tcp.local_addr().ok();
+                        let h2 =
+                            super::h2::serve(w.clone(), tcp, buf, (peer, local), listener.clone());
+                        // Boxed: the h2 connection state must not size every HTTP/1.1 task.
+                        Box::pin(h2).await;
+                    }
                     return;
                 }
             }
@@ -111,14 +117,14 @@ pub fn serve(
 }
 
 /// Answers 503 and closes: the connection's listener is gone.
-async fn reply_gone(io: &TcpStream) {
+async fn reply_gone(io: &Conn) {
     let mut out = Vec::with_capacity(160);
     write_h1_error(&mut out, 503, true, None);
     let _ = io::write_all(io, &out, std::time::Duration::from_secs(5)).await;
 }
 
 /// Reads enough to tell the h2c preface from an HTTP/1.1 request.
-async fn is_h2(io: &TcpStream, buf: &mut BytesMut, l: &Listener) -> bool {
+async fn is_h2(io: &Conn, buf: &mut BytesMut, l: &Listener) -> bool {
     loop {
         let n = buf.len().min(H2_PREFACE.len());
         if buf.get(..n) != H2_PREFACE.get(..n) {
@@ -136,7 +142,7 @@ async fn is_h2(io: &TcpStream, buf: &mut BytesMut, l: &Listener) -> bool {
 
 /// Reads a request head; `Ok(None)` when the client closed or idled out first.
 async fn read_head(
-    io: &TcpStream,
+    io: &Conn,
     buf: &mut BytesMut,
     l: &Listener,
 ) -> Result<Option<RequestHead>, ProxyError> {
@@ -189,7 +195,7 @@ async fn exchange(
     w: &Rc<Worker>,
     snap: &Snapshot,
     l: &Listener,
-    io: &TcpStream,
+    io: &Conn,
     buf: &mut BytesMut,
     peer: SocketAddr,
 ) -> Next {
@@ -274,13 +280,7 @@ impl From<ProxyError> for Failed {
     }
 }
 
-async fn reply_error(
-    io: &TcpStream,
-    l: &Listener,
-    status: u16,
-    close: bool,
-    retry_after: Option<u32>,
-) {
+async fn reply_error(io: &Conn, l: &Listener, status: u16, close: bool, retry_after: Option<u32>) {
     let mut out = Vec::with_capacity(160);
     write_h1_error(&mut out, status, close, retry_after);
     let _ = io::write_all(io, &out, l.client_timeout).await;
@@ -291,7 +291,7 @@ async fn forward<'h>(
     w: &Rc<Worker>,
     snap: &'h Snapshot,
     l: &'h Listener,
-    io: &TcpStream,
+    io: &Conn,
     buf: &mut BytesMut,
     peer: SocketAddr,
     head: &RequestHead,
@@ -304,7 +304,8 @@ async fn forward<'h>(
     if method == "CONNECT" {
         return Err(ProxyError::MethodNotAllowed.into());
     }
-    let t = proxy::target(head.target.get(hb), head.host.map(|h| h.get(hb)))?;
+    let mut t = proxy::target(head.target.get(hb), head.host.map(|h| h.get(hb)))?;
+    t.secure = io.is_tls();
     e.host = t.host;
     e.path = t.path;
     let fields = Fields(head.fields(hb));
@@ -372,7 +373,9 @@ async fn forward<'h>(
             }
             next => Ok(next),
         },
-        PoolProtocol::H2c => to_h2(w, l, pool, io, buf, &req, e).await.map(Next::from),
+        PoolProtocol::H2c | PoolProtocol::H2 => {
+            to_h2(w, l, pool, io, buf, &req, e).await.map(Next::from)
+        }
     }
 }
 
@@ -397,7 +400,7 @@ async fn to_h1<'h>(
     w: &Rc<Worker>,
     l: &Listener,
     pool: &'h Pool,
-    io: &TcpStream,
+    io: &Conn,
     buf: &mut BytesMut,
     req: &Req<'_>,
     e: &mut Entry<'h>,
@@ -406,7 +409,7 @@ async fn to_h1<'h>(
     let client_ip = req.peer.ip().to_string();
     let fwd = Forwarded {
         client_ip: &client_ip,
-        proto: "http",
+        proto: if io.is_tls() { "https" } else { "http" },
         via_version: if head.version == Version::Http10 {
             "1.0"
         } else {
@@ -479,7 +482,8 @@ async fn to_h1<'h>(
             match attempt.run(buf, &mut out, e).await {
                 Ok(Outcome::Done { keep, reusable }) => {
                     if reusable && pool.send_proxy.is_none() {
-                        w.h1_pool.put(backend.addr, upc, pool.max_idle);
+                        w.h1_pool
+                            .put(pool.conn_key(backend.addr), upc, pool.max_idle);
                     }
                     return Ok(Next::from(keep));
                 }
@@ -510,7 +514,7 @@ async fn to_h2<'h>(
     w: &Rc<Worker>,
     l: &Listener,
     pool: &'h Pool,
-    io: &TcpStream,
+    io: &Conn,
     buf: &mut BytesMut,
     req: &Req<'_>,
     e: &mut Entry<'h>,
@@ -535,8 +539,10 @@ async fn to_h2<'h>(
     } else {
         "1.1"
     };
-    let headers = proxy::h2_request_headers(head.fields(req.hb), req.t.host, req.peer, "http", via);
-    let uri = format!("http://{}{}", req.t.host, req.t.path);
+    let proto = if io.is_tls() { "https" } else { "http" };
+    let headers = proxy::h2_request_headers(head.fields(req.hb), req.t.host, req.peer, proto, via);
+    let scheme = if pool.tls.is_some() { "https" } else { "http" };
+    let uri = format!("{scheme}://{}{}", req.t.host, req.t.path);
     let mut builder = http::Request::builder().method(req.method).uri(uri);
     if let Some(h) = builder.headers_mut() {
         *h = headers;
@@ -547,7 +553,7 @@ async fn to_h2<'h>(
     let ended = head.body == Framing::Empty;
     let mut send = send;
     let (response, stream) = send.send_request(request, ended).map_err(|err| {
-        w.h2_pool.remove(backend.addr);
+        w.h2_pool.remove(pool.conn_key(backend.addr));
         ProxyError::BadResponse(err.to_string())
     })?;
     let sent_at = Instant::now();

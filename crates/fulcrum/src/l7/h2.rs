@@ -16,7 +16,6 @@ use fulcrum_core::http1::{self, Forwarded, Framing};
 use fulcrum_core::jwt::RequestTokens;
 use http::{Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::body::{pump, H1Sink, H1Source, H2Sink, H2Source, Out, PumpError, Sink, Source};
@@ -29,22 +28,23 @@ use crate::state::{Listener, Pool, Snapshot};
 use crate::upstream::Lease;
 use crate::worker::Worker;
 
-/// Serves an h2c connection whose first bytes (the preface) are already in `prefix`.
-pub async fn serve(
+/// Serves an HTTP/2 connection (h2c, or TLS with ALPN h2) whose first bytes
+/// (the preface) may already be in `prefix`. `local` is the address the client
+/// reached, for a PROXY header toward a pool that sends one.
+pub async fn serve<T>(
     w: Rc<Worker>,
-    io: TcpStream,
+    io: T,
     prefix: BytesMut,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, Option<SocketAddr>),
     listener: Rc<str>,
-) {
+) where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let snap = w.shared.load_full();
     let Some(l) = snap.listeners.get(&*listener) else {
         return;
     };
     let (keepalive, header_timeout) = (l.keepalive_timeout, l.header_timeout);
-    // The destination a PROXY header names toward a pool that sends one; looked up
-    // once per connection rather than per stream.
-    let local = io.local_addr().ok();
     let max_header = u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX);
     drop(snap);
     let io = Rewind {
@@ -230,6 +230,7 @@ async fn forward<'s>(
         host,
         path: e.path,
         absolute: false,
+        secure: l.tls.is_some(),
     };
     let headers = proxy::H2Headers(&parts.headers);
     // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.
@@ -289,7 +290,9 @@ async fn forward<'s>(
             )
             .await
         }
-        PoolProtocol::H2c => to_h2(w, pool, parts, &t, src, respond, peer, (hash, pinned), e).await,
+        PoolProtocol::H2c | PoolProtocol::H2 => {
+            to_h2(w, pool, parts, &t, src, respond, peer, (hash, pinned), e).await
+        }
     }
 }
 
@@ -311,7 +314,7 @@ async fn to_h1<'s>(
     let client_ip = peer.ip().to_string();
     let fwd = Forwarded {
         client_ip: &client_ip,
-        proto: "http",
+        proto: t.proto(),
         via_version: "2",
     };
     let up_framing = match framing {
@@ -459,7 +462,8 @@ async fn to_h1<'s>(
                 reusable = rh.keep_alive && done && resp_buf.is_empty();
             }
             if reusable && body_ok && pool.send_proxy.is_none() {
-                w.h1_pool.put(backend.addr, upc, pool.max_idle);
+                w.h1_pool
+                    .put(pool.conn_key(backend.addr), upc, pool.max_idle);
             }
             return Ok(());
         }
@@ -494,12 +498,15 @@ async fn to_h2<'s>(
         proxy::map_fields(&parts.headers).iter().copied(),
         t.host,
         peer,
-        "http",
+        t.proto(),
         "2",
     );
-    let mut builder = Request::builder()
-        .method(parts.method.clone())
-        .uri(format!("http://{}{}", t.host, t.path));
+    let mut builder = Request::builder().method(parts.method.clone()).uri(format!(
+        "{}://{}{}",
+        if pool.tls.is_some() { "https" } else { "http" },
+        t.host,
+        t.path
+    ));
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
@@ -508,7 +515,7 @@ async fn to_h2<'s>(
         .map_err(|_| ProxyError::BadRequest("invalid request"))?;
     let ended = src.is_end();
     let (response, stream) = send.send_request(request, ended).map_err(|err| {
-        w.h2_pool.remove(backend.addr);
+        w.h2_pool.remove(pool.conn_key(backend.addr));
         ProxyError::BadResponse(err.to_string())
     })?;
     let sent_at = Instant::now();
@@ -589,12 +596,12 @@ async fn to_h2<'s>(
 }
 
 /// A socket whose first bytes were already read: they are replayed before the rest.
-struct Rewind {
+struct Rewind<T> {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: T,
 }
 
-impl AsyncRead for Rewind {
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -610,7 +617,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -18,7 +18,6 @@ use fulcrum_core::config::PoolProtocol;
 use fulcrum_core::http1::{self, Forwarded};
 use http::{Response, StatusCode};
 use sha1::{Digest, Sha1};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::body::h2_send;
@@ -27,6 +26,7 @@ use super::proxy::{self, Attempts, Pinned, Target};
 use super::upstream_h1::{read_response, HeadFailure};
 use crate::access_log::Entry;
 use crate::io;
+use crate::io::Conn;
 use crate::state::{Pool, Snapshot};
 use crate::upstream::Lease;
 use crate::worker::Worker;
@@ -87,7 +87,7 @@ pub async fn bridge<'s>(
     let client_ip = peer.ip().to_string();
     let fwd = Forwarded {
         client_ip: &client_ip,
-        proto: "http",
+        proto: t.proto(),
         via_version: "2",
     };
     let fields = proxy::map_fields(&parts.headers);
@@ -213,7 +213,7 @@ struct Moved {
 async fn relay(
     body: &mut h2::RecvStream,
     mut send: h2::SendStream<Bytes>,
-    up: &TcpStream,
+    up: &Conn,
     early: BytesMut,
     idle: Duration,
     moved: &Moved,
@@ -229,7 +229,7 @@ async fn relay(
                 .map_err(|e| format!("backend: {e}"))?;
             moved.forward.set(moved.forward.get() + data.len() as u64);
         }
-        let _ = socket2::SockRef::from(up).shutdown(std::net::Shutdown::Write);
+        let _ = up.shutdown_write().await;
         Ok::<(), String>(())
     };
     let backward = async {

@@ -17,11 +17,11 @@ use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::retry;
 use fulcrum_core::route::{Headers, Request, Route};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use tokio::net::TcpStream;
 
 use super::error::{ProxyError, Side};
 use crate::access_log::Entry;
 use crate::clock;
+use crate::io::Conn;
 use crate::state::{Listener, Member, Pool, PoolState, Snapshot};
 use crate::stats::ErrorKind;
 use crate::upstream;
@@ -36,6 +36,19 @@ pub struct Target<'a> {
     pub path: &'a str,
     /// The client sent absolute-form; only routes naming a host may take it.
     pub absolute: bool,
+    /// The client's connection is TLS: `X-Forwarded-Proto: https`.
+    pub secure: bool,
+}
+
+impl Target<'_> {
+    /// `X-Forwarded-Proto` for this request.
+    pub fn proto(&self) -> &'static str {
+        if self.secure {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// Splits a request target; absolute-form's authority replaces the Host field
@@ -49,6 +62,7 @@ pub fn target<'a>(raw: &'a [u8], host: Option<&'a [u8]>) -> Result<Target<'a>, P
             host,
             path: raw,
             absolute: false,
+            secure: false,
         });
     }
     let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
@@ -73,6 +87,7 @@ pub fn target<'a>(raw: &'a [u8], host: Option<&'a [u8]>) -> Result<Target<'a>, P
         host: authority,
         path,
         absolute: true,
+        secure: false,
     })
 }
 
@@ -574,16 +589,20 @@ pub async fn h1_conn(
     pool: &Pool,
     backend: &Backend,
     ends: Option<(SocketAddr, SocketAddr)>,
-) -> Result<(TcpStream, bool), ProxyError> {
+) -> Result<(Conn, bool), ProxyError> {
     let header = pool.send_proxy.map(|v| upstream::proxy_header(v, ends));
     if header.is_none() {
-        if let Some(s) = w.h1_pool.take(backend.addr, pool.idle_timeout) {
+        if let Some(s) = w
+            .h1_pool
+            .take(pool.conn_key(backend.addr), pool.idle_timeout)
+        {
             return Ok((s, true));
         }
     }
     let started = std::time::Instant::now();
     let header = header.as_deref().unwrap_or_default();
-    match upstream::connect_with(backend.addr, pool.connect_timeout, header).await {
+    let tls = pool.tls.as_deref();
+    match upstream::open(backend.addr, pool.connect_timeout, header, tls).await {
         Ok(s) => {
             pool.state.connect.observe(started.elapsed());
             Ok((s, false))
@@ -605,33 +624,53 @@ pub async fn h2_conn(
     backend: &Backend,
 ) -> Result<h2::client::SendRequest<Bytes>, ProxyError> {
     let addr = backend.addr;
-    if let Some(send) = w.h2_pool.get(addr) {
+    let key = pool.conn_key(addr);
+    if let Some(send) = w.h2_pool.get(key) {
         match send.ready().await {
             Ok(send) => return Ok(send),
-            Err(_) => w.h2_pool.remove(addr),
+            Err(_) => w.h2_pool.remove(key),
         }
     }
     let fail = |reason: String| ProxyError::Connect { addr, reason };
     let started = std::time::Instant::now();
-    let io = upstream::connect(addr, pool.connect_timeout)
+    let io = upstream::open(addr, pool.connect_timeout, &[], pool.tls.as_deref())
         .await
         .map_err(|e| fail(e.to_string()))?;
     pool.state.connect.observe(started.elapsed());
-    let handshake = h2::client::Builder::new()
+    let mut builder = h2::client::Builder::new();
+    builder
         .initial_window_size(1 << 20)
-        .initial_connection_window_size(4 << 20)
-        .handshake(io);
-    let (send, conn) = tokio::time::timeout(pool.connect_timeout, handshake)
+        .initial_connection_window_size(4 << 20);
+    let send = match io {
+        Conn::Tcp(tcp) => spawn_h2(w, key, &builder, tcp, pool.connect_timeout).await,
+        Conn::Tls(tls) => spawn_h2(w, key, &builder, *tls, pool.connect_timeout).await,
+    }
+    .map_err(fail)?;
+    w.h2_pool.put(key, send.clone());
+    send.ready().await.map_err(|e| fail(e.to_string()))
+}
+
+/// Runs an HTTP/2 client handshake over `io` and spawns its connection task.
+async fn spawn_h2<T>(
+    w: &Rc<Worker>,
+    key: upstream::ConnKey,
+    builder: &h2::client::Builder,
+    io: T,
+    limit: std::time::Duration,
+) -> Result<h2::client::SendRequest<Bytes>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (send, conn) = tokio::time::timeout(limit, builder.handshake(io))
         .await
-        .map_err(|_| fail("h2 handshake timed out".into()))?
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|_| "h2 handshake timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
     let worker = w.clone();
     tokio::task::spawn_local(async move {
         let _ = conn.await;
-        worker.h2_pool.remove(addr);
+        worker.h2_pool.remove(key);
     });
-    w.h2_pool.put(addr, send.clone());
-    send.ready().await.map_err(|e| fail(e.to_string()))
+    Ok(send)
 }
 
 /// Request fields for an HTTP/2 backend: hop-by-hop removed, forwarding fields set.

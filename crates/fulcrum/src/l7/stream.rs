@@ -9,11 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-
 use super::proxy::{ConnSlot, RequestSlot};
 use super::upstream_h1::Upgrade;
 use crate::access_log::Entry;
+use crate::io::Conn;
 use crate::l4::Ended;
 use crate::state::{Listener, Member, PoolState, Snapshot};
 use crate::upstream::Lease;
@@ -22,7 +21,7 @@ use crate::worker::Worker;
 /// A switched connection's backend side, waiting to be spliced to its client.
 pub struct Stream {
     /// The backend socket.
-    pub up: TcpStream,
+    pub up: Conn,
     /// Counts the request in flight on its backend (least connections, drains).
     pub lease: Lease,
     /// The pool's `max_connections` slot, when it has a limit.
@@ -46,7 +45,7 @@ pub struct Stream {
 impl Stream {
     /// Builds the stream of an upgrade that `upgrade` allowed, on `up`.
     pub fn new(
-        up: TcpStream,
+        up: Conn,
         lease: Lease,
         slot: Option<ConnSlot>,
         member: Option<&Arc<Member>>,
@@ -69,8 +68,8 @@ impl Stream {
 
     /// Splices `io` (the client) and the backend until the stream ends, then counts
     /// and logs the request as its exchange would have.
-    pub async fn run(self, w: &Worker, snap: &Snapshot, l: &Listener, io: &TcpStream) {
-        let splice = crate::l4::splice(io, &self.up, self.idle);
+    pub async fn run(self, w: &Worker, snap: &Snapshot, l: &Listener, io: &Conn) {
+        let splice = crate::l4::splice_conn(io, &self.up, self.idle);
         let done = match self.max {
             Some(max) => tokio::time::timeout(max, splice).await.ok(),
             None => Some(splice.await),

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use fulcrum_core::http1::{self, Framing, HeadError, RequestHead, ResponseHead, Version};
-use tokio::net::TcpStream;
 
 use super::body::{pump, H1Sink, H1Source, Out, PumpError, Sink, Source};
 use super::error::ProxyError;
 use super::h1::{client_body_error, Failed};
 use super::proxy::Attempts;
 use crate::access_log::Entry;
+use crate::io::Conn;
 use crate::io::{self, IoError};
 use crate::state::{Listener, Pool};
 use crate::worker::Worker;
@@ -77,8 +77,8 @@ impl HeadFailure {
 }
 
 /// Reads a final response head (interim 1xx other than 101 are skipped).
-pub async fn read_response(
-    up: &TcpStream,
+pub async fn read_response<S: crate::io::Socket>(
+    up: &S,
     buf: &mut BytesMut,
     is_head: bool,
     limit: Duration,
@@ -139,9 +139,9 @@ pub struct Exchange<'a> {
     /// The backend's pool.
     pub pool: &'a Pool,
     /// Client socket.
-    pub io: &'a TcpStream,
+    pub io: &'a Conn,
     /// Backend socket.
-    pub up: &'a TcpStream,
+    pub up: &'a Conn,
     /// The backend socket came from the idle pool.
     pub reused: bool,
     /// The backend.

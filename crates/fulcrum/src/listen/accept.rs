@@ -1,5 +1,6 @@
 //! What happens to a connection between `accept` and its listener's protocol: the
-//! `max_connections` cap, the PROXY protocol header, then HTTP or TCP.
+//! `max_connections` cap, the PROXY protocol header, the TLS handshake of an https
+//! listener, then HTTP or TCP.
 //!
 //! The checks that need no byte (the cap, the peer's network) run in the accept loop
 //! and close a refused connection before any task exists for it; the header is read
@@ -19,6 +20,7 @@ use tokio::net::TcpStream;
 
 use super::cap::Slot;
 use super::proxy_header::{self, Accept};
+use crate::io::Conn;
 use crate::stats::Traffic;
 use crate::worker::Worker;
 
@@ -57,10 +59,10 @@ pub fn spawn(w: &Rc<Worker>, conn: TcpStream, peer: SocketAddr, name: &Rc<str>) 
     let snap = w.shared.load();
     // The snapshot says what the listener speaks now: a reload may turn an http
     // listener into a tcp one on the same socket.
-    let (tcp, gate, traffic) = match snap.tcp_listeners.get(&**name) {
-        Some(l) => (true, &l.gate, &l.traffic),
+    let (tcp, tls, gate, traffic) = match snap.tcp_listeners.get(&**name) {
+        Some(l) => (true, false, &l.gate, &l.traffic),
         None => match snap.listeners.get(&**name) {
-            Some(l) => (false, &l.gate, &l.traffic),
+            Some(l) => (false, l.tls.is_some(), &l.gate, &l.traffic),
             // Removed by a reload since the accept: nothing would serve it.
             None => return,
         },
@@ -94,11 +96,12 @@ pub fn spawn(w: &Rc<Worker>, conn: TcpStream, peer: SocketAddr, name: &Rc<str>) 
         (None, None) if tcp => {
             tokio::task::spawn_local(crate::l4::tcp::serve(w, conn, peer, BytesMut::new(), name));
         }
-        (None, None) => {
+        (None, None) if !tls => {
+            let conn = Conn::Tcp(conn);
             tokio::task::spawn_local(crate::l7::h1::serve(w, conn, peer, BytesMut::new(), name));
         }
         (slot, pending) => {
-            tokio::task::spawn_local(gated(w, conn, peer, name, tcp, slot, pending));
+            tokio::task::spawn_local(gated(w, conn, peer, name, (tcp, tls), slot, pending));
         }
     }
 }
@@ -110,7 +113,7 @@ async fn gated(
     conn: TcpStream,
     peer: SocketAddr,
     name: Rc<str>,
-    tcp: bool,
+    (tcp, tls): (bool, bool),
     slot: Option<Slot>,
     pending: Option<Pending>,
 ) {
@@ -131,7 +134,39 @@ async fn gated(
     };
     if tcp {
         crate::l4::tcp::serve(w, conn, client, rest, name).await;
+    } else if tls {
+        https(w, conn, client, rest, name).await;
     } else {
-        crate::l7::h1::serve(w, conn, client, rest, name).await;
+        crate::l7::h1::serve(w, Conn::Tcp(conn), client, rest, name).await;
+    }
+}
+
+/// Serves a connection of an https listener: the handshake (its state boxed, so
+/// it is freed before the connection idles), then HTTP/2 or HTTP/1.1 by ALPN.
+async fn https(w: Rc<Worker>, conn: TcpStream, peer: SocketAddr, early: BytesMut, name: Rc<str>) {
+    let Some((t, limit, traffic)) = w.shared.load().listeners.get(&*name).and_then(|l| {
+        let t = l.tls.clone()?;
+        Some((t, l.header_timeout, l.traffic.clone()))
+    }) else {
+        return;
+    };
+    let local = conn.local_addr().ok();
+    let _ = conn.set_nodelay(true);
+    let accepted = Box::pin(crate::tls::accept(&t, conn, &early, limit, &traffic.tls)).await;
+    drop((t, early));
+    match accepted {
+        Err(error) => {
+            tracing::debug!(listener = %name, %peer, %error, "TLS handshake failed");
+        }
+        Ok(crate::tls::Accepted::H2(tls)) => {
+            drop(traffic);
+            let h2 = crate::l7::h2::serve(w, tls, BytesMut::new(), (peer, local), name);
+            Box::pin(h2).await;
+        }
+        Ok(crate::tls::Accepted::H1(tls)) => {
+            drop(traffic);
+            let conn = Conn::Tls(Box::new(tls));
+            crate::l7::h1::serve(w, conn, peer, BytesMut::new(), name).await;
+        }
     }
 }

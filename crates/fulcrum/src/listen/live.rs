@@ -14,13 +14,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::socket::Socket;
 use crate::upgrade::Listening;
 
-/// Whether listeners speaking `protocol` get sockets: TCP ones for http, tcp and
+/// Whether listeners speaking `protocol` get sockets: TCP ones for http, https, tcp and
 /// tls-passthrough (workers tell them apart by the snapshot's listener maps when
 /// they accept), UDP ones for udp (see [`is_udp`]).
 pub fn is_bound(protocol: ListenerProtocol) -> bool {
     matches!(
         protocol,
         ListenerProtocol::Http
+            | ListenerProtocol::Https
             | ListenerProtocol::Tcp
             | ListenerProtocol::TlsPassthrough
             | ListenerProtocol::Udp

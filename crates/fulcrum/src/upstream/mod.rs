@@ -14,7 +14,7 @@ use fulcrum_core::proxy_protocol::{self, Version};
 use tokio::net::TcpStream;
 
 pub use lease::Lease;
-pub use pool::{H1Pool, H2Pool};
+pub use pool::{ConnKey, H1Pool, H2Pool};
 
 /// Opens a TCP connection with Nagle off, within `limit`.
 pub async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream> {
@@ -59,4 +59,27 @@ pub fn proxy_header(version: Version, ends: Option<(SocketAddr, SocketAddr)>) ->
         (version, None) => proxy_protocol::write_local(&mut out, version),
     }
     out
+}
+
+/// Opens a connection to a backend of a pool: TCP with `header` first (see
+/// [`connect_with`]), then TLS when the pool has `tls`, all within `limit`.
+pub async fn open(
+    addr: SocketAddr,
+    limit: Duration,
+    header: &[u8],
+    tls: Option<&crate::tls::Upstream>,
+) -> io::Result<crate::io::Conn> {
+    let started = tokio::time::Instant::now();
+    let tcp = connect_with(addr, limit, header).await?;
+    match tls {
+        None => Ok(crate::io::Conn::Tcp(tcp)),
+        Some(t) => {
+            let left = limit.saturating_sub(started.elapsed());
+            let conn = t
+                .connect(tcp, addr, left)
+                .await
+                .map_err(|e| io::Error::other(format!("tls: {e}")))?;
+            Ok(crate::io::Conn::Tls(Box::new(conn)))
+        }
+    }
 }

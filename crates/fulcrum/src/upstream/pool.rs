@@ -6,28 +6,30 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::io::{is_reusable, Conn};
 use bytes::Bytes;
-use tokio::net::TcpStream;
-
-use crate::io::is_reusable;
 
 /// Idle time after which a pooled connection is probed for EOF before reuse.
 const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 struct Idle {
-    stream: TcpStream,
+    stream: Conn,
     since: Instant,
 }
 
-/// Idle HTTP/1.1 connections by backend address, newest last.
+/// Which connections may carry a pool's request: the backend's address and the
+/// pool's TLS settings ([`crate::tls::Upstream::id`], 0 for plain TCP).
+pub type ConnKey = (SocketAddr, u64);
+
+/// Idle HTTP/1.1 connections by backend address and TLS settings, newest last.
 #[derive(Default)]
 pub struct H1Pool {
-    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: RefCell<HashMap<ConnKey, Vec<Idle>>>,
 }
 
 impl H1Pool {
     /// An idle, still-open connection to `addr` younger than `max_age`, newest first.
-    pub fn take(&self, addr: SocketAddr, max_age: Duration) -> Option<TcpStream> {
+    pub fn take(&self, addr: ConnKey, max_age: Duration) -> Option<Conn> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         while let Some(conn) = list.pop() {
@@ -43,7 +45,7 @@ impl H1Pool {
     }
 
     /// Keeps a connection for reuse unless `max_idle` are already kept.
-    pub fn put(&self, addr: SocketAddr, stream: TcpStream, max_idle: usize) {
+    pub fn put(&self, addr: ConnKey, stream: Conn, max_idle: usize) {
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
         if list.len() < max_idle {
@@ -58,7 +60,7 @@ impl H1Pool {
     pub fn sweep(&self, max_age: impl Fn(SocketAddr) -> Duration) {
         let mut idle = self.idle.borrow_mut();
         idle.retain(|addr, list| {
-            let age = max_age(*addr);
+            let age = max_age(addr.0);
             list.retain(|c| c.since.elapsed() < age && is_reusable(&c.stream));
             !list.is_empty()
         });
@@ -70,25 +72,25 @@ impl H1Pool {
     }
 }
 
-/// One multiplexed h2c connection per backend address.
+/// One multiplexed HTTP/2 connection per backend address and TLS settings.
 #[derive(Default)]
 pub struct H2Pool {
-    conns: RefCell<HashMap<SocketAddr, h2::client::SendRequest<Bytes>>>,
+    conns: RefCell<HashMap<ConnKey, h2::client::SendRequest<Bytes>>>,
 }
 
 impl H2Pool {
     /// The open connection to `addr`, if any.
-    pub fn get(&self, addr: SocketAddr) -> Option<h2::client::SendRequest<Bytes>> {
+    pub fn get(&self, addr: ConnKey) -> Option<h2::client::SendRequest<Bytes>> {
         self.conns.borrow().get(&addr).cloned()
     }
 
     /// Remembers a new connection to `addr`.
-    pub fn put(&self, addr: SocketAddr, conn: h2::client::SendRequest<Bytes>) {
+    pub fn put(&self, addr: ConnKey, conn: h2::client::SendRequest<Bytes>) {
         self.conns.borrow_mut().insert(addr, conn);
     }
 
     /// Forgets a broken connection.
-    pub fn remove(&self, addr: SocketAddr) {
+    pub fn remove(&self, addr: ConnKey) {
         self.conns.borrow_mut().remove(&addr);
     }
 

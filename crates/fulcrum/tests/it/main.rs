@@ -7,6 +7,7 @@
 mod stream;
 mod support;
 mod support_health;
+mod tls_support;
 mod wire;
 
 mod admin;
@@ -37,6 +38,7 @@ mod sticky;
 mod tcp;
 mod tcp_load;
 mod timeouts;
+mod tls;
 mod udp;
 mod upgrade;
 mod websocket;

@@ -1,0 +1,101 @@
+//! Tests of the TLS keys: an https listener's certificates and client
+//! authentication, a pool's re-encryption, each accepted only where it acts.
+
+use super::tests::{errors, parse_ok, BASE};
+use super::{ListenerProtocol, PoolProtocol};
+
+/// `BASE` plus an https listener `secure` (from line 9) with `body`.
+fn https(body: &str) -> String {
+    format!(
+        "{BASE}[listeners.secure]\naddress = \"127.0.0.1:8443\"\nprotocol = \"https\"\n{body}\n"
+    )
+}
+
+#[test]
+fn an_https_listener_takes_certificates_and_client_auth() {
+    let c = parse_ok(&https(
+        "tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }, \
+         { cert = \"b.pem\", key = \"b.key\" }], \
+         client_auth = { ca = \"ca.pem\", required = false }, watch_interval = \"1s\" }",
+    ));
+    let l = &c.listeners["secure"];
+    assert_eq!(l.protocol, ListenerProtocol::Https);
+    let tls = l.tls.as_ref().unwrap();
+    assert_eq!(tls.certificates.len(), 2);
+    assert_eq!(tls.certificates[1].key, "b.key");
+    let auth = tls.client_auth.as_ref().unwrap();
+    assert!(!auth.required);
+    assert_eq!(auth.header, "x-client-subject");
+    assert_eq!(tls.watch_interval.get(), std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn tls_keys_are_checked_where_they_act() {
+    assert_eq!(
+        errors(&https("")),
+        [
+            "f.toml:9: listeners.secure.tls: an https listener needs tls = { certificates = \
+          [{ cert = \"PATH\", key = \"PATH\" }] }"
+        ]
+    );
+    assert_eq!(
+        errors(&https("tls = { certificates = [] }")),
+        ["f.toml:12: listeners.secure.tls.certificates: needs at least one { cert = \"PATH\", key = \"PATH\" }"]
+    );
+    assert_eq!(
+        errors(&https(
+            "tls = { certificates = [{ cert = \"\", key = \"k\" }], \
+             client_auth = { ca = \"ca.pem\", header = \"bad header\" } }"
+        )),
+        [
+            "f.toml:12: listeners.secure.tls.certificates[0].cert: must be the path of a PEM file",
+            "f.toml:12: listeners.secure.tls.client_auth.header: invalid header name \"bad header\"",
+        ]
+    );
+    let plain = BASE.replace(
+        "address = \"0.0.0.0:8080\"",
+        "address = \"0.0.0.0:8080\"\ntls = { certificates = [{ cert = \"a\", key = \"b\" }] }",
+    );
+    assert_eq!(
+        errors(&plain),
+        [
+            "f.toml:3: listeners.public.tls: only https listeners terminate TLS \
+          (a tls-passthrough listener passes it on unopened)"
+        ]
+    );
+}
+
+#[test]
+fn a_pool_re_encrypts_with_tls() {
+    let c = parse_ok(&format!(
+        "{BASE}protocol = \"h2\"\ntls = {{ sni = \"api.internal\", ca = \"ca.pem\", \
+         client_cert = \"c.pem\", client_key = \"c.key\" }}\n"
+    ));
+    let pool = &c.pools["api"];
+    assert_eq!(pool.protocol, PoolProtocol::H2);
+    let tls = pool.tls.as_ref().unwrap();
+    assert_eq!(tls.sni.as_deref(), Some("api.internal"));
+    assert!(tls.verify);
+    assert_eq!(tls.client_key.as_deref(), Some("c.key"));
+}
+
+#[test]
+fn pool_tls_mistakes_are_refused() {
+    assert_eq!(
+        errors(&format!("{BASE}protocol = \"h2\"\n")),
+        [
+            "f.toml:9: pools.api.protocol: protocol = \"h2\" is HTTP/2 over TLS and needs \
+          tls = { ... } (\"h2c\" is HTTP/2 in the clear)"
+        ]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{BASE}protocol = \"h2c\"\ntls = {{ client_cert = \"c.pem\", sni = \"*.x\" }}\n"
+        )),
+        [
+            "f.toml:9: pools.api.protocol: h2c is HTTP/2 in the clear: with tls, use protocol = \"h2\"",
+            "f.toml:10: pools.api.tls.client_key: needed with client_cert",
+            "f.toml:10: pools.api.tls.sni: invalid server name \"*.x\": expected a DNS name or an IP address",
+        ]
+    );
+}

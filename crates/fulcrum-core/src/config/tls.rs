@@ -1,0 +1,80 @@
+//! TLS keys: `tls` of an https listener (certificates, client certificates) and
+//! `tls` of a pool (re-encryption to its backends, mutual TLS).
+
+use serde::Deserialize;
+
+/// `tls` of an `https` listener.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsConfig {
+    /// Certificates offered, chosen by the client's SNI among the names each
+    /// certificate holds; the first is the default for clients without SNI or
+    /// with a name none holds.
+    #[serde(default)]
+    pub certificates: Vec<CertificateConfig>,
+    /// Ask clients for a certificate signed by `ca`.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthConfig>,
+    /// How often certificate and key files are checked for changes; a changed file
+    /// is loaded without a reload (a bad one keeps the old certificate).
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval: super::Duration,
+}
+
+fn default_watch_interval() -> super::Duration {
+    super::Duration::from_secs(5)
+}
+
+/// One certificate chain and its private key, both PEM files.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// The chain, leaf first.
+    pub cert: String,
+    /// The leaf's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
+/// `client_auth` of an https listener.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthConfig {
+    /// PEM file of the certificate authorities client certificates must chain to.
+    pub ca: String,
+    /// Whether a client without a certificate is refused (else it is served
+    /// without the subject header).
+    #[serde(default = "super::defaults::yes")]
+    pub required: bool,
+    /// Request header that carries the verified certificate's subject to routes
+    /// and backends; a client's own header of that name is always removed.
+    #[serde(default = "default_subject_header")]
+    pub header: String,
+}
+
+fn default_subject_header() -> String {
+    "x-client-subject".to_owned()
+}
+
+/// `tls` of a pool: connections to its backends are TLS.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct PoolTlsConfig {
+    /// Server name sent (SNI) and verified; the backend's host when unset (its IP
+    /// address for a numeric backend).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// PEM file of the authorities the backends' certificates chain to; the
+    /// system's roots when unset.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// Verify the backend's certificate. `false` only for testing: any
+    /// certificate is then accepted, and the README says why not to.
+    #[serde(default = "super::defaults::yes")]
+    pub verify: bool,
+    /// Client certificate chain (PEM) presented to backends that ask (mutual TLS).
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub client_key: Option<String>,
+}

@@ -1,0 +1,13 @@
+//! Stage 2. TLS termination for https listeners (certificates chosen by SNI,
+//! reloaded when their files change, ALPN, client certificates) and TLS to
+//! backends (re-encryption, mutual TLS). rustls with the ring provider only.
+
+mod certs;
+mod client;
+mod server;
+mod stream;
+
+pub use certs::{describe, load, read_chain, subject, CertError, CertSet, Loaded, Resolver};
+pub use client::{AnyCert, Upstream, UpstreamError};
+pub use server::{accept, watch, Accepted, HandshakeStats, Terminator, FAILURE_REASONS};
+pub use stream::{HandshakeError, TlsConn};

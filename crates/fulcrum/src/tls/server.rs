@@ -1,0 +1,215 @@
+//! TLS termination: an https listener's rustls config (its certificates behind a
+//! swappable resolver, ALPN h2 and http/1.1, TLS 1.2 and 1.3 with ring's modern
+//! suites, tickets from one rotating key for the process), the handshake of each
+//! connection with its counters, and the watcher that reloads changed files.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use fulcrum_core::config::ListenerTlsConfig;
+use rustls::server::{ProducesTickets, WebPkiClientVerifier};
+use rustls::{RootCertStore, ServerConfig};
+use tokio::net::TcpStream;
+
+use super::certs::{self, CertSet, Resolver};
+use super::stream::{handshake, HandshakeError, TlsConn};
+
+/// An https listener's TLS.
+#[derive(Debug)]
+pub struct Terminator {
+    /// What each handshake uses.
+    pub config: Arc<ServerConfig>,
+    /// Its certificates, swapped when their files change.
+    pub resolver: Arc<Resolver>,
+    /// The request header that carries a verified client certificate's subject.
+    pub subject_header: Option<String>,
+    /// How often the files are checked.
+    pub watch_interval: Duration,
+}
+
+/// The rustls crypto provider: ring, which builds without cmake.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Session tickets: one rotating key set for the whole process, so a client
+/// resumes on any worker and across reloads.
+fn ticketer() -> Option<Arc<dyn ProducesTickets>> {
+    static TICKETER: OnceLock<Option<Arc<dyn ProducesTickets>>> = OnceLock::new();
+    TICKETER
+        .get_or_init(|| rustls::crypto::ring::Ticketer::new().ok())
+        .clone()
+}
+
+impl Terminator {
+    /// Loads the certificates and the client CA of `tls`; errors name the file.
+    pub fn build(tls: &ListenerTlsConfig) -> Result<Self, String> {
+        let mut loaded = Vec::new();
+        for (i, c) in tls.certificates.iter().enumerate() {
+            loaded
+                .push(certs::load(&c.cert, &c.key).map_err(|e| format!("certificates[{i}]: {e}"))?);
+        }
+        let resolver = Arc::new(Resolver {
+            set: ArcSwap::from_pointee(CertSet::new(loaded)),
+        });
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?;
+        let builder = match &tls.client_auth {
+            None => builder.with_no_client_auth(),
+            Some(auth) => {
+                let mut roots = RootCertStore::empty();
+                let cas =
+                    certs::read_chain(&auth.ca).map_err(|e| format!("client_auth.ca: {e}"))?;
+                for ca in cas {
+                    roots
+                        .add(ca)
+                        .map_err(|e| format!("client_auth.ca: {}: {e}", auth.ca))?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+                let verifier = if auth.required {
+                    verifier.build()
+                } else {
+                    verifier.allow_unauthenticated().build()
+                };
+                builder.with_client_cert_verifier(
+                    verifier.map_err(|e| format!("client_auth.ca: {}: {e}", auth.ca))?,
+                )
+            }
+        };
+        let mut config = builder.with_cert_resolver(resolver.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if let Some(t) = ticketer() {
+            config.ticketer = t;
+        }
+        Ok(Self {
+            config: Arc::new(config),
+            resolver,
+            subject_header: tls.client_auth.as_ref().map(|a| a.header.clone()),
+            watch_interval: tls.watch_interval.get(),
+        })
+    }
+
+    /// Reloads the certificates whose files changed; a file that fails keeps the
+    /// old set and is reported. Returns whether the set was swapped.
+    pub fn refresh(&self, listener: &str) -> bool {
+        let current = self.resolver.set.load();
+        if !current.certs.iter().any(certs::Loaded::changed) {
+            return false;
+        }
+        let mut fresh = Vec::with_capacity(current.certs.len());
+        for c in &current.certs {
+            match certs::load(&c.cert_file, &c.key_file) {
+                Ok(l) => fresh.push(l),
+                Err(error) => {
+                    tracing::error!(listener, %error, "certificate not reloaded; the old one stays");
+                    return false;
+                }
+            }
+        }
+        tracing::info!(listener, "certificates reloaded");
+        self.resolver.set.store(Arc::new(CertSet::new(fresh)));
+        true
+    }
+}
+
+/// Handshakes of one listener, by outcome.
+#[derive(Debug, Default)]
+pub struct HandshakeStats {
+    /// Completed handshakes.
+    pub ok: AtomicU64,
+    /// Failed handshakes, by [`FAILURE_REASONS`].
+    pub failed: [AtomicU64; FAILURE_REASONS.len()],
+}
+
+/// The reasons a handshake failure is counted under.
+pub const FAILURE_REASONS: [&str; 6] = [
+    "timeout",
+    "closed",
+    "protocol",
+    "certificate",
+    "alert",
+    "other",
+];
+
+impl HandshakeStats {
+    fn fail(&self, e: &HandshakeError) {
+        let reason = match e {
+            HandshakeError::Timeout => 0,
+            HandshakeError::Io(_) => 1,
+            HandshakeError::Tls(t) => match t {
+                rustls::Error::PeerIncompatible(_)
+                | rustls::Error::PeerMisbehaved(_)
+                | rustls::Error::InappropriateMessage { .. }
+                | rustls::Error::InappropriateHandshakeMessage { .. }
+                | rustls::Error::InvalidMessage(_)
+                | rustls::Error::NoApplicationProtocol => 2,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => 3,
+                rustls::Error::AlertReceived(_) => 4,
+                _ => 5,
+            },
+        };
+        if let Some(c) = self.failed.get(reason) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A connection after its handshake.
+pub enum Accepted {
+    /// The client asked for HTTP/2 by ALPN.
+    H2(TlsConn),
+    /// HTTP/1.1 (by ALPN, or no ALPN).
+    H1(TlsConn),
+}
+
+/// Runs the server handshake on `tcp` within `limit`, counting it in `stats`.
+pub async fn accept(
+    t: &Terminator,
+    tcp: TcpStream,
+    early: &[u8],
+    limit: Duration,
+    stats: &HandshakeStats,
+) -> Result<Accepted, HandshakeError> {
+    let mut tls: rustls::Connection = rustls::ServerConnection::new(t.config.clone())?.into();
+    let done = tokio::time::timeout(limit, handshake(&tcp, &mut tls, early))
+        .await
+        .unwrap_or(Err(HandshakeError::Timeout));
+    if let Err(e) = done {
+        stats.fail(&e);
+        return Err(e);
+    }
+    stats.ok.fetch_add(1, Ordering::Relaxed);
+    let h2 = tls.alpn_protocol() == Some(b"h2");
+    let conn = TlsConn::new(tcp, tls);
+    Ok(if h2 {
+        Accepted::H2(conn)
+    } else {
+        Accepted::H1(conn)
+    })
+}
+
+/// Checks the https listeners' certificate files for changes, forever, on a
+/// thread of its own (loading files blocks).
+pub fn watch(shared: crate::worker::Shared) {
+    let spawned = std::thread::Builder::new()
+        .name("fulcrum-tls-watch".into())
+        .spawn(move || loop {
+            let snap = shared.load_full();
+            let mut every = Duration::from_secs(5);
+            for (name, l) in &snap.listeners {
+                if let Some(t) = &l.tls {
+                    every = every.min(t.watch_interval);
+                    t.refresh(name);
+                }
+            }
+            drop(snap);
+            std::thread::sleep(every);
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "certificate watcher not started");
+    }
+}

@@ -1,0 +1,289 @@
+//! TLS termination and re-encryption with real handshakes: certificates made in
+//! the test, rustls clients and backends, hyper speaking HTTP/1.1 or HTTP/2 over
+//! them as ALPN decides.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::support::*;
+use crate::tls_support::*;
+
+/// A config with an https listener `secure` over `certs` (`(cert, key)` paths,
+/// the first the default) plus `tls_extra` in its tls table, an admin listener, and
+/// one pool `p` over `backend`.
+fn https_config(certs: &[(String, String)], tls_extra: &str, backend: &Backend) -> String {
+    let list: Vec<String> = certs
+        .iter()
+        .map(|(c, k)| format!("{{ cert = {c:?}, key = {k:?} }}"))
+        .collect();
+    format!(
+        "workers = 1\n[admin]\naddress = \"127.0.0.1:0\"\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\n\
+         protocol = \"https\"\ntls = {{ certificates = [{}]{tls_extra} }}\n\n\
+         [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
+        list.join(", "),
+        quoted(backend)
+    )
+}
+
+async fn metrics(f: &Fulcrum) -> String {
+    let admin = f.admin_addr().await;
+    let (_, _, body) = get(&client(), &format!("http://{admin}/metrics")).await;
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn sni_picks_the_certificate_and_alpn_the_protocol() {
+    within(async {
+        let ca = Ca::new("Test CA");
+        let a = ca.leaf(&["a.test", "*.wild.test", "127.0.0.1"], false);
+        let b = ca.leaf(&["b.test"], false);
+        let dir = TempDir::new();
+        let backend = Backend::start("app").await;
+        let f = Fulcrum::start(&https_config(
+            &[a.write(&dir, "a"), b.write(&dir, "b")],
+            "",
+            &backend,
+        ));
+        let addr = f.addr("secure");
+        let h2 = client_config(&[ca.der()], &["h2", "http/1.1"], None);
+        for (name, want) in [("a.test", &a.der), ("x.wild.test", &a.der), ("b.test", &b.der)] {
+            let s = connect(addr, name, h2.clone()).await.unwrap();
+            assert_eq!(&s.leaf, want, "{name}");
+            assert_eq!(s.alpn.as_deref(), Some(&b"h2"[..]), "{name}");
+            let (status, body) = get_over(s, name, "/").await.unwrap();
+            assert_eq!((status, &body[..]), (200, &b"app"[..]), "{name} {:?} {}", f.access_log(), std::fs::read_to_string(&f.config).unwrap());
+            assert_eq!(backend.last_header("x-forwarded-proto").as_deref(), Some("https"));
+        }
+        // An IP address sends no SNI: the first certificate answers. HTTP/1.1 by ALPN.
+        let h1 = client_config(&[ca.der()], &["http/1.1"], None);
+        let s = connect(addr, "127.0.0.1", h1).await.unwrap();
+        assert_eq!(s.leaf, a.der);
+        assert_eq!(s.alpn.as_deref(), Some(&b"http/1.1"[..]));
+        let (status, body) = get_over(s, "a.test", "/").await.unwrap();
+        assert_eq!((status, &body[..]), (200, &b"app"[..]));
+        assert_eq!(backend.last_header("x-forwarded-proto").as_deref(), Some("https"));
+        // Session tickets: a second connection resumes without a full handshake.
+        let mut resuming = (*client_config(&[ca.der()], &["h2"], None)).clone();
+        resuming.resumption = rustls::client::Resumption::default();
+        let resuming = Arc::new(resuming);
+        let s = connect(addr, "b.test", resuming.clone()).await.unwrap();
+        assert_eq!(get_over(s, "b.test", "/").await.unwrap().0, 200);
+        let s = connect(addr, "b.test", resuming).await.unwrap();
+        let kind = s.tls.get_ref().1.handshake_kind();
+        assert_eq!(kind, Some(rustls::HandshakeKind::Resumed));
+        assert_eq!(get_over(s, "b.test", "/").await.unwrap().0, 200);
+        // A client that trusts another authority fails its handshake.
+        let other = client_config(&[Ca::new("Other").der()], &["h2"], None);
+        assert!(connect(addr, "a.test", other).await.is_err());
+        // Plain HTTP on the TLS port is refused, and the process keeps serving.
+        let reply = raw(addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", std::time::Duration::from_secs(10));
+        assert!(!reply.contains("200"), "{reply}");
+        let m = metrics(&f).await;
+        assert!(m.contains("fulcrum_tls_handshakes_total{listener=\"secure\",result=\"ok\"} 6"), "{m}");
+        assert!(!m.contains("result=\"protocol\"} 0"), "{m}");
+        assert!(m.contains("fulcrum_tls_certificate_expiry_seconds{listener=\"secure\",certificate=\"a.test\"}"), "{m}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_certificate_is_served_without_a_failed_request() {
+    within(async {
+        let ca = Ca::new("Test CA");
+        let first = ca.leaf(&["a.test"], false);
+        let dir = TempDir::new();
+        let backend = Backend::start("app").await;
+        let files = first.write(&dir, "a");
+        let f = Fulcrum::start(&https_config(
+            std::slice::from_ref(&files),
+            ", watch_interval = \"50ms\"",
+            &backend,
+        ));
+        let addr = f.addr("secure");
+        let config = client_config(&[ca.der()], &["h2", "http/1.1"], None);
+        let (stop, ok, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(Mutex::new(Vec::<String>::new())),
+        );
+        let mut load = Vec::new();
+        for _ in 0..4 {
+            let (stop, ok, failed, config) =
+                (stop.clone(), ok.clone(), failed.clone(), config.clone());
+            load.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = async {
+                        let s = connect(addr, "a.test", config.clone()).await?;
+                        get_over(s, "a.test", "/")
+                            .await
+                            .map_err(std::io::Error::other)
+                    }
+                    .await;
+                    match r {
+                        Ok((200, _)) => drop(ok.fetch_add(1, Ordering::Relaxed)),
+                        other => failed.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+            }));
+        }
+        until("requests flowing", || ok.load(Ordering::Relaxed) >= 20).await;
+        // A new key and certificate for the same name, written in place.
+        let second = ca.leaf(&["a.test"], false);
+        second.write(&dir, "a");
+        loop {
+            let s = connect(addr, "a.test", config.clone()).await.unwrap();
+            if s.leaf == second.der {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let before = ok.load(Ordering::Relaxed);
+        until("requests after the swap", || {
+            ok.load(Ordering::Relaxed) >= before + 20
+        })
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        for t in load {
+            t.await.unwrap();
+        }
+        assert_eq!(failed.lock().unwrap().clone(), Vec::<String>::new());
+        // A broken file is reported and the certificate in use stays.
+        let skip = f.log.len();
+        std::fs::write(&files.0, "not a certificate").unwrap();
+        f.wait_line("certificate not reloaded", skip).await;
+        let s = connect(addr, "a.test", config.clone()).await.unwrap();
+        assert_eq!(s.leaf, second.der);
+        assert_eq!(get_over(s, "a.test", "/").await.unwrap().0, 200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn client_certificates_are_required_and_verified() {
+    within(async {
+        let ca = Ca::new("Test CA");
+        let server = ca.leaf(&["a.test"], false);
+        let clients = Ca::new("Client CA");
+        let dir = TempDir::new();
+        let ca_file = dir.path("clients.pem");
+        std::fs::write(&ca_file, clients.pem()).unwrap();
+        let backend = Backend::start("app").await;
+        let f = Fulcrum::start(&https_config(
+            &[server.write(&dir, "a")],
+            &format!(
+                ", client_auth = {{ ca = {:?} }}",
+                ca_file.display().to_string()
+            ),
+            &backend,
+        ));
+        let addr = f.addr("secure");
+        let attempt = |config: Arc<rustls::ClientConfig>| async move {
+            let s = connect(addr, "a.test", config).await?;
+            get_over(s, "a.test", "/")
+                .await
+                .map_err(std::io::Error::other)
+        };
+        let good = clients.leaf(&["client.test"], true);
+        let ok = attempt(client_config(&[ca.der()], &["h2"], Some(&good))).await;
+        assert_eq!(ok.unwrap().0, 200);
+        let ok = attempt(client_config(&[ca.der()], &["http/1.1"], Some(&good))).await;
+        assert_eq!(ok.unwrap().0, 200);
+        // No certificate, or one from another authority: refused.
+        assert!(attempt(client_config(&[ca.der()], &["h2"], None))
+            .await
+            .is_err());
+        let stranger = Ca::new("Stranger").leaf(&["client.test"], true);
+        assert!(
+            attempt(client_config(&[ca.der()], &["h2"], Some(&stranger)))
+                .await
+                .is_err()
+        );
+        assert_eq!(backend.requests(), 2);
+        let m = metrics(&f).await;
+        assert!(m.contains("result=\"certificate\"} 2"), "{m}");
+    })
+    .await;
+}
+
+/// GET `url`: status, and the backend's `x-seen-version`.
+async fn version_of(url: &str) -> (u16, String) {
+    let res = client().get(url.parse().unwrap()).await.unwrap();
+    let v = res
+        .headers()
+        .get("x-seen-version")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status().as_u16(), v)
+}
+
+#[tokio::test]
+async fn backends_over_tls_are_verified_and_take_client_certificates() {
+    within(async {
+        let ca = Ca::new("Backend CA");
+        let other = Ca::new("Other CA");
+        let proxy_ca = Ca::new("Proxy CA");
+        let leaf = ca.leaf(&["backend.test"], false);
+        let plain = TlsHttpBackend::start("tls", &leaf, None).await;
+        let strict = TlsHttpBackend::start("mtls", &leaf, Some(&proxy_ca)).await;
+        let dir = TempDir::new();
+        let (ca_file, other_file) = (dir.path("ca.pem"), dir.path("other.pem"));
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        std::fs::write(&other_file, other.pem()).unwrap();
+        let (cc, ck) = proxy_ca.leaf(&["proxy.test"], true).write(&dir, "proxy");
+        let (ca_file, other_file) = (
+            ca_file.display().to_string(),
+            other_file.display().to_string(),
+        );
+        let tls = format!("sni = \"backend.test\", ca = {ca_file:?}");
+        let pool = |name: &str, addr: std::net::SocketAddr, extra: &str| {
+            format!("[pools.{name}]\nbackends = [\"{addr}\"]\n{extra}\n")
+        };
+        let config = format!(
+            "workers = 1\n[listeners.public]\naddress = \"127.0.0.1:0\"\n\n\
+             [[routes]]\npath_prefix = \"/good\"\npool = \"good\"\n\
+             [[routes]]\npath_prefix = \"/h2\"\npool = \"h2\"\n\
+             [[routes]]\npath_prefix = \"/bad\"\npool = \"bad\"\n\
+             [[routes]]\npath_prefix = \"/mtls\"\npool = \"mtls\"\n\
+             [[routes]]\npath_prefix = \"/nocert\"\npool = \"nocert\"\n\n{}{}{}{}{}",
+            pool("good", plain.addr, &format!("tls = {{ {tls} }}")),
+            pool(
+                "h2",
+                plain.addr,
+                &format!("protocol = \"h2\"\ntls = {{ {tls} }}")
+            ),
+            pool(
+                "bad",
+                plain.addr,
+                &format!("tls = {{ sni = \"backend.test\", ca = {other_file:?} }}")
+            ),
+            pool(
+                "mtls",
+                strict.addr,
+                &format!("tls = {{ {tls}, client_cert = {cc:?}, client_key = {ck:?} }}")
+            ),
+            pool("nocert", strict.addr, &format!("tls = {{ {tls} }}")),
+        );
+        let f = Fulcrum::start(&config);
+        let url = f.url("public");
+        // Twice each: the second request reuses the pooled TLS connection.
+        for _ in 0..2 {
+            assert_eq!(
+                version_of(&format!("{url}/good")).await,
+                (200, "HTTP/1.1".into())
+            );
+            assert_eq!(
+                version_of(&format!("{url}/h2")).await,
+                (200, "HTTP/2.0".into())
+            );
+            assert_eq!(
+                version_of(&format!("{url}/mtls")).await,
+                (200, "HTTP/1.1".into())
+            );
+        }
+        // A certificate from an authority the pool does not trust, and a backend
+        // refusing a proxy without a client certificate: 502, never served.
+        assert_eq!(version_of(&format!("{url}/bad")).await.0, 502);
+        assert_eq!(version_of(&format!("{url}/nocert")).await.0, 502);
+    })
+    .await;
+}
