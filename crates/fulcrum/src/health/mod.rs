@@ -36,6 +36,8 @@ struct Running {
     check: HealthCheckConfig,
     /// The pool's `send_proxy_protocol`: a change restarts the probe too.
     send_proxy: Option<Version>,
+    /// The pool's TLS settings ([`crate::tls::Upstream::id`]), likewise.
+    tls: u64,
     task: JoinHandle<()>,
 }
 
@@ -65,23 +67,29 @@ pub async fn run(shared: Shared, registry: Arc<Registry>) {
             for pool in &snap.pools {
                 let Some(check) = &pool.check else { continue };
                 for (b, m) in pool.backends.iter().zip(&pool.members) {
-                    let probe = (b.addr, check, pool.send_proxy, m);
+                    let probe = (b.addr, check, (pool.send_proxy, pool.tls.clone()), m);
                     wanted.insert((pool.name.clone(), b.key.clone()), probe);
                 }
             }
             probes.retain(|k, r| {
-                wanted.get(k).is_some_and(|(addr, check, send_proxy, _)| {
-                    *addr == r.addr && **check == r.check && *send_proxy == r.send_proxy
-                })
+                wanted
+                    .get(k)
+                    .is_some_and(|(addr, check, (send_proxy, tls), _)| {
+                        *addr == r.addr
+                            && **check == r.check
+                            && *send_proxy == r.send_proxy
+                            && tls.as_ref().map_or(0, |t| t.id) == r.tls
+                    })
             });
-            for (k, (addr, check, send_proxy, m)) in wanted {
+            for (k, (addr, check, (send_proxy, tls), m)) in wanted {
                 if probes.contains_key(&k) {
                     continue;
                 }
                 seed = splitmix(seed);
+                let tls_id = tls.as_ref().map_or(0, |t| t.id);
                 let task = tokio::spawn(probe_loop(
                     m.clone(),
-                    (addr, send_proxy),
+                    (addr, send_proxy, tls),
                     check.clone(),
                     registry.clone(),
                     seed,
@@ -92,6 +100,7 @@ pub async fn run(shared: Shared, registry: Arc<Registry>) {
                         addr,
                         check: check.clone(),
                         send_proxy,
+                        tls: tls_id,
                         task,
                     },
                 );
@@ -197,7 +206,11 @@ fn release(m: &Member) {
 /// pool's probes never start in lockstep), then every interval ± jitter.
 async fn probe_loop(
     m: Arc<Member>,
-    (addr, send_proxy): (SocketAddr, Option<Version>),
+    (addr, send_proxy, tls): (
+        SocketAddr,
+        Option<Version>,
+        Option<Arc<crate::tls::Upstream>>,
+    ),
     check: HealthCheckConfig,
     registry: Arc<Registry>,
     mut seed: u64,
@@ -210,7 +223,7 @@ async fn probe_loop(
     let jitter = interval.mul_f64(fraction.clamp(0.0, 1.0));
     tokio::time::sleep(jitter.mul_f64(unit(seed))).await;
     loop {
-        let result = probe::probe(addr, &check, send_proxy).await;
+        let result = probe::probe(addr, &check, send_proxy, tls.as_deref()).await;
         if let Err(error) = &result {
             tracing::debug!(pool = %m.pool, backend = %m.key.0, %error, "probe failed");
         }

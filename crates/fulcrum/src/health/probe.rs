@@ -44,14 +44,16 @@ pub enum ProbeError {
 }
 
 /// Runs one probe of `check` against `addr`, after a PROXY header of `send_proxy`
-/// when the pool sends one; `Ok` when it passes.
+/// when the pool sends one, and over the pool's TLS when it has `tls` (http and
+/// grpc probes); `Ok` when it passes.
 pub async fn probe(
     addr: SocketAddr,
     check: &HealthCheckConfig,
     send_proxy: Option<Version>,
+    tls: Option<&crate::tls::Upstream>,
 ) -> Result<(), ProbeError> {
     let limit = check.timeout.get();
-    match tokio::time::timeout(limit, run(addr, check, send_proxy, limit)).await {
+    match tokio::time::timeout(limit, run(addr, check, (send_proxy, tls), limit)).await {
         Ok(result) => result,
         Err(_) => Err(ProbeError::Timeout),
     }
@@ -60,23 +62,37 @@ pub async fn probe(
 async fn run(
     addr: SocketAddr,
     check: &HealthCheckConfig,
-    send_proxy: Option<Version>,
+    (send_proxy, pool_tls): (Option<Version>, Option<&crate::tls::Upstream>),
     limit: Duration,
 ) -> Result<(), ProbeError> {
     let header = send_proxy.map(|v| upstream::proxy_header(v, None));
     let stream = upstream::connect_with(addr, limit, header.as_deref().unwrap_or_default())
         .await
         .map_err(ProbeError::Connect)?;
-    match check.effective_kind() {
-        CheckKind::Tcp => Ok(()),
-        CheckKind::Http => http(&stream, addr, check, limit).await,
-        CheckKind::Tls => tls(stream, addr).await,
-        CheckKind::Grpc => grpc(stream, check.grpc.as_deref().unwrap_or("")).await,
+    let kind = check.effective_kind();
+    let grpc_service = check.grpc.as_deref().unwrap_or("");
+    match (kind, pool_tls) {
+        (CheckKind::Tcp, _) => Ok(()),
+        (CheckKind::Tls, _) => tls(stream, addr).await,
+        (CheckKind::Http, None) => http(&stream, addr, check, limit).await,
+        (CheckKind::Grpc, None) => grpc(stream, grpc_service).await,
+        (CheckKind::Http | CheckKind::Grpc, Some(t)) => {
+            let h2 = kind == CheckKind::Grpc;
+            let conn = t
+                .connect(stream, addr, limit, h2)
+                .await
+                .map_err(|e| ProbeError::Tls(std::io::Error::other(e)))?;
+            if h2 {
+                grpc(conn, grpc_service).await
+            } else {
+                http(&crate::io::Conn::Tls(Box::new(conn)), addr, check, limit).await
+            }
+        }
     }
 }
 
-async fn http(
-    stream: &TcpStream,
+async fn http<S: io::Socket>(
+    stream: &S,
     addr: SocketAddr,
     check: &HealthCheckConfig,
     limit: Duration,
@@ -119,7 +135,10 @@ async fn http(
 
 /// The standard gRPC health check over h2c: passes on `grpc-status: 0` with a
 /// `SERVING` answer for `service`.
-async fn grpc(stream: TcpStream, service: &str) -> Result<(), ProbeError> {
+async fn grpc<T>(stream: T, service: &str) -> Result<(), ProbeError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use fulcrum_core::grpc;
     let fail = |what: &str, e: &dyn std::fmt::Display| ProbeError::Response(format!("{what}: {e}"));
     let (send, conn) = h2::client::handshake(stream)

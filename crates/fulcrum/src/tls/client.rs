@@ -25,7 +25,12 @@ pub type UpstreamError = String;
 /// A pool's TLS to its backends.
 #[derive(Debug)]
 pub struct Upstream {
+    /// ALPN as the pool speaks (`h2` or `http/1.1`).
     config: Arc<ClientConfig>,
+    /// ALPN for the other protocol: health probes speak HTTP/1.1 or gRPC whatever
+    /// the pool forwards with.
+    other: Arc<ClientConfig>,
+    h2: bool,
     sni: Option<ServerName<'static>>,
     /// Tells pooled connections of different TLS settings apart (0 is plain TCP).
     pub id: u64,
@@ -72,10 +77,16 @@ impl Upstream {
             }
             _ => builder.with_no_client_auth(),
         };
+        let mut other = config.clone();
         config.alpn_protocols = vec![if h2 {
             b"h2".to_vec()
         } else {
             b"http/1.1".to_vec()
+        }];
+        other.alpn_protocols = vec![if h2 {
+            b"http/1.1".to_vec()
+        } else {
+            b"h2".to_vec()
         }];
         let sni = match &tls.sni {
             Some(name) => Some(
@@ -87,24 +98,38 @@ impl Upstream {
         (tls, h2).hash(&mut h);
         Ok(Self {
             config: Arc::new(config),
+            other: Arc::new(other),
+            h2,
             sni,
             id: h.finish() | 1,
         })
     }
 
-    /// The TLS handshake over a new connection to `addr`, within `limit`.
+    /// Whether the pool forwards with HTTP/2.
+    pub fn speaks_h2(&self) -> bool {
+        self.h2
+    }
+
+    /// The TLS handshake over a new connection to `addr`, within `limit`, offering
+    /// ALPN `h2` or `http/1.1`.
     pub async fn connect(
         &self,
         tcp: TcpStream,
         addr: SocketAddr,
         limit: Duration,
+        h2: bool,
     ) -> Result<TlsConn, HandshakeError> {
+        let config = if h2 == self.h2 {
+            &self.config
+        } else {
+            &self.other
+        };
         let name = self
             .sni
             .clone()
             .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
         let mut tls: rustls::Connection =
-            rustls::ClientConnection::new(self.config.clone(), name)?.into();
+            rustls::ClientConnection::new(config.clone(), name)?.into();
         tokio::time::timeout(limit, handshake(&tcp, &mut tls, &[]))
             .await
             .unwrap_or(Err(HandshakeError::Timeout))?;

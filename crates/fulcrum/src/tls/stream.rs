@@ -1,12 +1,12 @@
 //! A TLS connection driven by hand over a `TcpStream`, shared by `&` like the plain
 //! socket it replaces: rustls is sans-I/O, so a read takes records from the socket
 //! when it is readable and decrypts them, and a write encrypts and sends, each
-//! borrowing the rustls state only between awaits. The HTTP/1.1 path's reader and
+//! locking the rustls state only between awaits. The HTTP/1.1 path's reader and
 //! writer can then use one connection at once, as they do a plain socket, and an
 //! idle connection holds no read buffer of ours.
 
-use std::cell::RefCell;
 use std::io::{self, Read, Write};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
@@ -15,7 +15,9 @@ use tokio::net::TcpStream;
 /// A TCP connection with TLS over it, past its handshake.
 pub struct TlsConn {
     tcp: TcpStream,
-    tls: RefCell<rustls::Connection>,
+    // A mutex rather than a `RefCell` so health probes (on a multi-thread runtime)
+    // can hold it across awaits too; it is never contended, nor held across one.
+    tls: Mutex<rustls::Connection>,
 }
 
 /// The socket as rustls's `Read`/`Write`: non-blocking, `WouldBlock` when not ready.
@@ -41,8 +43,13 @@ impl TlsConn {
     pub fn new(tcp: TcpStream, tls: impl Into<rustls::Connection>) -> Self {
         Self {
             tcp,
-            tls: RefCell::new(tls.into()),
+            tls: Mutex::new(tls.into()),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, rustls::Connection> {
+        // A panic while it was held leaves a connection that is simply dropped.
+        self.tls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The socket under the TLS.
@@ -52,7 +59,7 @@ impl TlsConn {
 
     /// Runs `f` on the rustls state (the ALPN protocol, the peer's certificates).
     pub fn with<T>(&self, f: impl FnOnce(&rustls::Connection) -> T) -> T {
-        f(&self.tls.borrow())
+        f(&self.lock())
     }
 
     /// Reads plaintext into `buf`'s spare room, taking a buffer only once bytes
@@ -78,7 +85,7 @@ impl TlsConn {
     ) -> Poll<io::Result<usize>> {
         loop {
             {
-                let mut tls = self.tls.borrow_mut();
+                let mut tls = self.lock();
                 let state = tls.process_new_packets().map_err(|e| {
                     // Tell the peer why (the alert is queued by rustls), best effort.
                     let _ = tls.write_tls(&mut Sock(&self.tcp));
@@ -96,7 +103,7 @@ impl TlsConn {
                 }
             }
             ready!(self.tcp.poll_read_ready(cx))?;
-            let mut tls = self.tls.borrow_mut();
+            let mut tls = self.lock();
             match tls.read_tls(&mut Sock(&self.tcp)) {
                 // The peer closed without close_notify: an end of stream all the same
                 // (HTTP framing, not the TLS close, tells a whole message).
@@ -112,7 +119,7 @@ impl TlsConn {
     /// Sends what rustls has queued; `Pending` until the socket took all of it.
     fn poll_flush_tls(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            let mut tls = self.tls.borrow_mut();
+            let mut tls = self.lock();
             if !tls.wants_write() {
                 return Poll::Ready(Ok(()));
             }
@@ -131,7 +138,7 @@ impl TlsConn {
     pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
         loop {
             {
-                let mut tls = self.tls.borrow_mut();
+                let mut tls = self.lock();
                 while !data.is_empty() {
                     let n = tls.writer().write(data)?;
                     if n == 0 {
@@ -156,7 +163,7 @@ impl TlsConn {
 
     /// Sends close_notify and ends the write half.
     pub async fn shutdown(&self) -> io::Result<()> {
-        self.tls.borrow_mut().send_close_notify();
+        self.lock().send_close_notify();
         self.write_all(&[]).await?;
         socket2::SockRef::from(&self.tcp).shutdown(std::net::Shutdown::Write)
     }
@@ -165,7 +172,7 @@ impl TlsConn {
     /// close or error arrived while it sat idle (records such as session tickets
     /// are taken in and kept).
     pub fn is_reusable(&self) -> bool {
-        let mut tls = self.tls.borrow_mut();
+        let mut tls = self.lock();
         loop {
             match tls.read_tls(&mut Sock(&self.tcp)) {
                 Ok(0) => return false,
@@ -222,7 +229,7 @@ impl tokio::io::AsyncWrite for TlsConn {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            let n = self.tls.borrow_mut().writer().write(data)?;
+            let n = self.lock().writer().write(data)?;
             // Send what is ready without waiting; a full buffer waits for room.
             let flushed = self.poll_flush_tls(cx)?;
             if n > 0 || data.is_empty() {
@@ -237,7 +244,7 @@ impl tokio::io::AsyncWrite for TlsConn {
     }
 
     fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.tls.borrow_mut().send_close_notify();
+        self.lock().send_close_notify();
         ready!(self.poll_flush_tls(cx))?;
         Poll::Ready(socket2::SockRef::from(&self.tcp).shutdown(std::net::Shutdown::Write))
     }

@@ -76,7 +76,7 @@ pub async fn open(
         Some(t) => {
             let left = limit.saturating_sub(started.elapsed());
             let conn = t
-                .connect(tcp, addr, left)
+                .connect(tcp, addr, left, t.speaks_h2())
                 .await
                 .map_err(|e| io::Error::other(format!("tls: {e}")))?;
             Ok(crate::io::Conn::Tls(Box::new(conn)))

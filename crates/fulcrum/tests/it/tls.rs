@@ -239,13 +239,25 @@ async fn backends_over_tls_are_verified_and_take_client_certificates() {
             format!("[pools.{name}]\nbackends = [\"{addr}\"]\n{extra}\n")
         };
         let config = format!(
-            "workers = 1\n[listeners.public]\naddress = \"127.0.0.1:0\"\n\n\
+            "workers = 1\n[admin]\naddress = \"127.0.0.1:0\"\n[listeners.public]\naddress = \"127.0.0.1:0\"\n\n\
              [[routes]]\npath_prefix = \"/good\"\npool = \"good\"\n\
              [[routes]]\npath_prefix = \"/h2\"\npool = \"h2\"\n\
              [[routes]]\npath_prefix = \"/bad\"\npool = \"bad\"\n\
              [[routes]]\npath_prefix = \"/mtls\"\npool = \"mtls\"\n\
-             [[routes]]\npath_prefix = \"/nocert\"\npool = \"nocert\"\n\n{}{}{}{}{}",
-            pool("good", plain.addr, &format!("tls = {{ {tls} }}")),
+             [[routes]]\npath_prefix = \"/nocert\"\npool = \"nocert\"\n\n{}{}{}{}{}{}",
+            pool(
+                "good",
+                plain.addr,
+                &format!("tls = {{ {tls} }}\nhealth = {{ path = \"/\", interval = \"200ms\", timeout = \"200ms\" }}")
+            ),
+            pool(
+                "probed",
+                plain.addr,
+                &format!(
+                    "tls = {{ sni = \"backend.test\", ca = {other_file:?} }}\n\
+                     health = {{ path = \"/\", interval = \"200ms\", timeout = \"200ms\" }}"
+                )
+            ),
             pool(
                 "h2",
                 plain.addr,
@@ -265,6 +277,10 @@ async fn backends_over_tls_are_verified_and_take_client_certificates() {
         );
         let f = Fulcrum::start(&config);
         let url = f.url("public");
+        // A checked pool serves once its probes (over TLS) have passed.
+        while version_of(&format!("{url}/good")).await.0 != 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         // Twice each: the second request reuses the pooled TLS connection.
         for _ in 0..2 {
             assert_eq!(
@@ -284,6 +300,25 @@ async fn backends_over_tls_are_verified_and_take_client_certificates() {
         // refusing a proxy without a client certificate: 502, never served.
         assert_eq!(version_of(&format!("{url}/bad")).await.0, 502);
         assert_eq!(version_of(&format!("{url}/nocert")).await.0, 502);
+        // Health probes speak TLS to a TLS pool, with its trust: they pass where
+        // requests pass and fail where the certificate is not trusted.
+        let series = |pool: &str, result: &str| {
+            format!("fulcrum_backend_health_checks_total{{pool=\"{pool}\",backend=\"{}\",result=\"{result}\"}}", plain.addr)
+        };
+        let count = |m: &str, s: &str| -> u64 {
+            m.lines()
+                .find_map(|l| l.strip_prefix(s))
+                .map_or(0, |v| v.trim().parse().unwrap())
+        };
+        loop {
+            let m = metrics(&f).await;
+            // A pass is proof enough (a busy machine may time one out).
+            if count(&m, &series("good", "pass")) >= 1 && count(&m, &series("probed", "fail")) >= 1 {
+                assert_eq!(count(&m, &series("probed", "pass")), 0, "{m}");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     })
     .await;
 }
