@@ -83,6 +83,14 @@ impl Conn {
         }
     }
 
+    /// The verified client certificate's subject, on a TLS connection that kept it.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Conn::Tcp(_) => None,
+            Conn::Tls(t) => t.subject(),
+        }
+    }
+
     /// Whether it is TLS.
     pub fn is_tls(&self) -> bool {
         matches!(self, Conn::Tls(_))

@@ -91,8 +91,9 @@ pub fn serve(
                     drop(snap);
                     if let Conn::Tcp(tcp) = io {
                         let local = tcp.local_addr().ok();
-                        let h2 =
-                            super::h2::serve(w.clone(), tcp, buf, (peer, local), listener.clone());
+                        let ends = (peer, local);
+                        let name = listener.clone();
+                        let h2 = super::h2::serve(w.clone(), tcp, buf, ends, name, None);
                         // Boxed: the h2 connection state must not size every HTTP/1.1 task.
                         Box::pin(h2).await;
                     }
@@ -308,7 +309,8 @@ async fn forward<'h>(
     t.secure = io.is_tls();
     e.host = t.host;
     e.path = t.path;
-    let fields = Fields(head.fields(hb));
+    let id = identity(l, io);
+    let fields = Fields(with_identity(head.fields(hb), id));
     // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.
     let tokens = RequestTokens::new(proxy::now_unix);
     let (route, pool) = proxy::route(snap, l, method, &t, &fields, &tokens)?;
@@ -323,7 +325,7 @@ async fn forward<'h>(
             peer.ip(),
             t.path,
             |name| {
-                head.fields(hb)
+                with_identity(head.fields(hb), id)
                     .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
                     .map(|(_, v)| v)
             },
@@ -363,6 +365,7 @@ async fn forward<'h>(
         pinned,
         upgrade,
         stream_idle: proxy::stream_idle(snap, route),
+        id,
     };
     let admitted = proxy::admit(pool)?;
     match pool.protocol {
@@ -394,6 +397,39 @@ struct Req<'h> {
     upgrade: Option<Upgrade<'h>>,
     /// The route's `stream_idle_timeout`, for event-stream responses.
     stream_idle: std::time::Duration,
+    /// The client-certificate header of an https listener, and its value.
+    id: Identity<'h>,
+}
+
+/// A header Fulcrum sets from the client certificate (name, lowercase), with the
+/// verified subject when there is one: a client's own field of that name never
+/// reaches a route or a backend.
+type Identity<'a> = Option<(&'a [u8], Option<&'a [u8]>)>;
+
+/// The client-certificate header of `l`, with the subject `io` verified.
+fn identity<'a>(l: &'a Listener, io: &'a Conn) -> Identity<'a> {
+    let name = l.tls.as_ref()?.subject_header.as_deref()?;
+    Some((name.as_bytes(), io.subject().map(str::as_bytes)))
+}
+
+/// `fields` with the identity header replaced (an underscore in a client's field
+/// name counts as a dash, as CGI-style backends read it).
+fn with_identity<'a, I>(
+    fields: I,
+    id: Identity<'a>,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let same = |n: &[u8], name: &[u8]| {
+        n.len() == name.len()
+            && n.iter()
+                .zip(name)
+                .all(|(&a, &b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+    };
+    fields
+        .filter(move |(n, _)| id.is_none_or(|(name, _)| !same(n, name)))
+        .chain(id.and_then(|(name, v)| v.map(|v| (name, v))))
 }
 
 async fn to_h1<'h>(
@@ -427,7 +463,7 @@ async fn to_h1<'h>(
             req.method.as_bytes(),
             req.t.path.as_bytes(),
             req.t.host.as_bytes(),
-            head.fields(req.hb),
+            with_identity(head.fields(req.hb), req.id),
             &fwd,
             u.protocol,
         ),
@@ -436,7 +472,7 @@ async fn to_h1<'h>(
             req.method.as_bytes(),
             req.t.path.as_bytes(),
             req.t.host.as_bytes(),
-            head.fields(req.hb),
+            with_identity(head.fields(req.hb), req.id),
             up_framing,
             &fwd,
         ),
@@ -540,7 +576,8 @@ async fn to_h2<'h>(
         "1.1"
     };
     let proto = if io.is_tls() { "https" } else { "http" };
-    let headers = proxy::h2_request_headers(head.fields(req.hb), req.t.host, req.peer, proto, via);
+    let fields = with_identity(head.fields(req.hb), req.id);
+    let headers = proxy::h2_request_headers(fields, req.t.host, req.peer, proto, via);
     let scheme = if pool.tls.is_some() { "https" } else { "http" };
     let uri = format!("{scheme}://{}{}", req.t.host, req.t.path);
     let mut builder = http::Request::builder().method(req.method).uri(uri);

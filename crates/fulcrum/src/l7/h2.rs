@@ -37,6 +37,7 @@ pub async fn serve<T>(
     prefix: BytesMut,
     (peer, local): (SocketAddr, Option<SocketAddr>),
     listener: Rc<str>,
+    subject: Option<Rc<str>>,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -76,8 +77,9 @@ pub async fn serve<T>(
                 Some(Ok((req, respond))) => {
                     active.set(active.get() + 1);
                     let (w, listener, active, done) = (w.clone(), listener.clone(), active.clone(), done.clone());
+                    let subject = subject.clone();
                     tokio::task::spawn_local(async move {
-                        handle(&w, req, respond, (peer, local), &listener).await;
+                        handle(&w, req, respond, (peer, local), (&listener, subject.as_deref())).await;
                         active.set(active.get() - 1);
                         done.notify_waiters();
                     });
@@ -99,14 +101,31 @@ async fn handle(
     req: Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
     (peer, local): (SocketAddr, Option<SocketAddr>),
-    listener: &str,
+    (listener, subject): (&str, Option<&str>),
 ) {
     let started = Instant::now();
     let snap = w.shared.load_full();
     let Some(l) = snap.listeners.get(listener) else {
         return;
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // The client-certificate header is Fulcrum's to set: a client's own never
+    // reaches a route or a backend.
+    if let Some(name) = l.tls.as_ref().and_then(|t| t.subject_header.as_deref()) {
+        let spoofed: Vec<_> = parts
+            .headers
+            .keys()
+            .filter(|k| k.as_str().replace('_', "-") == name)
+            .cloned()
+            .collect();
+        for k in spoofed {
+            parts.headers.remove(k);
+        }
+        let value = subject.and_then(|s| http::HeaderValue::from_str(s).ok());
+        if let (Ok(k), Some(v)) = (http::HeaderName::from_bytes(name.as_bytes()), value) {
+            parts.headers.insert(k, v);
+        }
+    }
     let host = parts
         .uri
         .authority()

@@ -160,7 +160,8 @@ async fn https(w: Rc<Worker>, conn: TcpStream, peer: SocketAddr, early: BytesMut
         }
         Ok(crate::tls::Accepted::H2(tls)) => {
             drop(traffic);
-            let h2 = crate::l7::h2::serve(w, tls, BytesMut::new(), (peer, local), name);
+            let subject = tls.subject().map(Rc::from);
+            let h2 = crate::l7::h2::serve(w, tls, BytesMut::new(), (peer, local), name, subject);
             Box::pin(h2).await;
         }
         Ok(crate::tls::Accepted::H1(tls)) => {

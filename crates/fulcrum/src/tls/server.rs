@@ -23,7 +23,8 @@ pub struct Terminator {
     pub config: Arc<ServerConfig>,
     /// Its certificates, swapped when their files change.
     pub resolver: Arc<Resolver>,
-    /// The request header that carries a verified client certificate's subject.
+    /// The request header (lowercase) that carries a verified client certificate's
+    /// subject.
     pub subject_header: Option<String>,
     /// How often the files are checked.
     pub watch_interval: Duration,
@@ -88,7 +89,10 @@ impl Terminator {
         Ok(Self {
             config: Arc::new(config),
             resolver,
-            subject_header: tls.client_auth.as_ref().map(|a| a.header.clone()),
+            subject_header: tls
+                .client_auth
+                .as_ref()
+                .map(|a| a.header.to_ascii_lowercase()),
             watch_interval: tls.watch_interval.get(),
         })
     }
@@ -184,7 +188,10 @@ pub async fn accept(
     }
     stats.ok.fetch_add(1, Ordering::Relaxed);
     let h2 = tls.alpn_protocol() == Some(b"h2");
-    let conn = TlsConn::new(tcp, tls);
+    let mut conn = TlsConn::new(tcp, tls);
+    if t.subject_header.is_some() {
+        conn.keep_subject();
+    }
     Ok(if h2 {
         Accepted::H2(conn)
     } else {

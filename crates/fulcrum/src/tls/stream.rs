@@ -15,6 +15,8 @@ use tokio::net::TcpStream;
 /// A TCP connection with TLS over it, past its handshake.
 pub struct TlsConn {
     tcp: TcpStream,
+    /// The verified client certificate's subject, when the listener passes it on.
+    subject: Option<Box<str>>,
     // A mutex rather than a `RefCell` so health probes (on a multi-thread runtime)
     // can hold it across awaits too; it is never contended, nor held across one.
     tls: Mutex<rustls::Connection>,
@@ -43,6 +45,7 @@ impl TlsConn {
     pub fn new(tcp: TcpStream, tls: impl Into<rustls::Connection>) -> Self {
         Self {
             tcp,
+            subject: None,
             tls: Mutex::new(tls.into()),
         }
     }
@@ -50,6 +53,22 @@ impl TlsConn {
     fn lock(&self) -> MutexGuard<'_, rustls::Connection> {
         // A panic while it was held leaves a connection that is simply dropped.
         self.tls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The verified client certificate's subject, if the listener asked for it.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// Reads the client certificate's subject, kept for the connection's requests.
+    pub fn keep_subject(&mut self) {
+        let leaf = self
+            .lock()
+            .peer_certificates()
+            .and_then(|c| c.first().cloned());
+        self.subject = leaf
+            .and_then(|der| super::certs::subject(&der))
+            .map(Into::into);
     }
 
     /// The socket under the TLS.

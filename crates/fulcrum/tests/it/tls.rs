@@ -205,6 +205,49 @@ async fn client_certificates_are_required_and_verified() {
     .await;
 }
 
+#[tokio::test]
+async fn the_verified_subject_routes_and_reaches_the_backend() {
+    within(async {
+        let ca = Ca::new("Test CA");
+        let clients = Ca::new("Client CA");
+        let dir = TempDir::new();
+        let ca_file = dir.path("clients.pem");
+        std::fs::write(&ca_file, clients.pem()).unwrap();
+        let (cert, key) = ca.leaf(&["a.test"], false).write(&dir, "a");
+        let (known, anon) = (Backend::start("known").await, Backend::start("anon").await);
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\n\
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}], client_auth = {{ \
+             ca = {:?}, required = false, header = \"X-Client-Subject\" }} }}\n\n\
+             [[routes]]\nheader = {{ x-client-subject = \"~CN=client\\\\.test\" }}\npool = \"known\"\n\
+             [[routes]]\npool = \"anon\"\n\n\
+             [pools.known]\nbackends = [{}]\n[pools.anon]\nbackends = [{}]\n",
+            ca_file.display().to_string(),
+            quoted(&known),
+            quoted(&anon)
+        ));
+        let addr = f.addr("secure");
+        let good = clients.leaf(&["client.test"], true);
+        let spoof = [("x-client-subject", "CN=client.test"), ("x_client_subject", "CN=client.test")];
+        for alpn in ["h2", "http/1.1"] {
+            let with_cert = client_config(&[ca.der()], &[alpn], Some(&good));
+            let s = connect(addr, "a.test", with_cert).await.unwrap();
+            let (status, body) = get_with(s, "a.test", "/", &spoof).await.unwrap();
+            assert_eq!((status, &body[..]), (200, &b"known"[..]), "{alpn}");
+            assert_eq!(known.last_header("x-client-subject").as_deref(), Some("CN=client.test"));
+            // Without a certificate (allowed here), a client's own header is dropped.
+            let s = connect(addr, "a.test", client_config(&[ca.der()], &[alpn], None))
+                .await
+                .unwrap();
+            let (status, body) = get_with(s, "a.test", "/", &spoof).await.unwrap();
+            assert_eq!((status, &body[..]), (200, &b"anon"[..]), "{alpn}");
+            assert_eq!(anon.last_header("x-client-subject"), None, "{alpn}");
+            assert_eq!(anon.last_header("x_client_subject"), None, "{alpn}");
+        }
+    })
+    .await;
+}
+
 /// GET `url`: status, and the backend's `x-seen-version`.
 async fn version_of(url: &str) -> (u16, String) {
     let res = client().get(url.parse().unwrap()).await.unwrap();

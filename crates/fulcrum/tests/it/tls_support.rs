@@ -144,6 +144,16 @@ pub async fn connect(
 
 /// GET `path` over the session (HTTP/2 if ALPN said h2): status and body.
 pub async fn get_over(s: Session, host: &str, path: &str) -> hyper::Result<(u16, Bytes)> {
+    get_with(s, host, path, &[]).await
+}
+
+/// [`get_over`] with extra request header fields.
+pub async fn get_with(
+    s: Session,
+    host: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> hyper::Result<(u16, Bytes)> {
     let io = hyper_util::rt::TokioIo::new(s.tls);
     let uri = format!("https://{host}{path}");
     let res = if s.alpn.as_deref() == Some(b"h2") {
@@ -158,10 +168,16 @@ pub async fn get_over(s: Session, host: &str, path: &str) -> hyper::Result<(u16,
         let (mut send, conn) = hyper::client::conn::http1::handshake(io).await?;
         tokio::spawn(conn);
         // Origin-form: an absolute target is for forward proxies, and refused.
-        let req = hyper::Request::get(path)
+        let mut req = hyper::Request::get(path)
             .header("host", host)
             .body(Full::new(Bytes::new()))
             .unwrap();
+        for (k, v) in fields {
+            req.headers_mut().append(
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
         send.send_request(req).await?
     };
     let status = res.status().as_u16();
