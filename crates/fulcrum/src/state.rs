@@ -67,6 +67,8 @@ pub struct Listener {
     pub gate: crate::listen::accept::Gate,
     /// An https listener's certificates and handshake settings.
     pub tls: Option<Arc<crate::tls::Terminator>>,
+    /// Every request answered with a redirect to HTTPS on this port.
+    pub redirect_https: Option<u16>,
 }
 
 /// A tcp listener's settings: where its connections go and how long they may idle.
@@ -661,6 +663,7 @@ impl Snapshot {
                 };
                 let listener = Listener {
                     tls,
+                    redirect_https: l.redirect_https,
                     name: name.clone(),
                     routes: RouteTable::build_with_keys(
                         &config.routes,

@@ -187,6 +187,10 @@ pub struct ListenerConfig {
     /// Certificates and client authentication of an `https` listener.
     #[serde(default)]
     pub tls: Option<ListenerTlsConfig>,
+    /// On an http listener: answer every request with a 308 redirect to the same
+    /// host and target over HTTPS on this port (443 is left out of the URL).
+    #[serde(default)]
+    pub redirect_https: Option<u16>,
 }
 
 /// A udp listener's `session_idle_timeout` when the config leaves it out.

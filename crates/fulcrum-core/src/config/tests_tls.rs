@@ -99,3 +99,18 @@ fn pool_tls_mistakes_are_refused() {
         ]
     );
 }
+
+#[test]
+fn only_http_listeners_redirect_to_https() {
+    let c = parse_ok(&BASE.replace(
+        "address = \"0.0.0.0:8080\"",
+        "address = \"0.0.0.0:8080\"\nredirect_https = 8443",
+    ));
+    assert_eq!(c.listeners["public"].redirect_https, Some(8443));
+    assert_eq!(
+        errors(&https(
+            "tls = { certificates = [{ cert = \"a\", key = \"b\" }] }\nredirect_https = 443"
+        )),
+        ["f.toml:13: listeners.secure.redirect_https: only an http listener redirects to HTTPS"]
+    );
+}

@@ -39,6 +39,12 @@ use crate::jwt::{JwtKey, RequestTokens};
 
 mod hash;
 mod host;
+
+/// A Host value without its port and trailing dot, as routes match it
+/// (`[::1]:8080` → `[::1]`).
+pub fn host_name(host: &str) -> &str {
+    host::normalize(host)
+}
 pub mod predicate;
 mod sni;
 

@@ -117,6 +117,39 @@ pub fn serve(
     }
 }
 
+/// Answers a plain-HTTP request with a permanent redirect to the same host and
+/// target over HTTPS on `port` (308 keeps the method and body). A request with a
+/// body gets the answer and a close: its body is not read.
+async fn redirect_https(
+    l: &Listener,
+    io: &Conn,
+    t: &Target<'_>,
+    port: u16,
+    head: &RequestHead,
+    e: &mut Entry<'_>,
+) -> Result<Next, Failed> {
+    let host = fulcrum_core::route::host_name(t.host);
+    if host.is_empty() || host.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(ProxyError::BadRequest("no host to redirect to").into());
+    }
+    let authority = if port == 443 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let close = head.body != Framing::Empty || !head.keep_alive;
+    let out = format!(
+        "HTTP/1.1 308 Permanent Redirect\r\nlocation: https://{authority}{}\r\ncontent-length: 0\r\n{}\r\n",
+        t.path,
+        if close { "connection: close\r\n" } else { "" }
+    );
+    e.status = 308;
+    io::write_all(io, out.as_bytes(), l.client_timeout)
+        .await
+        .map_err(|err| ProxyError::Client(err.to_string()))?;
+    Ok(if close { Next::Close } else { Next::Keep })
+}
+
 /// Answers 503 and closes: the connection's listener is gone.
 async fn reply_gone(io: &Conn) {
     let mut out = Vec::with_capacity(160);
@@ -309,6 +342,9 @@ async fn forward<'h>(
     t.secure = io.is_tls();
     e.host = t.host;
     e.path = t.path;
+    if let Some(port) = l.redirect_https {
+        return Box::pin(redirect_https(l, io, &t, port, head, e)).await;
+    }
     let id = identity(l, io);
     let fields = Fields(with_identity(head.fields(hb), id));
     // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.

@@ -365,3 +365,34 @@ async fn backends_over_tls_are_verified_and_take_client_certificates() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn plain_http_is_redirected_to_https() {
+    within(async {
+        let backend = Backend::start("app").await;
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n[listeners.plain]\naddress = \"127.0.0.1:0\"\nredirect_https = 8443\n\
+             [listeners.web]\naddress = \"127.0.0.1:0\"\nredirect_https = 443\n\n\
+             [[routes]]\npool = \"p\"\n[pools.p]\nbackends = [{}]\n",
+            quoted(&backend)
+        ));
+        let limit = std::time::Duration::from_secs(30);
+        let reply = raw(
+            f.addr("plain"),
+            b"GET /a?b=1 HTTP/1.1\r\nHost: Example.com:8080\r\n\r\nGET /c HTTP/1.1\r\nHost: [::1]:80\r\nConnection: close\r\n\r\n",
+            limit,
+        );
+        assert!(reply.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"), "{reply}");
+        assert!(reply.contains("location: https://Example.com:8443/a?b=1\r\n"), "{reply}");
+        assert!(reply.contains("location: https://[::1]:8443/c\r\n"), "{reply}");
+        let reply = raw(
+            f.addr("web"),
+            b"POST /form HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc",
+            limit,
+        );
+        assert!(reply.contains("location: https://example.com/form\r\n"), "{reply}");
+        assert!(reply.contains("connection: close\r\n"), "{reply}");
+        assert_eq!(backend.arrived(), 0);
+    })
+    .await;
+}

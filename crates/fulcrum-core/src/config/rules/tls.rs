@@ -13,6 +13,14 @@ pub(super) fn check_listener(c: &mut Checker<'_>, path: &KeyPath, l: &ListenerCo
     if c.gaps.covers(&path.key("protocol")) || c.gaps.covers(&at) {
         return;
     }
+    match l.redirect_https {
+        Some(_) if l.protocol != ListenerProtocol::Http => c.report(
+            path.key("redirect_https"),
+            "only an http listener redirects to HTTPS",
+        ),
+        Some(0) => c.report(path.key("redirect_https"), "must be a port, 1 to 65535"),
+        _ => {}
+    }
     let Some(tls) = &l.tls else {
         if l.protocol == ListenerProtocol::Https {
             c.report(
