@@ -123,6 +123,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     rt.spawn(crate::health::run(shared.clone(), registry.clone()));
     // Certificate files are checked for changes on a thread of their own.
     crate::tls::watch(shared.clone());
+    rt.spawn(crate::tls::acme::run(shared.clone()));
     if let Some(path) = &path {
         rt.spawn(watch(
             path.clone(),

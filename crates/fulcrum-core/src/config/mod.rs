@@ -46,7 +46,10 @@ pub use duration::{Duration, DurationError};
 pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
 pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use secret::Secret;
-pub use tls::{CertificateConfig, ClientAuthConfig, ListenerTlsConfig, PoolTlsConfig};
+pub use tls::{
+    AcmeChallenge, AcmeConfig, CertificateConfig, ClientAuthConfig, ListenerTlsConfig,
+    PoolTlsConfig,
+};
 pub use validate::{parse, ConfigError};
 
 /// A whole config file.

@@ -114,3 +114,36 @@ fn only_http_listeners_redirect_to_https() {
         ["f.toml:13: listeners.secure.redirect_https: only an http listener redirects to HTTPS"]
     );
 }
+
+#[test]
+fn acme_takes_the_place_of_certificates() {
+    let c = parse_ok(&https(
+        "tls = { acme = { directory = \"https://acme.test/dir\", domains = [\"a.test\"], \
+         storage = \"/var/lib/fulcrum/acme\", challenge = \"tls-alpn-01\" } }",
+    ));
+    let acme = c.listeners["secure"]
+        .tls
+        .as_ref()
+        .unwrap()
+        .acme
+        .clone()
+        .unwrap();
+    assert_eq!(acme.challenge, super::AcmeChallenge::TlsAlpn01);
+    assert_eq!(
+        acme.renew_before.get(),
+        std::time::Duration::from_secs(30 * 86400)
+    );
+    assert_eq!(
+        errors(&https(
+            "tls = { acme = { directory = \"http://acme.test\", domains = [\"*.a.test\", \"\"], \
+             storage = \"\", renew_before = \"0s\" } }"
+        )),
+        [
+            "f.toml:12: listeners.secure.tls.acme.directory: must be an https:// URL",
+            "f.toml:12: listeners.secure.tls.acme.domains[0]: no wildcards: http-01 and tls-alpn-01 cannot prove them",
+            "f.toml:12: listeners.secure.tls.acme.domains[1]: invalid domain \"\"",
+            "f.toml:12: listeners.secure.tls.acme.storage: must be a directory path",
+            "f.toml:12: listeners.secure.tls.acme.renew_before: must be greater than 0",
+        ]
+    );
+}

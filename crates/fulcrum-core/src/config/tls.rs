@@ -15,6 +15,9 @@ pub struct ListenerTlsConfig {
     /// Ask clients for a certificate signed by `ca`.
     #[serde(default)]
     pub client_auth: Option<ClientAuthConfig>,
+    /// Obtain and renew a certificate for `domains` from an ACME server.
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
     /// How often certificate and key files are checked for changes; a changed file
     /// is loaded without a reload (a bad one keeps the old certificate).
     #[serde(default = "default_watch_interval")]
@@ -77,4 +80,50 @@ pub struct PoolTlsConfig {
     /// The client certificate's private key (PEM).
     #[serde(default)]
     pub client_key: Option<String>,
+}
+
+/// `acme` of an https listener: a certificate obtained and renewed automatically.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The ACME server's directory URL (`https://acme-v02.api.letsencrypt.org/directory`).
+    pub directory: String,
+    /// Contact address given to the ACME server for the account.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The names the certificate is for (no wildcards: HTTP-01 and TLS-ALPN-01
+    /// cannot prove them).
+    pub domains: Vec<String>,
+    /// Directory that keeps the account, the certificate and its key, and the lock
+    /// that stops two instances sharing it from issuing at once.
+    pub storage: String,
+    /// How the server checks control of the names: `"http-01"` (answered on every
+    /// plain http listener, which must be reachable on port 80) or `"tls-alpn-01"`
+    /// (answered on this listener, reachable on port 443).
+    #[serde(default)]
+    pub challenge: AcmeChallenge,
+    /// Renew this long before the certificate expires (less a random part of up
+    /// to a tenth of it, so a fleet does not renew at once).
+    #[serde(default = "default_renew_before")]
+    pub renew_before: super::Duration,
+    /// PEM file of the authority the ACME server's own HTTPS certificate chains to,
+    /// for private or test servers; the system's roots when unset.
+    #[serde(default)]
+    pub ca: Option<String>,
+}
+
+fn default_renew_before() -> super::Duration {
+    super::Duration::from_secs(30 * 24 * 3600)
+}
+
+/// `challenge` of `acme`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+pub enum AcmeChallenge {
+    /// A token served over plain HTTP.
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    /// A special certificate presented for ALPN `acme-tls/1`.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }

@@ -64,6 +64,22 @@ impl Admin {
             .iter()
             .map(|(name, addr)| json!({ "name": name, "address": addr.to_string() }))
             .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let mut certificates = Vec::new();
+        for (name, l) in &snap.listeners {
+            let Some(t) = &l.tls else { continue };
+            for c in &t.resolver.set.load().certs {
+                certificates.push(json!({
+                    "listener": name,
+                    "names": c.names,
+                    "file": c.cert_file,
+                    "not_after": c.not_after,
+                    "seconds_left": c.not_after.saturating_sub(now),
+                }));
+            }
+        }
         json(
             StatusCode::OK,
             &json!({
@@ -73,6 +89,7 @@ impl Admin {
                 "config_sha256": self.process.config_sha256(),
                 "config_file": self.path.as_ref().map(|p| p.display().to_string()),
                 "listeners": listeners,
+                "certificates": certificates,
             }),
         )
     }

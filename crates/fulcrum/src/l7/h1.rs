@@ -342,6 +342,19 @@ async fn forward<'h>(
     t.secure = io.is_tls();
     e.host = t.host;
     e.path = t.path;
+    if !io.is_tls() {
+        if let Some(key_auth) = crate::tls::acme::challenges().http01(t.path) {
+            e.status = 200;
+            let out = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{key_auth}",
+                key_auth.len()
+            );
+            io::write_all(io, out.as_bytes(), l.client_timeout)
+                .await
+                .map_err(|err| ProxyError::Client(err.to_string()))?;
+            return Ok(Next::from(head.keep_alive && head.body == Framing::Empty));
+        }
+    }
     if let Some(port) = l.redirect_https {
         return Box::pin(redirect_https(l, io, &t, port, head, e)).await;
     }

@@ -158,6 +158,7 @@ async fn https(w: Rc<Worker>, conn: TcpStream, peer: SocketAddr, early: BytesMut
         Err(error) => {
             tracing::debug!(listener = %name, %peer, %error, "TLS handshake failed");
         }
+        Ok(crate::tls::Accepted::Challenge) => {}
         Ok(crate::tls::Accepted::H2(tls)) => {
             drop(traffic);
             let subject = tls.subject().map(Rc::from);

@@ -34,7 +34,7 @@ pub enum CertError {
 }
 
 /// One loaded certificate chain and key.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Loaded {
     /// What handshakes present.
     pub key: Arc<CertifiedKey>,
@@ -196,6 +196,13 @@ pub struct Resolver {
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // An ACME server checking a TLS-ALPN-01 challenge (RFC 8737).
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut p| p.any(|p| p == super::acme::ACME_TLS_ALPN));
+        if acme {
+            return super::acme::challenges().alpn01(hello.server_name()?);
+        }
         self.set
             .load()
             .find(hello.server_name())

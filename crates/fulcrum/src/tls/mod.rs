@@ -2,6 +2,7 @@
 //! reloaded when their files change, ALPN, client certificates) and TLS to
 //! backends (re-encryption, mutual TLS). rustls with the ring provider only.
 
+pub mod acme;
 mod certs;
 mod client;
 mod server;

@@ -52,6 +52,14 @@ impl Terminator {
             loaded
                 .push(certs::load(&c.cert, &c.key).map_err(|e| format!("certificates[{i}]: {e}"))?);
         }
+        // A certificate ACME stored earlier serves at once (until then, only
+        // clients whose name another certificate holds get a handshake).
+        if let Some(acme) = &tls.acme {
+            let (cert, key) = super::acme::stored_files(acme);
+            if let Ok(l) = certs::load(&cert, &key) {
+                loaded.push(l);
+            }
+        }
         let resolver = Arc::new(Resolver {
             set: ArcSwap::from_pointee(CertSet::new(loaded)),
         });
@@ -83,6 +91,15 @@ impl Terminator {
         };
         let mut config = builder.with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if tls
+            .acme
+            .as_ref()
+            .is_some_and(|a| a.challenge == fulcrum_core::config::AcmeChallenge::TlsAlpn01)
+        {
+            config
+                .alpn_protocols
+                .push(super::acme::ACME_TLS_ALPN.to_vec());
+        }
         if let Some(t) = ticketer() {
             config.ticketer = t;
         }
@@ -95,6 +112,26 @@ impl Terminator {
                 .map(|a| a.header.to_ascii_lowercase()),
             watch_interval: tls.watch_interval.get(),
         })
+    }
+
+    /// Adds `loaded`, replacing the certificate read from the same file.
+    pub fn put(&self, loaded: certs::Loaded) {
+        let current = self.resolver.set.load();
+        if current
+            .certs
+            .iter()
+            .any(|c| c.cert_file == loaded.cert_file && c.key.cert == loaded.key.cert)
+        {
+            return;
+        }
+        let mut fresh: Vec<certs::Loaded> = current
+            .certs
+            .iter()
+            .filter(|c| c.cert_file != loaded.cert_file)
+            .cloned()
+            .collect();
+        fresh.push(loaded);
+        self.resolver.set.store(Arc::new(CertSet::new(fresh)));
     }
 
     /// Reloads the certificates whose files changed; a file that fails keeps the
@@ -164,6 +201,8 @@ impl HandshakeStats {
 
 /// A connection after its handshake.
 pub enum Accepted {
+    /// An ACME server's TLS-ALPN-01 check: the handshake was all it wanted.
+    Challenge,
     /// The client asked for HTTP/2 by ALPN.
     H2(TlsConn),
     /// HTTP/1.1 (by ALPN, or no ALPN).
@@ -187,6 +226,9 @@ pub async fn accept(
         return Err(e);
     }
     stats.ok.fetch_add(1, Ordering::Relaxed);
+    if tls.alpn_protocol() == Some(super::acme::ACME_TLS_ALPN) {
+        return Ok(Accepted::Challenge);
+    }
     let h2 = tls.alpn_protocol() == Some(b"h2");
     let mut conn = TlsConn::new(tcp, tls);
     if t.subject_header.is_some() {

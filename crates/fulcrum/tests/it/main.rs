@@ -10,6 +10,7 @@ mod support_health;
 mod tls_support;
 mod wire;
 
+mod acme;
 mod admin;
 mod balance;
 mod balancers;

@@ -164,7 +164,7 @@ impl Fulcrum {
         let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(&path)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("IT_LOG").unwrap_or("info".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

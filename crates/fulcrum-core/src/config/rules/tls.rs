@@ -37,11 +37,18 @@ pub(super) fn check_listener(c: &mut Checker<'_>, path: &KeyPath, l: &ListenerCo
         );
         return;
     }
-    if tls.certificates.is_empty() && !c.gaps.covers(&at.key("certificates")) {
+    if tls.certificates.is_empty()
+        && tls.acme.is_none()
+        && !c.gaps.covers(&at.key("certificates"))
+        && !c.gaps.covers(&at.key("acme"))
+    {
         c.report(
             at.key("certificates"),
-            "needs at least one { cert = \"PATH\", key = \"PATH\" }",
+            "needs at least one { cert = \"PATH\", key = \"PATH\" } (or acme)",
         );
+    }
+    if let Some(acme) = &tls.acme {
+        check_acme(c, &at.key("acme"), acme);
     }
     for (i, cert) in tls.certificates.iter().enumerate() {
         for (name, file) in [("cert", &cert.cert), ("key", &cert.key)] {
@@ -125,5 +132,31 @@ pub(super) fn check_pool(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig)
                 }
             }
         }
+    }
+}
+
+/// `acme` of an https listener.
+fn check_acme(c: &mut Checker<'_>, at: &KeyPath, acme: &crate::config::AcmeConfig) {
+    if !acme.directory.starts_with("https://") {
+        c.report(at.key("directory"), "must be an https:// URL");
+    }
+    if acme.domains.is_empty() {
+        c.report(at.key("domains"), "needs at least one name");
+    }
+    for (i, d) in acme.domains.iter().enumerate() {
+        if d.contains('*') {
+            c.report(
+                at.key("domains").index(i),
+                "no wildcards: http-01 and tls-alpn-01 cannot prove them",
+            );
+        } else if address::route_host(d).is_err() || d.parse::<std::net::IpAddr>().is_ok() {
+            c.report(at.key("domains").index(i), format!("invalid domain {d:?}"));
+        }
+    }
+    if acme.storage.is_empty() {
+        c.report(at.key("storage"), "must be a directory path");
+    }
+    if acme.renew_before.is_zero() {
+        c.report(at.key("renew_before"), "must be greater than 0");
     }
 }

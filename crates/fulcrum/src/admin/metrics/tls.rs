@@ -18,6 +18,26 @@ pub(super) fn encode(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::R
         .values()
         .filter_map(|l| Some((l.name.as_str(), l.tls.as_ref()?, &l.traffic.tls)))
         .collect();
+    let renewals = crate::tls::acme::challenges().renewals();
+    if !renewals.is_empty() {
+        family(
+            enc,
+            (
+                "fulcrum_acme_renewals",
+                "ACME certificate issuances and renewals, by result.",
+                None,
+                Counter,
+            ),
+            |mut m| {
+                for (name, [ok, failed]) in &renewals {
+                    let base = Labels::front("listener", name);
+                    counter(&mut m, &base.with("result", "ok"), *ok)?;
+                    counter(&mut m, &base.with("result", "failed"), *failed)?;
+                }
+                Ok(())
+            },
+        )?;
+    }
     if listeners.is_empty() {
         return Ok(());
     }

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Fulcrum's TLS benchmark beside HAProxy and nginx, with the method of bench/run:
+each proxy alone on CPU 0 with one worker, the client (wrk) and the backend (one
+nginx answering a short body) on CPU 1, CPU time read from /proc/PID/stat.
+
+Two figures per proxy, both terminating TLS (ECDSA P-256 certificate, TLS 1.3,
+whatever suite the client and proxy agree on) and proxying to the plain-HTTP
+backend over kept-alive upstream connections:
+- new TLS connections per proxy CPU-second: wrk with `Connection: close`, so every
+  request is a new connection and a handshake (wrk offers the session it had on that
+  connection slot, so a proxy that issues tickets may resume instead of a full
+  handshake: each proxy runs with its defaults, tickets on);
+- HTTPS keep-alive requests per proxy CPU-second: wrk over CONNS kept-alive
+  connections.
+
+    python3 bench/tls.py
+    ROUNDS=3 DURATION=10s CONNS=64 HS_CONNS=16 PROXIES="fulcrum haproxy nginx" SKIP_BUILD=1 python3 bench/tls.py
+"""
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from l4 import cpu_ticks, free_port, install, raise_nofile  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+DURATION = os.environ.get("DURATION", "10s")
+CONNS = int(os.environ.get("CONNS", "64"))
+HS_CONNS = int(os.environ.get("HS_CONNS", "16"))
+PROXIES = os.environ.get("PROXIES", "fulcrum haproxy nginx").split()
+PROXY_CPU = os.environ.get("PROXY_CPU", "0")
+LOAD_CPU = os.environ.get("LOAD_CPU", "1")
+SKIP_BUILD = os.environ.get("SKIP_BUILD") == "1"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FULCRUM = os.path.join(REPO, "target", "release", "fulcrum")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*a):
+    print("[tls]", time.strftime("%T"), *a, file=sys.stderr, flush=True)
+
+
+def wait_port(port, p, what):
+    import socket
+    deadline = time.time() + 15
+    while True:
+        if p.poll() is not None:
+            sys.exit(f"{what} exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                sys.exit(f"{what} did not listen on {port}")
+            time.sleep(0.05)
+
+
+def certificate(d):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{d}/key.pem",
+                    "-out", f"{d}/cert.pem", "-days", "30", "-subj", "/CN=bench.test",
+                    "-addext", "subjectAltName=DNS:bench.test,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    with open(f"{d}/both.pem", "w") as f:
+        f.write(open(f"{d}/cert.pem").read() + open(f"{d}/key.pem").read())
+
+
+def backend(d):
+    port = free_port()
+    with open(f"{d}/backend.conf", "w") as f:
+        f.write(f"""daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid {d}/backend.pid;
+error_log {d}/backend-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+}}
+""")
+    p = subprocess.Popen(["taskset", "-c", LOAD_CPU, "nginx", "-p", f"{d}/", "-c",
+                          f"{d}/backend.conf", "-e", f"{d}/backend-error.log"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, p, "backend nginx")
+    return p, port
+
+
+def proxy_cmd(proxy, d, port, target):
+    if proxy == "fulcrum":
+        with open(f"{d}/fulcrum.toml", "w") as f:
+            f.write(f"""workers = 1
+[access_log]
+enabled = false
+[listeners.tls]
+address = "127.0.0.1:{port}"
+protocol = "https"
+tls = {{ certificates = [{{ cert = "{d}/cert.pem", key = "{d}/key.pem" }}] }}
+[[routes]]
+pool = "b"
+[pools.b]
+backends = ["127.0.0.1:{target}"]
+""")
+        return [FULCRUM, "run", "--config", f"{d}/fulcrum.toml"]
+    if proxy == "haproxy":
+        with open(f"{d}/haproxy.cfg", "w") as f:
+            f.write(f"""global
+    nbthread 1
+    maxconn 9000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:{port} ssl crt {d}/both.pem alpn h2,http/1.1
+    default_backend be
+backend be
+    server b 127.0.0.1:{target}
+""")
+        return ["haproxy", "-db", "-f", f"{d}/haproxy.cfg"]
+    if proxy == "nginx":
+        with open(f"{d}/nginx.conf", "w") as f:
+            f.write(f"""daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log warn;
+events {{ worker_connections 9000; }}
+http {{
+    access_log off;
+    upstream be {{ server 127.0.0.1:{target}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port} ssl http2 backlog=4096;
+        ssl_certificate {d}/cert.pem;
+        ssl_certificate_key {d}/key.pem;
+        ssl_session_tickets on;
+        keepalive_requests 1000000;
+        location / {{
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+""")
+        return ["nginx", "-p", f"{d}/", "-c", f"{d}/nginx.conf", "-e", f"{d}/nginx-error.log"]
+    raise ValueError(proxy)
+
+
+def wrk(port, conns, close):
+    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}",
+           f"https://127.0.0.1:{port}/"]
+    if close:
+        cmd[5:5] = ["-H", "Connection: close"]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return reqs, errors + (int(non2xx.group(1)) if non2xx else 0)
+
+
+def measure(proxy, d, target):
+    port = free_port()
+    cmd = proxy_cmd(proxy, d, port, target)
+    logf = open(f"{d}/{proxy}.log", "ab")
+    p = subprocess.Popen(["taskset", "-c", PROXY_CPU, *cmd], stdin=subprocess.DEVNULL,
+                         stdout=logf, stderr=logf)
+    try:
+        wait_port(port, p, proxy)
+        wrk(port, 4, False)  # warm up: upstream connections, caches
+        out = {}
+        for name, conns, close in (("hs", HS_CONNS, True), ("ka", CONNS, False)):
+            t0 = cpu_ticks(p.pid)
+            reqs, errors = wrk(port, conns, close)
+            cpu = (cpu_ticks(p.pid) - t0) / TICK
+            out[f"{name}_per_cpu_s"] = reqs / max(cpu, 1 / TICK)
+            out[f"{name}_errors"] = errors
+        return out
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        logf.close()
+
+
+def main():
+    raise_nofile()
+    if not shutil.which("wrk"):
+        install("wrk")
+    if "haproxy" in PROXIES and not shutil.which("haproxy"):
+        install("haproxy")
+    if not shutil.which("nginx"):
+        install("nginx-light")
+    if "fulcrum" in PROXIES and not SKIP_BUILD:
+        log("cargo build --release -p fulcrum")
+        subprocess.run(["cargo", "build", "--release", "-p", "fulcrum"], cwd=REPO, check=True)
+    d = tempfile.mkdtemp(prefix="fulcrum-tls-")
+    certificate(d)
+    b, target = backend(d)
+    results = {p: [] for p in PROXIES}
+    try:
+        for r in range(ROUNDS):
+            order = PROXIES[r % len(PROXIES):] + PROXIES[:r % len(PROXIES)]
+            for proxy in order:
+                m = measure(proxy, d, target)
+                log(f"round {r + 1} {proxy}: " + " ".join(f"{k}={v:.1f}" for k, v in m.items()))
+                results[proxy].append(m)
+    finally:
+        b.terminate()
+    med = {p: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for p, rs in results.items()}
+    base = med.get("haproxy")
+    print(f"\nTLS 1.3, ECDSA P-256; new connections: {HS_CONNS} wrk connections with Connection: close; "
+          f"keep-alive: {CONNS} connections; {DURATION} each; medians of {ROUNDS} rounds\n")
+    print("| proxy | new TLS connections per proxy CPU-s | vs HAProxy | HTTPS keep-alive requests per proxy CPU-s | vs HAProxy | errors |")
+    print("|---|---|---|---|---|---|")
+    for p, m in med.items():
+        ratio = lambda k: f"{m[k] / base[k]:.2f}" if base and base[k] else "-"
+        print(f"| {p} | {m['hs_per_cpu_s']:,.0f} | {ratio('hs_per_cpu_s')} | {m['ka_per_cpu_s']:,.0f} | "
+              f"{ratio('ka_per_cpu_s')} | {m['hs_errors'] + m['ka_errors']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
