@@ -342,8 +342,8 @@ async fn forward<'h>(
     t.secure = io.is_tls();
     e.host = t.host;
     e.path = t.path;
-    if !io.is_tls() {
-        if let Some(key_auth) = crate::tls::acme::challenges().http01(t.path) {
+    if !io.is_tls() && t.path.starts_with(crate::tls::acme::HTTP01_PREFIX) {
+        if let Some(key_auth) = crate::tls::acme::challenges().http01(t.path, snap) {
             e.status = 200;
             let out = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{key_auth}",

@@ -56,13 +56,31 @@ pub fn challenges() -> &'static Challenges {
 }
 
 impl Challenges {
-    /// The key authorization for an HTTP-01 `path`, if it is one in flight.
-    pub fn http01(&self, path: &str) -> Option<String> {
-        if self.pending.load(Ordering::Relaxed) == 0 {
+    /// The key authorization for an HTTP-01 `path`, if it is one in flight: this
+    /// process's, or one that another instance sharing an `acme.storage` of
+    /// `snap` wrote there (a load balancer may send the ACME server's check to any
+    /// instance of a fleet).
+    pub fn http01(&self, path: &str, snap: &crate::state::Snapshot) -> Option<String> {
+        let token = path.strip_prefix(HTTP01_PREFIX)?;
+        if self.pending.load(Ordering::Relaxed) > 0 {
+            if let Some(k) = lock(&self.http).get(token) {
+                return Some(k.clone());
+            }
+        }
+        // Tokens are base64url: nothing else names a file.
+        let valid = !token.is_empty()
+            && token.len() <= 256
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
             return None;
         }
-        let token = path.strip_prefix(HTTP01_PREFIX)?;
-        lock(&self.http).get(token).cloned()
+        snap.config
+            .listeners
+            .values()
+            .filter_map(|l| l.tls.as_ref()?.acme.as_ref())
+            .find_map(|a| std::fs::read_to_string(shared_token(&a.storage, token)).ok())
     }
 
     /// The TLS-ALPN-01 certificate for `name`, if one is in flight.
@@ -123,6 +141,11 @@ pub async fn run(shared: Shared) {
 pub fn stored_files(cfg: &AcmeConfig) -> (String, String) {
     let s = Stored::new(cfg);
     (path_str(&s.cert()), path_str(&s.key()))
+}
+
+/// Where an HTTP-01 answer is shared with the other instances using `storage`.
+fn shared_token(storage: &str, token: &str) -> PathBuf {
+    Path::new(storage).join("challenges").join(token)
 }
 
 /// Where a listener's certificate lives.
@@ -307,7 +330,7 @@ async fn issue(stored: &Stored, cfg: &AcmeConfig) -> Result<(), String> {
         match cfg.challenge {
             AcmeChallenge::Http01 => {
                 let token = challenge.token.clone();
-                answered.http(token, key_auth.as_str().to_owned());
+                answered.http(token, key_auth.as_str().to_owned(), &cfg.storage)?;
             }
             AcmeChallenge::TlsAlpn01 => {
                 answered.alpn(
@@ -409,16 +432,23 @@ fn alpn_cert(name: String, digest: &[u8]) -> Result<Arc<CertifiedKey>, String> {
 /// Challenge answers this issuance published; withdrawn when dropped.
 #[derive(Default)]
 struct Answered {
-    http: Vec<String>,
+    http: Vec<(String, PathBuf)>,
     alpn: Vec<String>,
 }
 
 impl Answered {
-    fn http(&mut self, token: String, key_auth: String) {
+    /// Publishes an HTTP-01 answer here and, for the rest of a fleet, in `storage`.
+    fn http(&mut self, token: String, key_auth: String, storage: &str) -> Result<(), String> {
+        let file = shared_token(storage, &token);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        write_atomic(&file, key_auth.as_bytes())?;
         let c = challenges();
         lock(&c.http).insert(token.clone(), key_auth);
         c.pending.fetch_add(1, Ordering::Relaxed);
-        self.http.push(token);
+        self.http.push((token, file));
+        Ok(())
     }
 
     fn alpn(&mut self, name: String, cert: Arc<CertifiedKey>) {
@@ -434,8 +464,9 @@ impl Drop for Answered {
     fn drop(&mut self) {
         let c = challenges();
         let mut http = lock(&c.http);
-        for t in self.http.drain(..) {
+        for (t, file) in self.http.drain(..) {
             http.remove(&t);
+            let _ = std::fs::remove_file(file);
             c.pending.fetch_sub(1, Ordering::Relaxed);
         }
         drop(http);

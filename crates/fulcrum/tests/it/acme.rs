@@ -233,3 +233,44 @@ async fn acme_issues_by_tls_alpn01() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_instances_sharing_storage_issue_once() {
+    within(async {
+        // One plain port shared by both (SO_REUSEPORT), as behind a load balancer:
+        // the ACME server's check may reach either instance.
+        let http_port = free_port();
+        let pebble = Pebble::start(http_port, free_port());
+        let storage = TempDir::new();
+        let backend = Backend::start("app").await;
+        let acme = format!(
+            "directory = {:?}, domains = [\"app.test\"], storage = {:?}, ca = {:?}",
+            pebble.directory,
+            storage.0.display().to_string(),
+            pebble.ca_file
+        );
+        let a = Fulcrum::start(&config(http_port, free_port(), &acme, &backend));
+        let b = Fulcrum::start(&config(http_port, free_port(), &acme, &backend));
+        let issued = || {
+            a.log.all().matches("ACME certificate issued").count()
+                + b.log.all().matches("ACME certificate issued").count()
+        };
+        until("a certificate issued", || issued() >= 1).await;
+        // The other instance finds it in the storage.
+        let mut leaves = Vec::new();
+        for f in [&a, &b] {
+            loop {
+                match connect(f.addr("secure"), "app.test", any_cert()).await {
+                    Ok(s) => {
+                        leaves.push(s.leaf.clone());
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                }
+            }
+        }
+        assert_eq!(leaves[0], leaves[1]);
+        assert_eq!(issued(), 1, "{}\n{}", a.log.all(), b.log.all());
+    })
+    .await;
+}
