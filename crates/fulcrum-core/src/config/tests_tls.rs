@@ -40,7 +40,7 @@ fn tls_keys_are_checked_where_they_act() {
     );
     assert_eq!(
         errors(&https("tls = { certificates = [] }")),
-        ["f.toml:12: listeners.secure.tls.certificates: needs at least one { cert = \"PATH\", key = \"PATH\" }"]
+        ["f.toml:12: listeners.secure.tls.certificates: needs at least one { cert = \"PATH\", key = \"PATH\" } (or acme)"]
     );
     assert_eq!(
         errors(&https(

@@ -257,18 +257,7 @@ impl TlsHttpBackend {
                             }
                         },
                     );
-                    let io = hyper_util::rt::TokioIo::new(tls);
-                    if h2 {
-                        let _ = hyper::server::conn::http2::Builder::new(
-                            hyper_util::rt::TokioExecutor::new(),
-                        )
-                        .serve_connection(io, svc)
-                        .await;
-                    } else {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(io, svc)
-                            .await;
-                    }
+                    serve_conn(tls, h2, svc).await;
                 });
             }
         });
