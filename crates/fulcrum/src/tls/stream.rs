@@ -5,7 +5,7 @@
 //! writer can then use one connection at once, as they do a plain socket, and an
 //! idle connection holds no read buffer of ours.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
 
@@ -207,25 +207,28 @@ impl TlsConn {
     }
 }
 
-/// Moves decrypted bytes into `buf`'s spare room.
+/// Moves the decrypted bytes rustls holds into `buf`, chunk by chunk (no zeroed
+/// spare room to read into).
 fn read_plain(reader: &mut rustls::Reader<'_>, buf: &mut BytesMut) -> io::Result<usize> {
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(16 * 1024);
     }
-    let len = buf.len();
-    let spare = buf.capacity() - len;
-    buf.resize(len + spare, 0);
-    let r = reader.read(buf.get_mut(len..).unwrap_or_default());
-    match r {
-        Ok(n) => {
-            buf.truncate(len + n);
-            Ok(n)
+    let mut n = 0;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || n > 0 => break,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
         }
-        Err(e) => {
-            buf.truncate(len);
-            Err(e)
-        }
+        let len = chunk.len();
+        buf.extend_from_slice(chunk);
+        reader.consume(len);
+        n += len;
     }
+    Ok(n)
 }
 
 /// For the `h2` crate, which drives its connection through these traits.
