@@ -162,6 +162,9 @@ impl Terminator {
 pub struct HandshakeStats {
     /// Completed handshakes.
     pub ok: AtomicU64,
+    /// Of those, the ones that resumed a session (a ticket) instead of a full
+    /// handshake.
+    pub resumed: AtomicU64,
     /// Failed handshakes, by [`FAILURE_REASONS`].
     pub failed: [AtomicU64; FAILURE_REASONS.len()],
 }
@@ -226,6 +229,9 @@ pub async fn accept(
         return Err(e);
     }
     stats.ok.fetch_add(1, Ordering::Relaxed);
+    if tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+        stats.resumed.fetch_add(1, Ordering::Relaxed);
+    }
     if tls.alpn_protocol() == Some(super::acme::ACME_TLS_ALPN) {
         return Ok(Accepted::Challenge);
     }

@@ -23,6 +23,9 @@ struct Pebble {
     children: Vec<Child>,
     directory: String,
     ca_file: String,
+    /// Pebble's management API, which hands out the root it issues under.
+    management: SocketAddr,
+    listener_ca: rustls::pki_types::CertificateDer<'static>,
     _dir: TempDir,
 }
 
@@ -96,10 +99,12 @@ impl Pebble {
             children: vec![challtest, pebble],
             directory: format!("https://127.0.0.1:{api}/dir"),
             ca_file,
+            management: format!("127.0.0.1:{management}").parse().unwrap(),
+            listener_ca: ca.der(),
             _dir: dir,
         };
         // Both listen once ready (the DNS server's management port stands for it).
-        for port in [dns_admin, api] {
+        for port in [dns_admin, api, management] {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let started = std::time::Instant::now();
             while std::net::TcpStream::connect(addr).is_err() {
@@ -114,18 +119,17 @@ impl Pebble {
     }
 }
 
-/// A client that accepts any certificate: the test reads the served leaf itself.
-fn any_cert() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(fulcrum::tls::AnyCert(provider)))
-        .with_no_client_auth();
-    c.alpn_protocols = vec![b"http/1.1".to_vec()];
-    c.resumption = rustls::client::Resumption::disabled();
-    Arc::new(c)
+impl Pebble {
+    /// A client that trusts the root Pebble issues under (from its management API).
+    async fn client(&self) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let api = client_config(std::slice::from_ref(&self.listener_ca), &["http/1.1"], None);
+        let s = connect(self.management, "localhost", api).await.unwrap();
+        let (status, pem) = get_over(s, "localhost", "/roots/0").await.unwrap();
+        assert_eq!(status, 200);
+        let root = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+        client_config(&[root], &["http/1.1"], None)
+    }
 }
 
 fn config(http_port: u16, tls_port: u16, acme: &str, backend: &Backend) -> String {
@@ -138,8 +142,12 @@ fn config(http_port: u16, tls_port: u16, acme: &str, backend: &Backend) -> Strin
     )
 }
 
-async fn served_leaf(f: &Fulcrum) -> rustls::pki_types::CertificateDer<'static> {
-    let s = connect(f.addr("secure"), "app.test", any_cert())
+/// The certificate served for app.test, verified against Pebble's root.
+async fn served_leaf(
+    f: &Fulcrum,
+    trust: &Arc<rustls::ClientConfig>,
+) -> rustls::pki_types::CertificateDer<'static> {
+    let s = connect(f.addr("secure"), "app.test", trust.clone())
         .await
         .unwrap();
     let leaf = s.leaf.clone();
@@ -170,7 +178,8 @@ async fn acme_issues_by_http01_keeps_it_across_a_restart_and_renews() {
         };
         let f = Fulcrum::start(&config(http_port, tls_port, &acme(""), &backend));
         f.wait_line("ACME certificate issued", 0).await;
-        let first = served_leaf(&f).await;
+        let trust = pebble.client().await;
+        let first = served_leaf(&f, &trust).await;
         assert_eq!(names(&first), ["app.test"]);
         let m = get(
             &client(),
@@ -186,7 +195,7 @@ async fn acme_issues_by_http01_keeps_it_across_a_restart_and_renews() {
         drop(f);
         // A restart serves the stored certificate at once, without issuing.
         let f = Fulcrum::start(&config(http_port, tls_port, &acme(""), &backend));
-        assert_eq!(served_leaf(&f).await, first);
+        assert_eq!(served_leaf(&f, &trust).await, first);
         drop(f);
         // Renewal: due at once when renew_before exceeds the validity.
         let f = Fulcrum::start(&config(
@@ -197,7 +206,7 @@ async fn acme_issues_by_http01_keeps_it_across_a_restart_and_renews() {
         ));
         f.wait_line("ACME certificate issued", 0).await;
         loop {
-            let leaf = served_leaf(&f).await;
+            let leaf = served_leaf(&f, &trust).await;
             if leaf != first {
                 assert_eq!(names(&leaf), ["app.test"]);
                 break;
@@ -229,7 +238,8 @@ async fn acme_issues_by_tls_alpn01() {
         );
         let f = Fulcrum::start(&config(http_port, tls_port, &acme, &backend));
         f.wait_line("ACME certificate issued", 0).await;
-        assert_eq!(names(&served_leaf(&f).await), ["app.test"]);
+        let trust = pebble.client().await;
+        assert_eq!(names(&served_leaf(&f, &trust).await), ["app.test"]);
     })
     .await;
 }
@@ -256,11 +266,12 @@ async fn two_instances_sharing_storage_issue_once() {
                 + b.log.all().matches("ACME certificate issued").count()
         };
         until("a certificate issued", || issued() >= 1).await;
+        let trust = pebble.client().await;
         // The other instance finds it in the storage.
         let mut leaves = Vec::new();
         for f in [&a, &b] {
             loop {
-                match connect(f.addr("secure"), "app.test", any_cert()).await {
+                match connect(f.addr("secure"), "app.test", trust.clone()).await {
                     Ok(s) => {
                         leaves.push(s.leaf.clone());
                         break;

@@ -72,6 +72,24 @@ async fn sni_picks_the_certificate_and_alpn_the_protocol() {
         let kind = s.tls.get_ref().1.handshake_kind();
         assert_eq!(kind, Some(rustls::HandshakeKind::Resumed));
         assert_eq!(get_over(s, "b.test", "/").await.unwrap().0, 200);
+        // TLS 1.2 is served too.
+        let tls12 = {
+            let mut store = rustls::RootCertStore::empty();
+            store.add(ca.der()).unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut c = rustls::ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS12])
+                .unwrap()
+                .with_root_certificates(store)
+                .with_no_client_auth();
+            c.alpn_protocols = vec![b"h2".to_vec()];
+            c.resumption = rustls::client::Resumption::disabled();
+            Arc::new(c)
+        };
+        let s = connect(addr, "b.test", tls12).await.unwrap();
+        let version = s.tls.get_ref().1.protocol_version();
+        assert_eq!(version, Some(rustls::ProtocolVersion::TLSv1_2));
+        assert_eq!(get_over(s, "b.test", "/").await.unwrap().0, 200);
         // A client that trusts another authority fails its handshake.
         let other = client_config(&[Ca::new("Other").der()], &["h2"], None);
         assert!(connect(addr, "a.test", other).await.is_err());
@@ -79,8 +97,9 @@ async fn sni_picks_the_certificate_and_alpn_the_protocol() {
         let reply = raw(addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", std::time::Duration::from_secs(10));
         assert!(!reply.contains("200"), "{reply}");
         let m = metrics(&f).await;
-        assert!(m.contains("fulcrum_tls_handshakes_total{listener=\"secure\",result=\"ok\"} 6"), "{m}");
+        assert!(m.contains("fulcrum_tls_handshakes_total{listener=\"secure\",result=\"ok\"} 7"), "{m}");
         assert!(!m.contains("result=\"protocol\"} 0"), "{m}");
+        assert!(m.contains("fulcrum_tls_resumed_handshakes_total{listener=\"secure\"} 1"), "{m}");
         assert!(m.contains("fulcrum_tls_certificate_expiry_seconds{listener=\"secure\",certificate=\"a.test\"}"), "{m}");
     })
     .await;
@@ -127,6 +146,20 @@ async fn a_changed_certificate_is_served_without_a_failed_request() {
             }));
         }
         until("requests flowing", || ok.load(Ordering::Relaxed) >= 20).await;
+        // A connection open across the swap keeps working.
+        let held = connect(addr, "a.test", config.clone()).await.unwrap();
+        let io = hyper_util::rt::TokioIo::new(held.tls);
+        let (mut held, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let request = || {
+            hyper::Request::get("https://a.test/")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap()
+        };
+        assert_eq!(held.send_request(request()).await.unwrap().status(), 200);
         // A new key and certificate for the same name, written in place.
         let second = ca.leaf(&["a.test"], false);
         second.write(&dir, "a");
@@ -137,6 +170,7 @@ async fn a_changed_certificate_is_served_without_a_failed_request() {
             }
             tokio::task::yield_now().await;
         }
+        assert_eq!(held.send_request(request()).await.unwrap().status(), 200);
         let before = ok.load(Ordering::Relaxed);
         until("requests after the swap", || {
             ok.load(Ordering::Relaxed) >= before + 20

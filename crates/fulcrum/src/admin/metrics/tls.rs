@@ -69,6 +69,22 @@ pub(super) fn encode(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::R
             Ok(())
         },
     )?;
+    family(
+        enc,
+        (
+            "fulcrum_tls_resumed_handshakes",
+            "Completed handshakes that resumed a session (a ticket) rather than a full handshake.",
+            None,
+            Counter,
+        ),
+        |mut m| {
+            for (name, _, stats) in &listeners {
+                let l = Labels::front("listener", name);
+                counter(&mut m, &l, stats.resumed.load(Ordering::Relaxed))?;
+            }
+            Ok(())
+        },
+    )?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
