@@ -6,10 +6,10 @@ nginx answering a short body) on CPU 1, CPU time read from /proc/PID/stat.
 Two figures per proxy, both terminating TLS (ECDSA P-256 certificate, TLS 1.3,
 whatever suite the client and proxy agree on) and proxying to the plain-HTTP
 backend over kept-alive upstream connections:
-- new TLS connections per proxy CPU-second: wrk with `Connection: close`, so every
-  request is a new connection and a handshake (wrk offers the session it had on that
-  connection slot, so a proxy that issues tickets may resume instead of a full
-  handshake: each proxy runs with its defaults, tickets on);
+- handshakes per proxy CPU-second: wrk with `Connection: close`, so every request is a
+  new connection. wrk offers the session it had on that connection slot, so this is
+  measured twice: with resumption turned off at each proxy (full handshakes), and with
+  each proxy's defaults, tickets on (resumed handshakes);
 - HTTPS keep-alive requests per proxy CPU-second: wrk over CONNS kept-alive
   connections.
 
@@ -94,7 +94,7 @@ http {{
     return p, port
 
 
-def proxy_cmd(proxy, d, port, target):
+def proxy_cmd(proxy, d, port, target, resume):
     if proxy == "fulcrum":
         with open(f"{d}/fulcrum.toml", "w") as f:
             f.write(f"""workers = 1
@@ -103,7 +103,7 @@ enabled = false
 [listeners.tls]
 address = "127.0.0.1:{port}"
 protocol = "https"
-tls = {{ certificates = [{{ cert = "{d}/cert.pem", key = "{d}/key.pem" }}] }}
+tls = {{ certificates = [{{ cert = "{d}/cert.pem", key = "{d}/key.pem" }}], resumption = {str(resume).lower()} }}
 [[routes]]
 pool = "b"
 [pools.b]
@@ -115,6 +115,7 @@ backends = ["127.0.0.1:{target}"]
             f.write(f"""global
     nbthread 1
     maxconn 9000
+    {"" if resume else "tune.ssl.cachesize 0"}
 defaults
     mode http
     timeout connect 5s
@@ -122,7 +123,7 @@ defaults
     timeout server 30s
     http-reuse always
 frontend fe
-    bind 127.0.0.1:{port} ssl crt {d}/both.pem alpn h2,http/1.1
+    bind 127.0.0.1:{port} ssl crt {d}/both.pem alpn h2,http/1.1{"" if resume else " no-tls-tickets"}
     default_backend be
 backend be
     server b 127.0.0.1:{target}
@@ -144,7 +145,8 @@ http {{
         listen 127.0.0.1:{port} ssl http2 backlog=4096;
         ssl_certificate {d}/cert.pem;
         ssl_certificate_key {d}/key.pem;
-        ssl_session_tickets on;
+        ssl_session_tickets {"on" if resume else "off"};
+        ssl_session_cache {"none" if resume else "off"};
         keepalive_requests 1000000;
         location / {{
             proxy_pass http://be;
@@ -170,9 +172,9 @@ def wrk(port, conns, close):
     return reqs, errors + (int(non2xx.group(1)) if non2xx else 0)
 
 
-def measure(proxy, d, target):
+def measure(proxy, d, target, resume, runs):
     port = free_port()
-    cmd = proxy_cmd(proxy, d, port, target)
+    cmd = proxy_cmd(proxy, d, port, target, resume)
     logf = open(f"{d}/{proxy}.log", "ab")
     p = subprocess.Popen(["taskset", "-c", PROXY_CPU, *cmd], stdin=subprocess.DEVNULL,
                          stdout=logf, stderr=logf)
@@ -180,7 +182,7 @@ def measure(proxy, d, target):
         wait_port(port, p, proxy)
         wrk(port, 4, False)  # warm up: upstream connections, caches
         out = {}
-        for name, conns, close in (("hs", HS_CONNS, True), ("ka", CONNS, False)):
+        for name, conns, close in runs:
             t0 = cpu_ticks(p.pid)
             reqs, errors = wrk(port, conns, close)
             cpu = (cpu_ticks(p.pid) - t0) / TICK
@@ -216,21 +218,29 @@ def main():
         for r in range(ROUNDS):
             order = PROXIES[r % len(PROXIES):] + PROXIES[:r % len(PROXIES)]
             for proxy in order:
-                m = measure(proxy, d, target)
+                # Resumption off at every proxy: each new connection is a full
+                # handshake. Then the defaults (tickets on): wrk resumes.
+                m = measure(proxy, d, target, False, [("full", HS_CONNS, True)])
+                m.update(measure(proxy, d, target, True,
+                                 [("resumed", HS_CONNS, True), ("ka", CONNS, False)]))
                 log(f"round {r + 1} {proxy}: " + " ".join(f"{k}={v:.1f}" for k, v in m.items()))
                 results[proxy].append(m)
     finally:
         b.terminate()
     med = {p: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for p, rs in results.items()}
     base = med.get("haproxy")
-    print(f"\nTLS 1.3, ECDSA P-256; new connections: {HS_CONNS} wrk connections with Connection: close; "
+    print(f"\nTLS 1.3, ECDSA P-256; handshakes: {HS_CONNS} wrk connections with Connection: close "
+          f"(full: resumption off at the proxy; resumed: its defaults, tickets on); "
           f"keep-alive: {CONNS} connections; {DURATION} each; medians of {ROUNDS} rounds\n")
-    print("| proxy | new TLS connections per proxy CPU-s | vs HAProxy | HTTPS keep-alive requests per proxy CPU-s | vs HAProxy | errors |")
-    print("|---|---|---|---|---|---|")
+    print("| proxy | full handshakes per proxy CPU-s | vs HAProxy | resumed handshakes per proxy CPU-s "
+          "| vs HAProxy | HTTPS keep-alive requests per proxy CPU-s | vs HAProxy | errors |")
+    print("|---|---|---|---|---|---|---|---|")
     for p, m in med.items():
         ratio = lambda k: f"{m[k] / base[k]:.2f}" if base and base[k] else "-"
-        print(f"| {p} | {m['hs_per_cpu_s']:,.0f} | {ratio('hs_per_cpu_s')} | {m['ka_per_cpu_s']:,.0f} | "
-              f"{ratio('ka_per_cpu_s')} | {m['hs_errors'] + m['ka_errors']:.0f} |")
+        errors = m["full_errors"] + m["resumed_errors"] + m["ka_errors"]
+        print(f"| {p} | {m['full_per_cpu_s']:,.0f} | {ratio('full_per_cpu_s')} | "
+              f"{m['resumed_per_cpu_s']:,.0f} | {ratio('resumed_per_cpu_s')} | "
+              f"{m['ka_per_cpu_s']:,.0f} | {ratio('ka_per_cpu_s')} | {errors:.0f} |")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ fn an_https_listener_takes_certificates_and_client_auth() {
     let c = parse_ok(&https(
         "tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }, \
          { cert = \"b.pem\", key = \"b.key\" }], \
-         client_auth = { ca = \"ca.pem\", required = false }, watch_interval = \"1s\" }",
+         client_auth = { ca = \"ca.pem\", required = false }, watch_interval = \"1s\", \
+         resumption = false }",
     ));
     let l = &c.listeners["secure"];
     assert_eq!(l.protocol, ListenerProtocol::Https);
@@ -27,6 +28,7 @@ fn an_https_listener_takes_certificates_and_client_auth() {
     assert!(!auth.required);
     assert_eq!(auth.header, "x-client-subject");
     assert_eq!(tls.watch_interval.get(), std::time::Duration::from_secs(1));
+    assert!(!tls.resumption);
 }
 
 #[test]

@@ -18,6 +18,10 @@ pub struct ListenerTlsConfig {
     /// Obtain and renew a certificate for `domains` from an ACME server.
     #[serde(default)]
     pub acme: Option<AcmeConfig>,
+    /// Session resumption (TLS 1.3 tickets, TLS 1.2 tickets and session cache);
+    /// `false` makes every handshake a full one.
+    #[serde(default = "super::defaults::yes")]
+    pub resumption: bool,
     /// How often certificate and key files are checked for changes; a changed file
     /// is loaded without a reload (a bad one keeps the old certificate).
     #[serde(default = "default_watch_interval")]

@@ -100,7 +100,10 @@ impl Terminator {
                 .alpn_protocols
                 .push(super::acme::ACME_TLS_ALPN.to_vec());
         }
-        if let Some(t) = ticketer() {
+        if !tls.resumption {
+            config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            config.send_tls13_tickets = 0;
+        } else if let Some(t) = ticketer() {
             config.ticketer = t;
         }
         Ok(Self {
