@@ -101,6 +101,16 @@ async fn sni_picks_the_certificate_and_alpn_the_protocol() {
         assert!(!m.contains("result=\"protocol\"} 0"), "{m}");
         assert!(m.contains("fulcrum_tls_resumed_handshakes_total{listener=\"secure\"} 1"), "{m}");
         assert!(m.contains("fulcrum_tls_certificate_expiry_seconds{listener=\"secure\",certificate=\"a.test\"}"), "{m}");
+        // The API (and the dashboard, which reads it) lists the certificates.
+        let admin = f.admin_addr().await;
+        let (_, _, status) = get(&client(), &format!("http://{admin}/api/status")).await;
+        let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+        let certs = status["certificates"].as_array().unwrap();
+        assert_eq!(certs.len(), 2, "{status}");
+        assert_eq!(certs[0]["listener"], "secure");
+        assert_eq!(certs[0]["names"], serde_json::json!(["a.test", "*.wild.test"]));
+        let left = certs[1]["seconds_left"].as_i64().unwrap();
+        assert!(left > 0, "{status}");
     })
     .await;
 }
