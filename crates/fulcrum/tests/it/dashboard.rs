@@ -1,7 +1,8 @@
 //! The live dashboard at `/` on the admin listener: served without the token, and
 //! opened in headless Chromium (driven over the DevTools protocol) while load runs,
 //! to check that both backends show up with their state, that the figures move, and
-//! that the drain and undrain buttons work.
+//! that the drain and undrain buttons work, and that the certificates table lists
+//! the served certificate.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -17,15 +18,21 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
+use crate::tls_support::*;
 
 const TOKEN: &str = "dashboard-token-0123456789";
 
 /// Two backends behind pool `p`, and an admin listener that wants `TOKEN`.
 async fn setup() -> (Backend, Backend, Fulcrum, SocketAddr) {
+    setup_with("").await
+}
+
+/// `setup` with `extra` appended to the config.
+async fn setup_with(extra: &str) -> (Backend, Backend, Fulcrum, SocketAddr) {
     let a = Backend::start("a").await;
     let b = Backend::start("b").await;
     let config = format!(
-        "{}\n[admin]\naddress = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n",
+        "{}\n[admin]\naddress = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n{extra}",
         one_pool("round_robin", &[quoted(&a), quoted(&b)], "")
     );
     let f = Fulcrum::start(&config);
@@ -91,7 +98,16 @@ async fn live_in_headless_chromium() {
         let Some(mut browser) = Browser::launch().await else {
             return;
         };
-        let (a, b, f, admin) = setup().await;
+        // An https listener, so that the certificates table has a row.
+        let dir = TempDir::new();
+        let (cert, key) = Ca::new("Dashboard CA")
+            .leaf(&["dash.test"], false)
+            .write(&dir, "dash");
+        let (a, b, f, admin) = setup_with(&format!(
+            "\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\n\
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n"
+        ))
+        .await;
         let (a, b) = (a.addr.to_string(), b.addr.to_string());
 
         // Steady load through the proxy until the end of the test, paced so that
@@ -148,6 +164,23 @@ async fn live_in_headless_chromium() {
             )
             .await;
         assert_eq!(browser.eval("location.hash").await, "");
+        // The served certificate, with its days left (rcgen's default validity runs
+        // to 4096, so it is not marked as expiring soon).
+        browser
+            .wait(
+                "the certificates table",
+                r##"!document.getElementById("certs-box").hidden && document.querySelectorAll("#certs tr").length === 1"##,
+            )
+            .await;
+        let cells = browser
+            .eval(r##"Array.from(document.querySelectorAll("#certs td"), td => td.textContent).join("|")"##)
+            .await;
+        let cells = cells.as_str().unwrap().to_string();
+        assert!(cells.starts_with("secure|dash.test|"), "{cells}");
+        assert_eq!(
+            browser.eval(r##"document.querySelector("#certs tr").dataset.soon"##).await,
+            "false"
+        );
         assert_eq!(
             browser.eval(r#"document.getElementById("auth").dataset.open"#).await,
             "false"
