@@ -6,12 +6,16 @@ connections through it, sends one `GET / HTTP/1.1` on each and reads the whole
 response, keeps every connection open, lets the proxy settle, reads RSS again
 and checks that the proxy closed none of them.
 
+With --tls the connections are TLS (certificate not verified, no SNI for an IP
+address): the figure then includes each proxy's TLS state per connection.
+
 Prints one line of key=value pairs; exits 1 unless every one of the N
 connections got a complete 200 response and was still open at the end.
 """
 import argparse
 import asyncio
 import resource
+import ssl
 import sys
 import time
 
@@ -92,6 +96,7 @@ async def main():
     ap.add_argument("--settle", type=float, default=2.0, help="seconds to wait before the second RSS reading")
     ap.add_argument("--backend-ports", default="", help="comma-separated; count upstream connections")
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--tls", action="store_true", help="connect over TLS")
     args = ap.parse_args()
 
     nofile = raise_nofile()
@@ -101,6 +106,12 @@ async def main():
     pids = [int(p) for p in args.pids.split(",") if p]
 
     before = rss_kb(pids)
+    tls = None
+    if args.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        tls.set_alpn_protocols(["http/1.1"])
     sem = asyncio.Semaphore(args.parallel)
     held, errors = [], []
     req = f"GET / HTTP/1.1\r\nHost: {args.host}:{args.port}\r\nUser-Agent: fulcrum-bench-idle\r\n\r\n".encode()
@@ -109,7 +120,7 @@ async def main():
         async with sem:
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(args.host, args.port), args.timeout)
+                    asyncio.open_connection(args.host, args.port, ssl=tls), args.timeout)
                 writer.write(req)
                 await writer.drain()
                 await asyncio.wait_for(read_response(reader), args.timeout)

@@ -11,10 +11,12 @@ backend over kept-alive upstream connections:
   measured twice: with resumption turned off at each proxy (full handshakes), and with
   each proxy's defaults, tickets on (resumed handshakes);
 - HTTPS keep-alive requests per proxy CPU-second: wrk over CONNS kept-alive
-  connections.
+  connections;
+- memory per idle TLS connection: bench/idle_conns.py --tls against a fresh proxy
+  (defaults), IDLE_CONNS connections each after one request, RSS before and after.
 
     python3 bench/tls.py
-    ROUNDS=3 DURATION=10s CONNS=64 HS_CONNS=16 PROXIES="fulcrum haproxy nginx" SKIP_BUILD=1 python3 bench/tls.py
+    ROUNDS=3 DURATION=10s CONNS=64 HS_CONNS=16 IDLE_CONNS=5000 PROXIES="fulcrum haproxy nginx" SKIP_BUILD=1 python3 bench/tls.py
 """
 
 import os
@@ -33,6 +35,7 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = os.environ.get("DURATION", "10s")
 CONNS = int(os.environ.get("CONNS", "64"))
 HS_CONNS = int(os.environ.get("HS_CONNS", "16"))
+IDLE_CONNS = int(os.environ.get("IDLE_CONNS", "5000"))
 PROXIES = os.environ.get("PROXIES", "fulcrum haproxy nginx").split()
 PROXY_CPU = os.environ.get("PROXY_CPU", "0")
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
@@ -172,6 +175,17 @@ def wrk(port, conns, close):
     return reqs, errors + (int(non2xx.group(1)) if non2xx else 0)
 
 
+def idle(port, pid):
+    cmd = ["taskset", "-c", LOAD_CPU, sys.executable,
+           os.path.join(REPO, "bench", "idle_conns.py"), "--tls", "--port", str(port),
+           "--conns", str(IDLE_CONNS), "--pids", str(pid), "--timeout", "60"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f"idle failed: {r.stdout.strip()} {r.stderr.strip()[:300]}")
+        return float("nan")
+    return float(re.search(r"kb_per_conn=([0-9.-]+)", r.stdout).group(1))
+
+
 def measure(proxy, d, target, resume, runs):
     port = free_port()
     cmd = proxy_cmd(proxy, d, port, target, resume)
@@ -180,6 +194,8 @@ def measure(proxy, d, target, resume, runs):
                          stdout=logf, stderr=logf)
     try:
         wait_port(port, p, proxy)
+        if runs == "idle":
+            return {"idle_kb": idle(port, p.pid)}
         wrk(port, 4, False)  # warm up: upstream connections, caches
         out = {}
         for name, conns, close in runs:
@@ -223,6 +239,7 @@ def main():
                 m = measure(proxy, d, target, False, [("full", HS_CONNS, True)])
                 m.update(measure(proxy, d, target, True,
                                  [("resumed", HS_CONNS, True), ("ka", CONNS, False)]))
+                m.update(measure(proxy, d, target, True, "idle"))
                 log(f"round {r + 1} {proxy}: " + " ".join(f"{k}={v:.1f}" for k, v in m.items()))
                 results[proxy].append(m)
     finally:
@@ -231,16 +248,19 @@ def main():
     base = med.get("haproxy")
     print(f"\nTLS 1.3, ECDSA P-256; handshakes: {HS_CONNS} wrk connections with Connection: close "
           f"(full: resumption off at the proxy; resumed: its defaults, tickets on); "
-          f"keep-alive: {CONNS} connections; {DURATION} each; medians of {ROUNDS} rounds\n")
+          f"keep-alive: {CONNS} connections; {DURATION} each; idle: {IDLE_CONNS} TLS connections "
+          f"after one request each; medians of {ROUNDS} rounds\n")
     print("| proxy | full handshakes per proxy CPU-s | vs HAProxy | resumed handshakes per proxy CPU-s "
-          "| vs HAProxy | HTTPS keep-alive requests per proxy CPU-s | vs HAProxy | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| vs HAProxy | HTTPS keep-alive requests per proxy CPU-s | vs HAProxy "
+          "| KB per idle TLS connection | vs HAProxy | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for p, m in med.items():
         ratio = lambda k: f"{m[k] / base[k]:.2f}" if base and base[k] else "-"
         errors = m["full_errors"] + m["resumed_errors"] + m["ka_errors"]
         print(f"| {p} | {m['full_per_cpu_s']:,.0f} | {ratio('full_per_cpu_s')} | "
               f"{m['resumed_per_cpu_s']:,.0f} | {ratio('resumed_per_cpu_s')} | "
-              f"{m['ka_per_cpu_s']:,.0f} | {ratio('ka_per_cpu_s')} | {errors:.0f} |")
+              f"{m['ka_per_cpu_s']:,.0f} | {ratio('ka_per_cpu_s')} | "
+              f"{m['idle_kb']:.2f} | {ratio('idle_kb')} | {errors:.0f} |")
 
 
 if __name__ == "__main__":
