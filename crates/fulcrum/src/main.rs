@@ -32,8 +32,14 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Validate a config file: exit 0, or print every error as FILE:LINE: KEY: REASON and exit 1.
+    /// Validate a config file as `run` would load it (keys, then the certificate, key
+    /// and CA files it names and its backend names): exit 0, or print every error as
+    /// FILE:LINE: KEY: REASON (a file or name as FILE: KEY: REASON) and exit 1.
     Check {
+        /// Check the keys and values only: read no file the config names, resolve
+        /// no name (for a config written for another machine).
+        #[arg(long)]
+        keys_only: bool,
         /// The config file.
         file: PathBuf,
     },
@@ -59,7 +65,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Check { file } => check(&file),
+        Command::Check { file, keys_only } => check(&file, keys_only),
         Command::Run { config: Some(path) } => exit(serve_file(&path)),
         Command::Run { config: None } | Command::Demo => exit(demo()),
         Command::Upgrade { pid } => exit(
@@ -78,7 +84,7 @@ fn exit(r: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn check(file: &Path) -> ExitCode {
+fn check(file: &Path, keys_only: bool) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -89,7 +95,7 @@ fn check(file: &Path) -> ExitCode {
     match config::parse(file, &text) {
         Ok(c) => {
             let backends: usize = c.pools.values().map(|p| p.backends.len()).sum();
-            println!(
+            let summary = format!(
                 "{}: ok: {} listeners, {} routes, {} pools, {} backends",
                 file.display(),
                 c.listeners.len(),
@@ -97,6 +103,13 @@ fn check(file: &Path) -> ExitCode {
                 c.pools.len(),
                 backends
             );
+            if !keys_only {
+                if let Err(e) = fulcrum::reload::build_only(c) {
+                    println!("{}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            println!("{summary}{}", if keys_only { " (keys only)" } else { "" });
             ExitCode::SUCCESS
         }
         Err(errors) => {

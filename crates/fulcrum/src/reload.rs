@@ -41,6 +41,13 @@ pub fn load(path: &Path) -> Result<Config, ReloadError> {
     config::parse(path, &text).map_err(ReloadError::Invalid)
 }
 
+/// Builds `config` as a start or reload would, on fresh state, and drops it: every
+/// certificate, key, CA and JWT key file is read and every backend name resolved,
+/// so `fulcrum check` refuses what `run` would refuse, not only bad keys.
+pub fn build_only(config: Config) -> Result<(), crate::state::BuildError> {
+    Snapshot::build(config, 1, &Registry::default()).map(drop)
+}
+
 /// Loads `path` and publishes it; returns the new generation. Listeners the new
 /// config adds or moves are bound first (`live`), so a port in use fails the
 /// reload with nothing changed; unchanged listeners keep their sockets.

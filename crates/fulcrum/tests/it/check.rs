@@ -1,9 +1,11 @@
 //! `fulcrum check FILE`: exit 0 and a summary, or every error as `FILE:LINE: KEY: REASON`
-//! and exit 1.
+//! and exit 1; then the files the config names are read as `run` would
+//! (`--keys-only` skips that).
 
 use std::path::PathBuf;
 
 use crate::support::*;
+use crate::tls_support::Ca;
 
 fn repo_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -13,7 +15,12 @@ fn repo_file(name: &str) -> PathBuf {
 
 /// Runs `fulcrum check` off the runtime, so `within` can time it out.
 async fn run_check(path: PathBuf) -> (i32, String) {
-    tokio::task::spawn_blocking(move || check(&path))
+    run_check_with(&[], path).await
+}
+
+/// `run_check` with flags.
+async fn run_check_with(flags: &'static [&'static str], path: PathBuf) -> (i32, String) {
+    tokio::task::spawn_blocking(move || check_with(flags, &path))
         .await
         .unwrap()
 }
@@ -62,12 +69,65 @@ async fn a_valid_file_passes_with_a_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_and_demo_configs_pass() {
     within(async {
-        for name in ["reference.toml", "demo.toml"] {
-            let path = repo_file(name);
-            let (code, out) = run_check(path).await;
-            assert_eq!(code, 0, "{name}: {out}");
-            assert!(out.contains("ok"), "{name}: {out}");
-        }
+        // The reference names certificate files that exist on no machine: its keys
+        // are what it documents.
+        let (code, out) = run_check_with(&["--keys-only"], repo_file("reference.toml")).await;
+        assert_eq!(code, 0, "reference.toml: {out}");
+        assert!(out.contains("ok") && out.contains("(keys only)"), "{out}");
+        let (code, out) = run_check(repo_file("reference.toml")).await;
+        assert_eq!(code, 1, "reference.toml: {out}");
+        let (code, out) = run_check(repo_file("demo.toml")).await;
+        assert_eq!(code, 0, "demo.toml: {out}");
+        assert!(out.contains("ok") && !out.contains("keys only"), "{out}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_files_a_config_names_are_read() {
+    within(async {
+        let dir = TempDir::new();
+        let (cert, key) = Ca::new("Check CA")
+            .leaf(&["check.test"], false)
+            .write(&dir, "leaf");
+        let (other, _) = Ca::new("Other CA")
+            .leaf(&["other.test"], false)
+            .write(&dir, "other");
+        let config = |cert: &str, key: &str| {
+            format!(
+                "workers = 1\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\n\
+                 tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\
+                 [[routes]]\npool = \"p\"\n[pools.p]\nbackends = [\"127.0.0.1:9001\"]\n"
+            )
+        };
+        let path = dir.path("fulcrum.toml");
+        std::fs::write(&path, config(&cert, &key)).unwrap();
+        let (code, out) = run_check(path.clone()).await;
+        assert_eq!(code, 0, "{out}");
+
+        // A missing file: named, with its key, and nothing else printed.
+        let missing = dir.path("missing.pem").display().to_string();
+        std::fs::write(&path, config(&missing, &key)).unwrap();
+        let (code, out) = run_check(path.clone()).await;
+        assert_eq!(code, 1, "{out}");
+        let prefix = format!(
+            "{}: listeners.secure.tls: certificates[0]: {missing}",
+            path.display()
+        );
+        assert!(out.starts_with(&prefix), "{out}");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        // --keys-only does not read it.
+        let (code, out) = run_check_with(&["--keys-only"], path.clone()).await;
+        assert_eq!(code, 0, "{out}");
+
+        // A key that does not belong to the certificate.
+        std::fs::write(&path, config(&other, &key)).unwrap();
+        let (code, out) = run_check(path.clone()).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains("listeners.secure.tls: certificates[0]:"),
+            "{out}"
+        );
     })
     .await;
 }

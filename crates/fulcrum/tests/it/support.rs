@@ -638,7 +638,17 @@ pub fn raw(addr: SocketAddr, bytes: &[u8], limit: Duration) -> String {
 
 /// Runs `fulcrum check FILE`; returns exit code and stdout.
 pub fn check(path: &Path) -> (i32, String) {
-    let out = Command::new(bin()).arg("check").arg(path).output().unwrap();
+    check_with(&[], path)
+}
+
+/// Runs `fulcrum check FLAGS FILE`; returns exit code and stdout.
+pub fn check_with(flags: &[&str], path: &Path) -> (i32, String) {
+    let out = Command::new(bin())
+        .arg("check")
+        .args(flags)
+        .arg(path)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
