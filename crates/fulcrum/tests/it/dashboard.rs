@@ -2,7 +2,7 @@
 //! opened in headless Chromium (driven over the DevTools protocol) while load runs,
 //! to check that both backends show up with their state, that the figures move, and
 //! that the drain and undrain buttons work, and that the certificates table lists
-//! the served certificate.
+//! the served certificates, marking one about to expire.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -98,14 +98,16 @@ async fn live_in_headless_chromium() {
         let Some(mut browser) = Browser::launch().await else {
             return;
         };
-        // An https listener, so that the certificates table has a row.
+        // An https listener with two certificates, so that the certificates table
+        // has rows: one valid for years, one expiring in 5 days (marked).
         let dir = TempDir::new();
-        let (cert, key) = Ca::new("Dashboard CA")
-            .leaf(&["dash.test"], false)
-            .write(&dir, "dash");
+        let ca = Ca::new("Dashboard CA");
+        let (cert, key) = ca.leaf(&["dash.test"], false).write(&dir, "dash");
+        let (soon, soon_key) = ca.leaf_expiring(&["soon.test"], 5).write(&dir, "soon");
         let (a, b, f, admin) = setup_with(&format!(
             "\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\n\
-             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n"
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}, \
+             {{ cert = {soon:?}, key = {soon_key:?} }}] }}\n"
         ))
         .await;
         let (a, b) = (a.addr.to_string(), b.addr.to_string());
@@ -164,27 +166,24 @@ async fn live_in_headless_chromium() {
             )
             .await;
         assert_eq!(browser.eval("location.hash").await, "");
-        // The served certificate, with its days left (rcgen's default validity runs
-        // to 4096, so it is not marked as expiring soon).
+        // The served certificates, with their days left; the one that expires in
+        // 5 days is marked, the other (rcgen's default runs to 4096) is not.
         browser
             .wait(
                 "the certificates table",
-                r##"!document.getElementById("certs-box").hidden && document.querySelectorAll("#certs tr").length === 1"##,
+                r##"!document.getElementById("certs-box").hidden && document.querySelectorAll("#certs tr").length === 2"##,
             )
             .await;
-        let cells = browser
-            .eval(r##"Array.from(document.querySelectorAll("#certs td"), td => td.textContent).join("|")"##)
+        let rows = browser
+            .eval(
+                r##"Array.from(document.querySelectorAll("#certs tr"), tr => Array.from(tr.cells, td => td.textContent).join("|") + "|" + tr.dataset.soon).join("\n")"##,
+            )
             .await;
-        let cells = cells.as_str().unwrap().to_string();
-        assert!(cells.starts_with("secure|dash.test|"), "{cells}");
-        assert_eq!(
-            browser.eval(r##"document.querySelector("#certs tr").dataset.soon"##).await,
-            "false"
-        );
-        assert_eq!(
-            browser.eval(r#"document.getElementById("auth").dataset.open"#).await,
-            "false"
-        );
+        let rows: Vec<&str> = rows.as_str().unwrap().lines().collect();
+        assert!(rows[0].starts_with("secure|dash.test|4096-"), "{rows:?}");
+        assert!(rows[0].ends_with("|false"), "{rows:?}");
+        assert!(rows[1].starts_with("secure|soon.test|"), "{rows:?}");
+        assert!(rows[1].ends_with("|4|true") || rows[1].ends_with("|5|true"), "{rows:?}");
         for addr in [&a, &b] {
             assert_eq!(browser.eval(&format!("{}.dataset.state", row(addr))).await, "up");
             assert_eq!(browser.eval(&field(addr, "state")).await, "up");

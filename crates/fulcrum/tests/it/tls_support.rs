@@ -51,6 +51,24 @@ impl Ca {
 
     /// A server (or, with `client`, a client) certificate for `names`.
     pub fn leaf(&self, names: &[&str], client: bool) -> Leaf {
+        self.leaf_with(names, client, |_| {})
+    }
+
+    /// A server certificate for `names` that expires in `days` days.
+    pub fn leaf_expiring(&self, names: &[&str], days: i64) -> Leaf {
+        self.leaf_with(names, false, |p| {
+            let now = time::OffsetDateTime::now_utc();
+            p.not_before = now - time::Duration::days(1);
+            p.not_after = now + time::Duration::days(days);
+        })
+    }
+
+    fn leaf_with(
+        &self,
+        names: &[&str],
+        client: bool,
+        edit: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> Leaf {
         let mut params =
             rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
@@ -62,6 +80,7 @@ impl Ca {
         } else {
             rcgen::ExtendedKeyUsagePurpose::ServerAuth
         }];
+        edit(&mut params);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {
