@@ -48,7 +48,7 @@ pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use secret::Secret;
 pub use tls::{
     AcmeChallenge, AcmeConfig, CertificateConfig, ClientAuthConfig, ListenerTlsConfig,
-    PoolTlsConfig,
+    PoolTlsConfig, TlsVersion,
 };
 pub use validate::{parse, ConfigError};
 

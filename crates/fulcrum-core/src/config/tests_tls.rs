@@ -17,7 +17,7 @@ fn an_https_listener_takes_certificates_and_client_auth() {
         "tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }, \
          { cert = \"b.pem\", key = \"b.key\" }], \
          client_auth = { ca = \"ca.pem\", required = false }, watch_interval = \"1s\", \
-         resumption = false }",
+         resumption = false, min_version = \"1.3\" }",
     ));
     let l = &c.listeners["secure"];
     assert_eq!(l.protocol, ListenerProtocol::Https);
@@ -29,6 +29,25 @@ fn an_https_listener_takes_certificates_and_client_auth() {
     assert_eq!(auth.header, "x-client-subject");
     assert_eq!(tls.watch_interval.get(), std::time::Duration::from_secs(1));
     assert!(!tls.resumption);
+    assert_eq!(tls.min_version, super::TlsVersion::V1_3);
+    let c = parse_ok(&https(
+        "tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }] }",
+    ));
+    let tls = c.listeners["secure"].tls.as_ref().unwrap();
+    assert_eq!(tls.min_version, super::TlsVersion::V1_2);
+}
+
+#[test]
+fn an_unknown_tls_version_is_refused_on_its_line() {
+    let e = errors(&https(
+        "tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }], min_version = \"1.1\" }",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("f.toml:12: listeners.secure.tls.min_version: "),
+        "{e:?}"
+    );
+    assert!(e[0].contains("1.1") && e[0].contains("1.3"), "{e:?}");
 }
 
 #[test]

@@ -22,10 +22,25 @@ pub struct ListenerTlsConfig {
     /// `false` makes every handshake a full one.
     #[serde(default = "super::defaults::yes")]
     pub resumption: bool,
+    /// The oldest TLS version served; "1.3" refuses TLS 1.2 clients.
+    #[serde(default)]
+    pub min_version: TlsVersion,
     /// How often certificate and key files are checked for changes; a changed file
     /// is loaded without a reload (a bad one keeps the old certificate).
     #[serde(default = "default_watch_interval")]
     pub watch_interval: super::Duration,
+}
+
+/// A TLS protocol version, as written in the file.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 (and 1.3).
+    #[default]
+    #[serde(rename = "1.2")]
+    V1_2,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    V1_3,
 }
 
 fn default_watch_interval() -> super::Duration {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use fulcrum_core::config::ListenerTlsConfig;
+use fulcrum_core::config::{ListenerTlsConfig, TlsVersion};
 use rustls::server::{ProducesTickets, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
@@ -44,6 +44,11 @@ fn ticketer() -> Option<Arc<dyn ProducesTickets>> {
         .clone()
 }
 
+/// The versions served by `min_version`.
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+const TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
 impl Terminator {
     /// Loads the certificates and the client CA of `tls`; errors name the file.
     pub fn build(tls: &ListenerTlsConfig) -> Result<Self, String> {
@@ -64,7 +69,10 @@ impl Terminator {
             set: ArcSwap::from_pointee(CertSet::new(loaded)),
         });
         let builder = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .with_protocol_versions(match tls.min_version {
+                TlsVersion::V1_2 => BOTH,
+                TlsVersion::V1_3 => TLS13_ONLY,
+            })
             .map_err(|e| e.to_string())?;
         let builder = match &tls.client_auth {
             None => builder.with_no_client_auth(),

@@ -32,6 +32,42 @@ async fn metrics(f: &Fulcrum) -> String {
 }
 
 #[tokio::test]
+async fn min_version_1_3_refuses_tls_1_2() {
+    within(async {
+        let ca = Ca::new("Test CA");
+        let dir = TempDir::new();
+        let backend = Backend::start("app").await;
+        let f = Fulcrum::start(&https_config(
+            &[ca.leaf(&["a.test"], false).write(&dir, "a")],
+            ", min_version = \"1.3\"",
+            &backend,
+        ));
+        let addr = f.addr("secure");
+        assert!(connect(addr, "a.test", client_config_tls12(&[ca.der()]))
+            .await
+            .is_err());
+        let s = connect(addr, "a.test", client_config(&[ca.der()], &["h2"], None))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.tls.get_ref().1.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
+        assert_eq!(get_over(s, "a.test", "/").await.unwrap().0, 200);
+        let m = metrics(&f).await;
+        assert!(
+            m.contains("fulcrum_tls_handshakes_total{listener=\"secure\",result=\"protocol\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("fulcrum_tls_handshakes_total{listener=\"secure\",result=\"ok\"} 1"),
+            "{m}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn sni_picks_the_certificate_and_alpn_the_protocol() {
     within(async {
         let ca = Ca::new("Test CA");
@@ -73,19 +109,7 @@ async fn sni_picks_the_certificate_and_alpn_the_protocol() {
         assert_eq!(kind, Some(rustls::HandshakeKind::Resumed));
         assert_eq!(get_over(s, "b.test", "/").await.unwrap().0, 200);
         // TLS 1.2 is served too.
-        let tls12 = {
-            let mut store = rustls::RootCertStore::empty();
-            store.add(ca.der()).unwrap();
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut c = rustls::ClientConfig::builder_with_provider(provider)
-                .with_protocol_versions(&[&rustls::version::TLS12])
-                .unwrap()
-                .with_root_certificates(store)
-                .with_no_client_auth();
-            c.alpn_protocols = vec![b"h2".to_vec()];
-            c.resumption = rustls::client::Resumption::disabled();
-            Arc::new(c)
-        };
+        let tls12 = client_config_tls12(&[ca.der()]);
         let s = connect(addr, "b.test", tls12).await.unwrap();
         let version = s.tls.get_ref().1.protocol_version();
         assert_eq!(version, Some(rustls::ProtocolVersion::TLSv1_2));

@@ -135,6 +135,23 @@ pub fn client_config(
     Arc::new(config)
 }
 
+/// A rustls client that speaks TLS 1.2 only, trusting `roots`, offering h2.
+pub fn client_config_tls12(roots: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut c = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"h2".to_vec()];
+    c.resumption = rustls::client::Resumption::disabled();
+    Arc::new(c)
+}
+
 /// One TLS connection's outcome: the protocol agreed and the server's leaf.
 pub struct Session {
     pub alpn: Option<Vec<u8>>,
