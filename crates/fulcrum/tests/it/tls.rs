@@ -67,6 +67,82 @@ async fn min_version_1_3_refuses_tls_1_2() {
     .await;
 }
 
+/// Reads until the server closes; the bytes read.
+async fn read_to_close(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_broken_clients_are_closed_and_others_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within(async {
+        let ca = Ca::new("Test CA");
+        let dir = TempDir::new();
+        let backend = Backend::start("app").await;
+        let config = https_config(
+            &[ca.leaf(&["a.test"], false).write(&dir, "a")],
+            "",
+            &backend,
+        )
+        .replace(
+            "protocol = \"https\"\n",
+            "protocol = \"https\"\nheader_timeout = \"2s\"\n",
+        );
+        let f = Fulcrum::start(&config);
+        let addr = f.addr("secure");
+        let good = client_config(&[ca.der()], &["http/1.1"], None);
+
+        // 100 connections that never say anything, and one that stops halfway
+        // through its ClientHello: none blocks a client that does handshake.
+        let mut silent = Vec::new();
+        for _ in 0..100 {
+            silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+        half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])
+            .await
+            .unwrap();
+        let s = connect(addr, "a.test", good.clone()).await.unwrap();
+        assert_eq!(get_over(s, "a.test", "/").await.unwrap().0, 200);
+        // Each is closed by header_timeout, with nothing but (at most) an alert.
+        for mut s in silent.into_iter().chain([half]) {
+            let got = read_to_close(&mut s).await;
+            assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
+        }
+
+        // A record that does not decrypt, after a good handshake: an alert and a
+        // close for that connection only.
+        let mut s = connect(addr, "a.test", good.clone()).await.unwrap();
+        let mut garbage = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+        garbage.extend_from_slice(&[0x5a; 32]);
+        s.tls.get_mut().0.write_all(&garbage).await.unwrap();
+        let mut rest = Vec::new();
+        let closed = s.tls.read_to_end(&mut rest).await;
+        assert!(closed.is_err() || rest.is_empty(), "{closed:?} {rest:?}");
+        let s = connect(addr, "a.test", good).await.unwrap();
+        assert_eq!(get_over(s, "a.test", "/").await.unwrap().0, 200);
+
+        let m = metrics(&f).await;
+        assert!(
+            m.contains("fulcrum_tls_handshakes_total{listener=\"secure\",result=\"timeout\"} 101"),
+            "{m}"
+        );
+        assert!(
+            m.contains("fulcrum_tls_handshakes_total{listener=\"secure\",result=\"ok\"} 3"),
+            "{m}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn sni_picks_the_certificate_and_alpn_the_protocol() {
     within(async {
