@@ -69,6 +69,22 @@ def free_port():
     return p
 
 
+def wait_port(port, p, what, deadline=None):
+    """Waits until `port` accepts a connection; exits if process `p` ends first or
+    nothing listens by `deadline` (15 s from now by default)."""
+    deadline = deadline or time.time() + 15
+    while True:
+        if p.poll() is not None:
+            sys.exit(f"{what} exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                sys.exit(f"{what} did not listen on {port}")
+            time.sleep(0.05)
+
+
 def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -246,16 +262,7 @@ class Proxy:
                                   stdout=self.log, stderr=self.log)
         deadline = time.time() + 15
         for port in (self.tcp, self.http):
-            while True:
-                if self.p.poll() is not None:
-                    sys.exit(f"{proxy} exited: see {d}/{proxy}.log")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        sys.exit(f"{proxy} did not listen on {port}")
-                    time.sleep(0.05)
+            wait_port(port, self.p, f"{proxy} (see {d}/{proxy}.log)", deadline)
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)

@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from l4 import cpu_ticks, free_port, install, raise_nofile  # noqa: E402
+from l4 import cpu_ticks, free_port, install, raise_nofile, wait_port  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = os.environ.get("DURATION", "10s")
@@ -47,21 +47,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def log(*a):
     print("[tls]", time.strftime("%T"), *a, file=sys.stderr, flush=True)
-
-
-def wait_port(port, p, what):
-    import socket
-    deadline = time.time() + 15
-    while True:
-        if p.poll() is not None:
-            sys.exit(f"{what} exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.time() > deadline:
-                sys.exit(f"{what} did not listen on {port}")
-            time.sleep(0.05)
 
 
 def certificate(d):
