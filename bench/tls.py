@@ -12,6 +12,8 @@ backend over kept-alive upstream connections:
   each proxy's defaults, tickets on (resumed handshakes);
 - HTTPS keep-alive requests per proxy CPU-second: wrk over CONNS kept-alive
   connections;
+- HTTP/2 requests per proxy CPU-second: h2load over H2_CONNS TLS connections (ALPN
+  h2), H2_STREAMS concurrent streams on each;
 - memory per idle TLS connection: bench/idle_conns.py --tls against a fresh proxy
   (defaults), IDLE_CONNS connections each after one request, RSS before and after.
 
@@ -36,6 +38,8 @@ DURATION = os.environ.get("DURATION", "10s")
 CONNS = int(os.environ.get("CONNS", "64"))
 HS_CONNS = int(os.environ.get("HS_CONNS", "16"))
 IDLE_CONNS = int(os.environ.get("IDLE_CONNS", "5000"))
+H2_CONNS = int(os.environ.get("H2_CONNS", "16"))
+H2_STREAMS = int(os.environ.get("H2_STREAMS", "10"))
 PROXIES = os.environ.get("PROXIES", "fulcrum haproxy nginx").split()
 PROXY_CPU = os.environ.get("PROXY_CPU", "0")
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
@@ -160,6 +164,25 @@ def wrk(port, conns, close):
     return reqs, errors + (int(non2xx.group(1)) if non2xx else 0)
 
 
+def h2load(port):
+    seconds = DURATION.rstrip("s")
+    cmd = ["taskset", "-c", LOAD_CPU, "h2load", "-t1", f"-c{H2_CONNS}", f"-m{H2_STREAMS}",
+           f"-D{seconds}", f"https://127.0.0.1:{port}/"]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    if not m:
+        log(f"h2load printed no summary: {out[-500:]}")
+        return 0, 1
+    ok, failed, errored, timeout = (int(x) for x in m.groups())
+    non2xx = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    bad = sum(int(x) for x in non2xx.groups()) if non2xx else 0
+    if "h2" not in out.split("Application protocol:")[-1][:20]:
+        log("h2load did not negotiate h2")
+        return 0, 1
+    return ok - bad, failed + errored + timeout + bad
+
+
 def idle(port, pid):
     cmd = ["taskset", "-c", LOAD_CPU, sys.executable,
            os.path.join(REPO, "bench", "idle_conns.py"), "--tls", "--port", str(port),
@@ -185,7 +208,7 @@ def measure(proxy, d, target, resume, runs):
         out = {}
         for name, conns, close in runs:
             t0 = cpu_ticks(p.pid)
-            reqs, errors = wrk(port, conns, close)
+            reqs, errors = h2load(port) if name == "h2" else wrk(port, conns, close)
             cpu = (cpu_ticks(p.pid) - t0) / TICK
             out[f"{name}_per_cpu_s"] = reqs / max(cpu, 1 / TICK)
             out[f"{name}_errors"] = errors
@@ -204,6 +227,8 @@ def main():
     raise_nofile()
     if not shutil.which("wrk"):
         install("wrk")
+    if not shutil.which("h2load"):
+        install("nghttp2-client")
     if "haproxy" in PROXIES and not shutil.which("haproxy"):
         install("haproxy")
     if not shutil.which("nginx"):
@@ -223,7 +248,8 @@ def main():
                 # handshake. Then the defaults (tickets on): wrk resumes.
                 m = measure(proxy, d, target, False, [("full", HS_CONNS, True)])
                 m.update(measure(proxy, d, target, True,
-                                 [("resumed", HS_CONNS, True), ("ka", CONNS, False)]))
+                                 [("resumed", HS_CONNS, True), ("ka", CONNS, False),
+                                  ("h2", H2_CONNS, False)]))
                 m.update(measure(proxy, d, target, True, "idle"))
                 log(f"round {r + 1} {proxy}: " + " ".join(f"{k}={v:.1f}" for k, v in m.items()))
                 results[proxy].append(m)
@@ -233,18 +259,21 @@ def main():
     base = med.get("haproxy")
     print(f"\nTLS 1.3, ECDSA P-256; handshakes: {HS_CONNS} wrk connections with Connection: close "
           f"(full: resumption off at the proxy; resumed: its defaults, tickets on); "
-          f"keep-alive: {CONNS} connections; {DURATION} each; idle: {IDLE_CONNS} TLS connections "
+          f"keep-alive: {CONNS} connections; HTTP/2: h2load, {H2_CONNS} connections x "
+          f"{H2_STREAMS} streams; {DURATION} each; idle: {IDLE_CONNS} TLS connections "
           f"after one request each; medians of {ROUNDS} rounds\n")
     print("| proxy | full handshakes per proxy CPU-s | vs HAProxy | resumed handshakes per proxy CPU-s "
           "| vs HAProxy | HTTPS keep-alive requests per proxy CPU-s | vs HAProxy "
+          "| HTTP/2 requests per proxy CPU-s | vs HAProxy "
           "| KB per idle TLS connection | vs HAProxy | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p, m in med.items():
         ratio = lambda k: f"{m[k] / base[k]:.2f}" if base and base[k] else "-"
-        errors = m["full_errors"] + m["resumed_errors"] + m["ka_errors"]
+        errors = m["full_errors"] + m["resumed_errors"] + m["ka_errors"] + m["h2_errors"]
         print(f"| {p} | {m['full_per_cpu_s']:,.0f} | {ratio('full_per_cpu_s')} | "
               f"{m['resumed_per_cpu_s']:,.0f} | {ratio('resumed_per_cpu_s')} | "
               f"{m['ka_per_cpu_s']:,.0f} | {ratio('ka_per_cpu_s')} | "
+              f"{m['h2_per_cpu_s']:,.0f} | {ratio('h2_per_cpu_s')} | "
               f"{m['idle_kb']:.2f} | {ratio('idle_kb')} | {errors:.0f} |")
 
 
