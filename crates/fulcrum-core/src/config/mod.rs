@@ -539,7 +539,7 @@ mod defaults {
         NonZeroU32::MIN.saturating_add(2)
     }
     pub fn max_idle_per_backend() -> usize {
-        64
+        1024
     }
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(60)
