@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use crate::config::RetryOn;
 use crate::health::window::Window;
 use crate::health::{nanos, uniform_upto};
 
@@ -136,9 +137,128 @@ pub fn is_retryable_method(method: &str) -> bool {
     )
 }
 
+/// A pool's compiled `retries`: which failures may be tried again, how often, and
+/// how fast. The budget is asked only after the policy allows a retry.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub attempts: u32,
+    /// What may be retried.
+    pub on: Vec<RetryOn>,
+    /// Time for a response head on one try.
+    pub per_try_timeout: Option<Duration>,
+    /// Backoff between tries.
+    pub backoff: BackoffParams,
+}
+
+impl RetryPolicy {
+    /// Whether `on` lists this kind of failure.
+    pub fn on(&self, what: RetryOn) -> bool {
+        self.on.contains(&what)
+    }
+
+    /// Whether `on` lists this response status.
+    pub fn on_status(&self, status: u16) -> bool {
+        self.on.iter().any(|o| o.matches_status(status))
+    }
+
+    /// Whether a request whose `tried` tries so far ended, the last one failing for
+    /// `why`, may go again (before the budget is asked). A failure after the request
+    /// was sent (anything but a failed connect) is retried only when the request can
+    /// be replayed (an idempotent method without a body).
+    pub fn allows(&self, tried: usize, why: RetryOn, replayable: bool) -> bool {
+        let sent = why != RetryOn::ConnectFailure;
+        tried <= self.attempts as usize && self.on(why) && (!sent || replayable)
+    }
+
+    /// Whether a response with `status` on try number `tried` is to be dropped and
+    /// the request sent again (before the budget is asked; `has_another`: some
+    /// available backend exists to retry on).
+    pub fn allows_status(
+        &self,
+        tried: usize,
+        status: u16,
+        replayable: bool,
+        has_another: bool,
+    ) -> bool {
+        tried <= self.attempts as usize && self.on_status(status) && replayable && has_another
+    }
+
+    /// The wait for a response head on one try: `per_try_timeout`, capped by the
+    /// pool's `upstream_timeout`.
+    pub fn head_timeout(&self, upstream: Duration) -> Duration {
+        self.per_try_timeout.map_or(upstream, |t| t.min(upstream))
+    }
+}
+
+/// Without a `retries` policy only a failed connect (nothing was sent) moves on, up to
+/// `connect_attempts` tries in all.
+pub fn connect_retry(tried: usize, why: Option<RetryOn>, connect_attempts: u32) -> bool {
+    why == Some(RetryOn::ConnectFailure) && tried < connect_attempts as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn policy(on: Vec<RetryOn>) -> RetryPolicy {
+        RetryPolicy {
+            attempts: 2,
+            on,
+            per_try_timeout: Some(Duration::from_millis(200)),
+            backoff: BackoffParams::default(),
+        }
+    }
+
+    #[test]
+    fn policy_allows_listed_failures_within_attempts() {
+        let p = policy(vec![RetryOn::ConnectFailure, RetryOn::Reset]);
+        assert!(p.allows(1, RetryOn::ConnectFailure, false));
+        assert!(p.allows(2, RetryOn::Reset, true));
+        // Two retries after the first try, no more.
+        assert!(!p.allows(3, RetryOn::Reset, true));
+        // Not listed.
+        assert!(!p.allows(1, RetryOn::Timeout, true));
+        // Sent and not replayable: never again.
+        assert!(!p.allows(1, RetryOn::Reset, false));
+    }
+
+    #[test]
+    fn policy_status_retries_need_a_replayable_request_and_another_backend() {
+        let p = policy(vec![RetryOn::Status(503)]);
+        assert!(p.allows_status(1, 503, true, true));
+        assert!(!p.allows_status(1, 502, true, true));
+        assert!(!p.allows_status(1, 503, false, true));
+        assert!(!p.allows_status(1, 503, true, false));
+        assert!(!p.allows_status(3, 503, true, true));
+    }
+
+    #[test]
+    fn per_try_timeout_is_capped_by_upstream_timeout() {
+        let mut p = policy(vec![]);
+        assert_eq!(
+            p.head_timeout(Duration::from_secs(1)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            p.head_timeout(Duration::from_millis(50)),
+            Duration::from_millis(50)
+        );
+        p.per_try_timeout = None;
+        assert_eq!(
+            p.head_timeout(Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn without_a_policy_only_connect_failures_move_on() {
+        assert!(connect_retry(1, Some(RetryOn::ConnectFailure), 3));
+        assert!(connect_retry(2, Some(RetryOn::ConnectFailure), 3));
+        assert!(!connect_retry(3, Some(RetryOn::ConnectFailure), 3));
+        assert!(!connect_retry(1, Some(RetryOn::Reset), 3));
+        assert!(!connect_retry(1, None, 3));
+    }
 
     #[test]
     fn floor_allows_min_per_sec_times_window_with_no_traffic() {

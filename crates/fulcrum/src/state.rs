@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use fulcrum_core::balance::{self, Backend, BackendKey, BackendState, Balancer, HashKey, Sticky};
 use fulcrum_core::config::{
-    BalanceConfig, Config, HealthCheckConfig, ListenerProtocol, PoolConfig, PoolProtocol, RetryOn,
-    Secret,
+    BalanceConfig, Config, HealthCheckConfig, ListenerProtocol, PoolConfig, PoolProtocol, Secret,
 };
 use fulcrum_core::health::{
     BackendHealth, HealthParams, OutlierParams, RiseFallParams, SlowStartParams, State,
@@ -146,29 +145,7 @@ pub struct Pool {
 }
 
 /// A pool's compiled `retries`.
-#[derive(Debug)]
-pub struct Retries {
-    /// Retries after the first try.
-    pub attempts: u32,
-    /// What may be retried.
-    pub on: Vec<RetryOn>,
-    /// Time for a response head on one try.
-    pub per_try_timeout: Option<Duration>,
-    /// Backoff between tries.
-    pub backoff: BackoffParams,
-}
-
-impl Retries {
-    /// Whether `on` lists this kind of failure.
-    pub fn on(&self, what: RetryOn) -> bool {
-        self.on.contains(&what)
-    }
-
-    /// Whether `on` lists this response status.
-    pub fn on_status(&self, status: u16) -> bool {
-        self.on.iter().any(|o| o.matches_status(status))
-    }
-}
+pub use fulcrum_core::retry::RetryPolicy as Retries;
 
 /// A pool's circuit limits; `u32::MAX` when unlimited.
 #[derive(Clone, Copy, Debug)]

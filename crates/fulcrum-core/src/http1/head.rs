@@ -429,7 +429,7 @@ fn valid_host(h: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(name_char) && port(h.get(colon..).unwrap_or_default())
 }
 
-pub(super) fn trim(v: &[u8]) -> &[u8] {
+pub(crate) fn trim(v: &[u8]) -> &[u8] {
     let start = v
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t'))

@@ -8,11 +8,15 @@
 mod chunked;
 mod head;
 mod rewrite;
+mod trailers;
 mod upgrade;
 
+pub use crate::forward::{is_hop_by_hop, Forwarded};
 pub use chunked::{write_chunk, write_last_chunk, ChunkError, ChunkedDecoder, Decoded};
+pub(crate) use head::trim;
 pub use head::{parse_request, parse_response, Field, HeadError, RequestHead, ResponseHead, Span};
-pub use rewrite::{is_hop_by_hop, reason, write_request_head, write_response_head, Forwarded};
+pub use rewrite::{reason, write_request_head, write_response_head};
+pub use trailers::{is_forbidden_in_trailers, parse_trailers, Trailer};
 pub use upgrade::{
     choose as choose_upgrade, is_accepted as is_upgrade_accepted, write_switching_head,
     write_upgrade_request,

@@ -1,78 +1,13 @@
 //! Rewriting a head for the other side, into one buffer so it leaves in one write.
-//!
-//! Hop-by-hop fields (RFC 9110 §7.6.1) never cross: `Connection` and every field it
-//! names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade`. The
-//! framing field is written from the decided [`Framing`], never copied, so what the
-//! next hop reads is exactly what was checked here (a response without a body keeps
-//! the backend's checked `Content-Length`, which then frames nothing).
-//!
-//! Fields the proxy drops or sets are matched with an underscore standing for a dash:
-//! CGI-style backends read `X_Forwarded_For` as `X-Forwarded-For`, so a client could
-//! otherwise send a value that overrides the proxy's.
+//! Which fields cross, and the forwarding fields, are decided once for every codec
+//! in [`crate::forward`]; this module only writes them as HTTP/1.1. The framing field
+//! is written from the decided [`Framing`], never copied, so what the next hop reads
+//! is exactly what was checked here (a response without a body keeps the backend's
+//! checked `Content-Length`, which then frames nothing).
 
 use super::head::{parse_length, trim};
 use super::Framing;
-
-/// What the proxy adds about the client when forwarding a request.
-#[derive(Clone, Copy, Debug)]
-pub struct Forwarded<'a> {
-    /// The client's address, appended to `X-Forwarded-For`.
-    pub client_ip: &'a str,
-    /// `http` or `https`, set as `X-Forwarded-Proto`.
-    pub proto: &'a str,
-    /// The protocol version the client spoke (`1.0`, `1.1`, `2`), for `Via`.
-    pub via_version: &'a str,
-}
-
-/// Whether a field never crosses a proxy (independent of `Connection`'s list). Case is
-/// ignored and an underscore matches a dash (`Transfer_Encoding` counts too).
-pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    const HOP: [&[u8]; 6] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"transfer-encoding",
-        b"upgrade",
-    ];
-    HOP.iter().any(|h| same_name(name, h))
-}
-
-/// Compares a received name with a lowercase one, an underscore matching a dash.
-fn same_name(name: &[u8], lower: &[u8]) -> bool {
-    name.len() == lower.len()
-        && name
-            .iter()
-            .zip(lower)
-            .all(|(&a, &b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
-}
-
-/// Whether `Connection`'s values name `name`.
-fn named_by_connection<'a, I>(fields: I, name: &[u8]) -> bool
-where
-    I: Iterator<Item = (&'a [u8], &'a [u8])>,
-{
-    fields
-        .filter(|(n, _)| same_name(n, b"connection"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .any(|token| trim(token).eq_ignore_ascii_case(name))
-}
-
-/// Whether `Connection` names a field that is not already hop-by-hop, so each field
-/// must be checked against its list. The usual `keep-alive` and `upgrade` name only
-/// hop-by-hop fields, which spares the quadratic check on most requests.
-fn names_other_fields<'a, I>(fields: I) -> bool
-where
-    I: Iterator<Item = (&'a [u8], &'a [u8])>,
-{
-    fields
-        .filter(|(n, _)| same_name(n, b"connection"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .any(|token| {
-            let token = trim(token);
-            !token.is_empty() && !is_hop_by_hop(token)
-        })
-}
+use crate::forward::{request_fields, response_fields, Forwarded, Hop};
 
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
@@ -114,47 +49,14 @@ pub fn write_request_head<'a, I>(
     out.extend_from_slice(target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     field(out, b"host", host);
-    let check_named = names_other_fields(fields.clone());
-    let mut xff: Vec<&[u8]> = Vec::new();
-    let mut via: Vec<&[u8]> = Vec::new();
-    for (name, value) in fields.clone() {
-        if same_name(name, b"x-forwarded-for") {
-            xff.push(value);
-            continue;
-        }
-        if same_name(name, b"via") {
-            via.push(value);
-            continue;
-        }
-        if is_hop_by_hop(name)
-            || same_name(name, b"host")
-            || same_name(name, b"content-length")
-            || same_name(name, b"expect")
-            || same_name(name, b"x-forwarded-proto")
-            || same_name(name, b"x-forwarded-host")
-            || (check_named && named_by_connection(fields.clone(), name))
-        {
-            continue;
-        }
-        field(out, name, value);
-    }
     framing_field(out, body);
-    out.extend_from_slice(b"x-forwarded-for: ");
-    for v in xff.iter().filter(|v| !v.is_empty()) {
-        out.extend_from_slice(v);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(fwd.client_ip.as_bytes());
+    request_fields(fields, Hop::H1, host, fwd, |name, value| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        value.write_to(out);
+        out.extend_from_slice(b"\r\n");
+    });
     out.extend_from_slice(b"\r\n");
-    field(out, b"x-forwarded-proto", fwd.proto.as_bytes());
-    field(out, b"x-forwarded-host", host);
-    out.extend_from_slice(b"via: ");
-    for v in via.iter().filter(|v| !v.is_empty()) {
-        out.extend_from_slice(v);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(fwd.via_version.as_bytes());
-    out.extend_from_slice(b" fulcrum\r\n\r\n");
 }
 
 /// Writes an HTTP/1.1 response head for a client. `close` adds `Connection: close`
@@ -180,16 +82,9 @@ pub fn write_response_head<'a, I>(
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\n");
-    let check_named = names_other_fields(fields.clone());
-    for (name, value) in fields.clone() {
-        if is_hop_by_hop(name)
-            || same_name(name, b"content-length")
-            || (check_named && named_by_connection(fields.clone(), name))
-        {
-            continue;
-        }
-        field(out, name, value);
-    }
+    response_fields(fields.clone(), Hop::H1, |name, value| {
+        field(out, name, value)
+    });
     match body {
         Framing::Empty if status >= 200 && status != 204 => {
             if let Some(n) = content_length(fields) {

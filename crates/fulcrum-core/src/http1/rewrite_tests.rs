@@ -1,4 +1,5 @@
 use super::*;
+use crate::forward::is_hop_by_hop;
 use crate::http1::{parse_request, parse_response, Framing};
 
 const FWD: Forwarded<'static> = Forwarded {

@@ -7,8 +7,9 @@
 //! list as sent.
 
 use super::head::trim;
-use super::rewrite::{write_request_head, write_response_head, Forwarded};
+use super::rewrite::{write_request_head, write_response_head};
 use super::Framing;
+use crate::forward::Forwarded;
 
 /// The protocols a client's `Upgrade` fields offer, in its order (empty ones skipped).
 fn offered<'a, I>(fields: I) -> impl Iterator<Item = &'a [u8]>

@@ -129,7 +129,7 @@ impl<'a> H1Source<'a> {
                                 if trailers.is_empty() {
                                     return Ok(None);
                                 }
-                                return Ok(Some(Frame::Trailers(parse_trailers(trailers))));
+                                return Ok(Some(Frame::Trailers(trailer_map(trailers)?)));
                             }
                             Decoded::NeedMore => {
                                 let _ = self.buf.split_to(used);
@@ -158,44 +158,19 @@ impl<'a> H1Source<'a> {
     }
 }
 
-/// Trailer fields as a map, dropping the ones that must not appear in trailers.
-fn parse_trailers(section: &[u8]) -> HeaderMap {
-    let mut slots = [httparse::EMPTY_HEADER; 32];
+/// Trailer fields as a map, by [`http1::parse_trailers`]: every field kept, the
+/// forbidden ones removed, a malformed section refused.
+fn trailer_map(section: &[u8]) -> Result<HeaderMap, BodyError> {
     let mut map = HeaderMap::new();
-    let mut with_end = section.to_vec();
-    with_end.extend_from_slice(b"\r\n");
-    if let Ok(httparse::Status::Complete((_, fields))) =
-        httparse::parse_headers(&with_end, &mut slots)
-    {
-        for f in fields {
-            let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(f.name.as_bytes()),
-                HeaderValue::from_bytes(f.value),
-            ) else {
-                continue;
-            };
-            if !forbidden_in_trailers(&name) {
-                map.append(name, value);
-            }
+    for (name, value) in http1::parse_trailers(section)? {
+        // A token name and a field value are always valid here: parse_trailers checked them.
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
+            map.append(name, value);
         }
     }
-    map
-}
-
-fn forbidden_in_trailers(name: &HeaderName) -> bool {
-    use http::header::*;
-    [
-        CONTENT_LENGTH,
-        TRANSFER_ENCODING,
-        HOST,
-        CONNECTION,
-        TE,
-        TRAILER,
-        CONTENT_TYPE,
-        CONTENT_ENCODING,
-    ]
-    .contains(name)
-        || http1::is_hop_by_hop(name.as_str().as_bytes())
+    Ok(map)
 }
 
 /// How an HTTP/1.1 sink frames what it writes.

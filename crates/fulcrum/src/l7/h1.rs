@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use fulcrum_core::config::PoolProtocol;
+use fulcrum_core::forward::{with_identity, Identity};
 use fulcrum_core::http1::{self, Forwarded, Framing, HeadError, RequestHead, Version};
 use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::retry;
@@ -450,35 +451,10 @@ struct Req<'h> {
     id: Identity<'h>,
 }
 
-/// A header Fulcrum sets from the client certificate (name, lowercase), with the
-/// verified subject when there is one: a client's own field of that name never
-/// reaches a route or a backend.
-type Identity<'a> = Option<(&'a [u8], Option<&'a [u8]>)>;
-
 /// The client-certificate header of `l`, with the subject `io` verified.
 fn identity<'a>(l: &'a Listener, io: &'a Conn) -> Identity<'a> {
     let name = l.tls.as_ref()?.subject_header.as_deref()?;
     Some((name.as_bytes(), io.subject().map(str::as_bytes)))
-}
-
-/// `fields` with the identity header replaced (an underscore in a client's field
-/// name counts as a dash, as CGI-style backends read it).
-fn with_identity<'a, I>(
-    fields: I,
-    id: Identity<'a>,
-) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone
-where
-    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
-{
-    let same = |n: &[u8], name: &[u8]| {
-        n.len() == name.len()
-            && n.iter()
-                .zip(name)
-                .all(|(&a, &b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
-    };
-    fields
-        .filter(move |(n, _)| id.is_none_or(|(name, _)| !same(n, name)))
-        .chain(id.and_then(|(name, v)| v.map(|v| (name, v))))
 }
 
 async fn to_h1<'h>(

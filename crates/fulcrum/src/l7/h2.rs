@@ -118,7 +118,9 @@ async fn handle(
         let spoofed: Vec<_> = parts
             .headers
             .keys()
-            .filter(|k| k.as_str().replace('_', "-") == name)
+            .filter(|k| {
+                fulcrum_core::forward::is_identity_field(k.as_str().as_bytes(), name.as_bytes())
+            })
             .cloned()
             .collect();
         for k in spoofed {

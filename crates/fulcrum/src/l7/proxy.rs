@@ -11,8 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use fulcrum_core::balance::{self, Backend, BackendId, PickCtx, Pin, PoolLoad};
 use fulcrum_core::config::RetryOn;
+use fulcrum_core::forward::{self, Forwarded, Hop};
 use fulcrum_core::health::{may_eject, Outcome};
-use fulcrum_core::http1::{self, Framing};
+use fulcrum_core::http1::Framing;
 use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::retry;
 use fulcrum_core::route::{Headers, Request, Route};
@@ -27,68 +28,11 @@ use crate::stats::ErrorKind;
 use crate::upstream;
 use crate::worker::Worker;
 
-/// Where a request goes, from its target and Host.
-#[derive(Clone, Copy, Debug)]
-pub struct Target<'a> {
-    /// Host to route by and send as `Host`.
-    pub host: &'a str,
-    /// Origin-form path and query.
-    pub path: &'a str,
-    /// The client sent absolute-form; only routes naming a host may take it.
-    pub absolute: bool,
-    /// The client's connection is TLS: `X-Forwarded-Proto: https`.
-    pub secure: bool,
-}
+pub use fulcrum_core::forward::Target;
 
-impl Target<'_> {
-    /// `X-Forwarded-Proto` for this request.
-    pub fn proto(&self) -> &'static str {
-        if self.secure {
-            "https"
-        } else {
-            "http"
-        }
-    }
-}
-
-/// Splits a request target; absolute-form's authority replaces the Host field
-/// (RFC 9112 §3.2.2).
+/// Splits a request target (see [`fulcrum_core::forward::parse_target`]).
 pub fn target<'a>(raw: &'a [u8], host: Option<&'a [u8]>) -> Result<Target<'a>, ProxyError> {
-    let raw =
-        std::str::from_utf8(raw).map_err(|_| ProxyError::BadRequest("target is not UTF-8"))?;
-    if raw.starts_with('/') {
-        let host = host.and_then(|h| std::str::from_utf8(h).ok()).unwrap_or("");
-        return Ok(Target {
-            host,
-            path: raw,
-            absolute: false,
-            secure: false,
-        });
-    }
-    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
-    let rest = if lower.starts_with("http://") {
-        raw.get(7..)
-    } else if lower.starts_with("https://") {
-        raw.get(8..)
-    } else {
-        None
-    }
-    .ok_or(ProxyError::BadRequest("unsupported request target"))?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    if authority.is_empty() || authority.contains('@') {
-        return Err(ProxyError::BadRequest("invalid authority"));
-    }
-    let path = if path.is_empty() { "/" } else { path };
-    if path.starts_with('?') {
-        return Err(ProxyError::BadRequest("unsupported request target"));
-    }
-    Ok(Target {
-        host: authority,
-        path,
-        absolute: true,
-        secure: false,
-    })
+    fulcrum_core::forward::parse_target(raw, host).map_err(|e| ProxyError::BadRequest(e.reason()))
 }
 
 /// Finds the route and pool for a request; `headers` serve the `header` and
@@ -111,8 +55,7 @@ pub fn route<'s>(
         .routes
         .find_with_tokens(&req, tokens)
         .ok_or(ProxyError::NoRoute)?;
-    // No open proxy: a full URL is only honoured by a route that names its host.
-    if t.absolute && !route.has_host {
+    if !t.allowed_by(route.has_host) {
         return Err(ProxyError::NoRoute);
     }
     let pool = snap.pools.get(route.pool).ok_or(ProxyError::NoRoute)?;
@@ -298,17 +241,11 @@ impl<'p> Attempts<'p> {
     /// backoff when it may.
     async fn may_go_on(&mut self, w: &Worker) -> bool {
         let Some(policy) = &self.pool.retries else {
-            return self.why == Some(RetryOn::ConnectFailure)
-                && self.tried.len() < self.pool.connect_attempts as usize;
+            return retry::connect_retry(self.tried.len(), self.why, self.pool.connect_attempts);
         };
         if !self.approved.replace(false) {
             let Some(why) = self.why else { return false };
-            let sent = why != RetryOn::ConnectFailure;
-            if self.tried.len() > policy.attempts as usize
-                || !policy.on(why)
-                || (sent && !self.replayable)
-                || !self.take_budget()
-            {
+            if !policy.allows(self.tried.len(), why, self.replayable) || !self.take_budget() {
                 return false;
             }
         }
@@ -339,11 +276,12 @@ impl<'p> Attempts<'p> {
         let Some(policy) = &self.pool.retries else {
             return false;
         };
-        let ok = self.tried.len() <= policy.attempts as usize
-            && policy.on_status(status)
-            && self.replayable
-            && self.has_another()
-            && self.take_budget();
+        let ok = policy.allows_status(
+            self.tried.len(),
+            status,
+            self.replayable,
+            self.has_another(),
+        ) && self.take_budget();
         self.approved.set(ok);
         ok
     }
@@ -359,8 +297,7 @@ impl<'p> Attempts<'p> {
         self.pool
             .retries
             .as_ref()
-            .and_then(|r| r.per_try_timeout)
-            .map_or(up, |t| t.min(up))
+            .map_or(up, |r| r.head_timeout(up))
     }
 
     /// The health record of the backend last returned by [`Self::next`].
@@ -460,15 +397,10 @@ impl Drop for RequestSlot {
 /// outage does not take full load in one instant).
 pub fn admit(pool: &Pool) -> Result<RequestSlot, ProxyError> {
     let st = &pool.state;
-    let max = pool.limits.max_requests;
-    let limit = if max == u32::MAX {
-        max
-    } else {
-        let warm = u64::from(st.warm_permille.load(Ordering::Relaxed).clamp(1, 1000));
-        u32::try_from(u64::from(max) * warm / 1000)
-            .unwrap_or(max)
-            .max(1)
-    };
+    let limit = forward::admission_limit(
+        pool.limits.max_requests,
+        st.warm_permille.load(Ordering::Relaxed),
+    );
     let before = st.requests.fetch_add(1, Ordering::Relaxed);
     let slot = RequestSlot(st.clone());
     if before >= limit {
@@ -673,7 +605,8 @@ where
     Ok(send)
 }
 
-/// Request fields for an HTTP/2 backend: hop-by-hop removed, forwarding fields set.
+/// Request fields for an HTTP/2 backend, by the one set of forwarding rules
+/// ([`fulcrum_core::forward::request_fields`]).
 pub fn h2_request_headers<'a, I>(
     fields: I,
     host: &str,
@@ -685,81 +618,39 @@ where
     I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
     let mut map = HeaderMap::new();
-    let named: Vec<&[u8]> = fields
-        .clone()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .map(|t| t.trim_ascii())
-        .collect();
-    let mut xff = String::new();
-    let mut via = String::new();
-    for (name, value) in fields {
-        let lower = name.to_ascii_lowercase();
-        match lower.as_slice() {
-            b"x-forwarded-for" => {
-                xff.push_str(std::str::from_utf8(value).unwrap_or(""));
-                xff.push_str(", ");
-                continue;
-            }
-            b"via" => {
-                via.push_str(std::str::from_utf8(value).unwrap_or(""));
-                via.push_str(", ");
-                continue;
-            }
-            b"host" | b"expect" | b"x-forwarded-proto" | b"x-forwarded-host" => continue,
-            _ => {}
-        }
-        if http1::is_hop_by_hop(&lower) || named.iter().any(|n| n.eq_ignore_ascii_case(&lower)) {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(&lower),
-            HeaderValue::from_bytes(value),
-        ) {
+    let client_ip = client.ip().to_string();
+    let fwd = Forwarded {
+        client_ip: &client_ip,
+        proto,
+        via_version,
+    };
+    forward::request_fields(fields, Hop::H2, host.as_bytes(), &fwd, |name, value| {
+        let value = match value.earlier {
+            [] => match value.last {
+                [one] => HeaderValue::from_bytes(one),
+                more => HeaderValue::from_bytes(&more.concat()),
+            },
+            _ => HeaderValue::from_bytes(&value.to_vec()),
+        };
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), value) {
             map.append(n, v);
         }
-    }
-    xff.push_str(&client.ip().to_string());
-    via.push_str(via_version);
-    via.push_str(" fulcrum");
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            map.insert(HeaderName::from_static(name), v);
-        }
-    };
-    set("x-forwarded-for", &xff);
-    set("x-forwarded-proto", proto);
-    set("x-forwarded-host", host);
-    set("via", &via);
+    });
     map
 }
 
-/// Response fields for an HTTP/2 client: hop-by-hop (and named) fields removed.
+/// Response fields for an HTTP/2 client, by the same rules
+/// ([`fulcrum_core::forward::response_fields`]).
 pub fn h2_response_headers<'a, I>(fields: I) -> HeaderMap
 where
     I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
-    let named: Vec<Vec<u8>> = fields
-        .clone()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-        .flat_map(|(_, v)| {
-            v.split(|&b| b == b',')
-                .map(|t| t.trim_ascii().to_ascii_lowercase())
-        })
-        .collect();
     let mut map = HeaderMap::new();
-    for (name, value) in fields {
-        let lower = name.to_ascii_lowercase();
-        if http1::is_hop_by_hop(&lower) || named.contains(&lower) {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(&lower),
-            HeaderValue::from_bytes(value),
-        ) {
+    forward::response_fields(fields, Hop::H2, |name, value| {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
             map.append(n, v);
         }
-    }
+    });
     map
 }
 

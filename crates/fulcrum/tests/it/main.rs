@@ -20,6 +20,7 @@ mod dashboard;
 mod errors;
 mod failover;
 mod grpc;
+mod grpc_interop;
 mod health;
 mod http1;
 mod http2;

@@ -1,0 +1,16 @@
+//! The decisions of the one forward step that every client protocol feeds: the
+//! request target and the open-proxy guard, the forwarding-header rules, the
+//! client-certificate header, and the admission limit. Pure: the I/O crate's codecs
+//! (HTTP/1.1, HTTP/2, later HTTP/3) call these, so a rule exists once.
+
+mod admission;
+mod headers;
+mod identity;
+mod target;
+
+pub use admission::admission_limit;
+pub use headers::{
+    is_hop_by_hop, request_fields, response_fields, same_name, Forwarded, Hop, Value,
+};
+pub use identity::{is_identity_field, with_identity, Identity};
+pub use target::{parse_target, Target, TargetError};
