@@ -32,7 +32,7 @@ pub struct Entry<'a> {
     /// Backend address that answered (or was last tried).
     pub backend: Option<SocketAddr>,
     /// That backend's state, where the finished request is counted.
-    pub member: Option<&'a crate::state::Member>,
+    pub member: Option<&'a crate::stats::Stats>,
     /// The listener's counters (not logged).
     pub listener_traffic: Option<&'a crate::stats::Traffic>,
     /// The route's counters (not logged).
@@ -148,5 +148,25 @@ impl AccessLog {
             ),
         };
         let _ = tx.send(line);
+    }
+}
+
+/// Records a finished request against the backend that answered it (or was last
+/// tried), if any, and against its listener and route. Called where the access
+/// log line is written.
+pub fn record(e: &Entry<'_>) {
+    if let Some(t) = e.listener_traffic {
+        t.count(e.status);
+    }
+    if let Some(t) = e.route_traffic {
+        t.count(e.status);
+    }
+    if let Some(m) = e.member {
+        m.finished(
+            e.status,
+            e.duration,
+            (e.bytes_in, e.bytes_out),
+            crate::clock::now(),
+        );
     }
 }

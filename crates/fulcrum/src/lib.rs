@@ -8,8 +8,10 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod cert_tasks;
 pub mod clock;
 pub mod demo;
+pub mod handover;
 pub mod health;
 pub mod io;
 pub mod l4;
@@ -20,7 +22,6 @@ pub mod server;
 pub mod state;
 pub mod stats;
 pub mod tls;
-pub mod upgrade;
 pub mod upstream;
 pub mod worker;
 

@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         Command::Run { config: Some(path) } => exit(serve_file(&path)),
         Command::Run { config: None } | Command::Demo => exit(demo()),
         Command::Upgrade { pid } => exit(
-            fulcrum::upgrade::signal(pid).with_context(|| format!("cannot signal process {pid}")),
+            fulcrum::handover::signal(pid).with_context(|| format!("cannot signal process {pid}")),
         ),
     }
 }

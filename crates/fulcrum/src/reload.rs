@@ -7,8 +7,8 @@ use std::sync::Arc;
 use fulcrum_core::config::{self, Config};
 
 use crate::listen::live::Live;
+use crate::state::Shared;
 use crate::state::{Registry, Snapshot};
-use crate::worker::Shared;
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]

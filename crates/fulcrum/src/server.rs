@@ -19,11 +19,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
+use crate::handover::{HandoverError, Inherited, Listening};
 use crate::listen;
 use crate::listen::live::{Command, Live};
 use crate::listen::socket::Socket;
 use crate::state::{Registry, Snapshot};
-use crate::upgrade::{Inherited, Listening, UpgradeError};
 use crate::worker::{Shared, Worker};
 
 /// Why Fulcrum could not start.
@@ -47,7 +47,7 @@ pub enum RunError {
     Admin(#[from] crate::admin::BindError),
     /// Taking over from an upgrading process failed.
     #[error("upgrade: {0}")]
-    Upgrade(#[from] crate::upgrade::UpgradeError),
+    Upgrade(#[from] crate::handover::HandoverError),
     /// Runtime or thread setup failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -122,8 +122,8 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     // Probes and health timers run on this thread, beside the signal handling.
     rt.spawn(crate::health::run(shared.clone(), registry.clone()));
     // Certificate files are checked for changes on a thread of their own.
-    crate::tls::watch(shared.clone());
-    rt.spawn(crate::tls::acme::run(shared.clone()));
+    crate::cert_tasks::watch(shared.clone());
+    rt.spawn(crate::cert_tasks::run(shared.clone()));
     if let Some(path) = &path {
         rt.spawn(watch(
             path.clone(),
@@ -317,7 +317,7 @@ impl Upgrade {
         let (exe, args) = (self.exe.clone(), self.args.clone());
         let (live, admin) = (self.live.clone(), self.admin.clone());
         let result = tokio::task::spawn_blocking(move || {
-            let mut handover = live.handover().map_err(|error| UpgradeError::Io {
+            let mut handover = live.handover().map_err(|error| HandoverError::Io {
                 what: "copy the listening sockets",
                 error,
             })?;
@@ -327,7 +327,7 @@ impl Upgrade {
                     .iter()
                     .map(|s| s.try_clone())
                     .collect::<Result<_, _>>();
-                let sockets = sockets.map_err(|error| UpgradeError::Io {
+                let sockets = sockets.map_err(|error| HandoverError::Io {
                     what: "copy the admin socket",
                     error,
                 })?;
@@ -337,7 +337,7 @@ impl Upgrade {
                     sockets,
                 });
             }
-            crate::upgrade::hand_over(&exe, &args, &handover)
+            crate::handover::hand_over(&exe, &args, &handover)
         })
         .await;
         match result {

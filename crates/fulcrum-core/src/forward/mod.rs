@@ -4,11 +4,13 @@
 //! (HTTP/1.1, HTTP/2, later HTTP/3) call these, so a rule exists once.
 
 mod admission;
+mod fields;
 mod headers;
 mod identity;
 mod target;
 
 pub use admission::admission_limit;
+pub use fields::{FieldList, Fields};
 pub use headers::{
     is_hop_by_hop, request_fields, response_fields, same_name, Forwarded, Hop, Value,
 };

@@ -30,9 +30,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry as PromRegistry, Unit};
 
 use super::process::{self, Process};
+use crate::state::Shared;
 use crate::state::{byte_state, Member, Pool, Registry, Snapshot};
 use crate::stats::{BUCKETS, CLASSES};
-use crate::worker::Shared;
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 pub use process::Process;
 
 use crate::state::Registry;
-use crate::worker::Shared;
+use crate::state::Shared;
 
 /// Why the admin listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -187,11 +187,11 @@ pub const HANDOVER_NAME: &str = "@admin";
 pub fn start(
     cfg: &AdminConfig,
     admin: Admin,
-    inherited: Option<&mut crate::upgrade::Inherited>,
+    inherited: Option<&mut crate::handover::Inherited>,
 ) -> Result<
     (
         impl Future<Output = ()> + Send + 'static,
-        crate::upgrade::Listening,
+        crate::handover::Listening,
     ),
     BindError,
 > {
@@ -220,7 +220,7 @@ pub fn start(
     }
     // `listener` lets the integration tests' log reader take it for a listener line.
     tracing::info!(listener = "admin", address = %actual, "admin listening");
-    let copy = crate::upgrade::Listening {
+    let copy = crate::handover::Listening {
         name: HANDOVER_NAME.to_owned(),
         addr: actual,
         sockets: vec![crate::listen::socket::Socket::Tcp(

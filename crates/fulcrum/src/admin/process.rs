@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::listen::live::Live;
 use crate::reload::{self, ReloadError};
 use crate::state::Registry;
-use crate::worker::Shared;
+use crate::state::Shared;
 
 /// Created once at startup, shared by the signal handler and the admin server.
 #[derive(Debug)]

@@ -24,8 +24,8 @@ use fulcrum_core::proxy_protocol::Version;
 use tokio::task::JoinHandle;
 
 use crate::clock;
+use crate::state::Shared;
 use crate::state::{byte_state, state_byte, Member, Pool, Registry};
-use crate::worker::Shared;
 
 /// How often ramps, ejection ends and drain deadlines are re-evaluated.
 const TICK: Duration = Duration::from_millis(100);

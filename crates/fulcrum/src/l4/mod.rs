@@ -7,8 +7,5 @@
 //! server name picks the pool; beyond that peek, never reads what the bytes mean.
 
 pub mod passthrough;
-mod splice;
 pub mod tcp;
 pub mod udp;
-
-pub use splice::{splice, splice_conn, Ended, Spliced};

@@ -22,8 +22,8 @@ use std::time::Instant;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-use super::splice::{splice, Ended};
 use crate::access_log::Entry;
+use crate::io::splice::{splice, Ended};
 use crate::l7::error::ProxyError;
 use crate::l7::proxy::{self, Attempts, Pinned};
 use crate::state::{Pool, TcpListener};
@@ -98,7 +98,7 @@ pub async fn serve(
         e.error = Some(err.to_string());
     }
     e.duration = started.elapsed();
-    crate::stats::record(&e);
+    crate::access_log::record(&e);
     if w.log.enabled() {
         w.log.write(&e);
     }
@@ -109,7 +109,7 @@ fn finish(w: &Worker, mut e: Entry<'_>, started: Instant, status: u16, error: St
     e.status = status;
     e.error = Some(error);
     e.duration = started.elapsed();
-    crate::stats::record(&e);
+    crate::access_log::record(&e);
     if w.log.enabled() {
         w.log.write(&e);
     }

@@ -291,7 +291,7 @@ async fn exchange(
             Next::from(!close && !replied)
         }
     };
-    crate::stats::record(&e);
+    crate::access_log::record(&e);
     if w.log.enabled() {
         w.log.write(&e);
     }
@@ -344,7 +344,7 @@ async fn forward<'h>(
     e.host = t.host;
     e.path = t.path;
     if !io.is_tls() && t.path.starts_with(crate::tls::acme::HTTP01_PREFIX) {
-        if let Some(key_auth) = crate::tls::acme::challenges().http01(t.path, snap) {
+        if let Some(key_auth) = crate::tls::acme::challenges().http01(t.path, &snap.config) {
             e.status = 200;
             let out = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{key_auth}",

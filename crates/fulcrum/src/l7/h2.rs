@@ -179,7 +179,7 @@ async fn handle(
         e.error = Some(err.to_string());
     }
     e.duration = started.elapsed();
-    crate::stats::record(&e);
+    crate::access_log::record(&e);
     if w.log.enabled() {
         w.log.write(&e);
     }

@@ -206,7 +206,7 @@ impl<'p> Attempts<'p> {
         self.tried.push(id);
         self.why = None;
         e.backend = Some(backend.addr);
-        e.member = self.pool.members.get(id.index()).map(|m| &**m);
+        e.member = self.pool.members.get(id.index()).map(|m| &m.stats);
         e.attempts += 1;
         Some(backend)
     }
@@ -585,7 +585,7 @@ pub async fn h2_conn(
 /// Runs an HTTP/2 client handshake over `io` and spawns its connection task.
 async fn spawn_h2<T>(
     w: &Rc<Worker>,
-    key: upstream::ConnKey,
+    key: crate::state::ConnKey,
     builder: &h2::client::Builder,
     io: T,
     limit: std::time::Duration,

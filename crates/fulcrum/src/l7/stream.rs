@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use super::proxy::{ConnSlot, RequestSlot};
 use super::upstream_h1::Upgrade;
 use crate::access_log::Entry;
+use crate::io::splice::Ended;
 use crate::io::Conn;
-use crate::l4::Ended;
 use crate::state::{Listener, Member, PoolState, Snapshot};
 use crate::upstream::Lease;
 use crate::worker::Worker;
@@ -69,7 +69,7 @@ impl Stream {
     /// Splices `io` (the client) and the backend until the stream ends, then counts
     /// and logs the request as its exchange would have.
     pub async fn run(self, w: &Worker, snap: &Snapshot, l: &Listener, io: &Conn) {
-        let splice = crate::l4::splice_conn(io, &self.up, self.idle);
+        let splice = crate::io::splice::splice_conn(io, &self.up, self.idle);
         let done = match self.max {
             Some(max) => tokio::time::timeout(max, splice).await.ok(),
             None => Some(splice.await),
@@ -90,7 +90,7 @@ impl Stream {
             }
             None => e.error = Some("max_stream_duration".into()),
         }
-        crate::stats::record(&e);
+        crate::access_log::record(&e);
         if w.log.enabled() {
             w.log.write(&e);
         }
@@ -177,7 +177,7 @@ impl Logged {
             route: self.route,
             pool: member.map_or("", |m| &m.pool),
             backend: self.backend,
-            member,
+            member: member.map(|m| &m.stats),
             listener_traffic: Some(&l.traffic),
             route_traffic: self.route.and_then(|r| snap.routes.get(r)).map(|t| &**t),
             attempts: self.attempts,

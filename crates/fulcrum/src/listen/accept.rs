@@ -14,37 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fulcrum_core::config::ListenerConfig;
 use fulcrum_core::proxy_protocol::Version;
 use tokio::net::TcpStream;
 
 use super::cap::Slot;
-use super::proxy_header::{self, Accept};
+use super::proxy_header;
 use crate::io::Conn;
 use crate::stats::Traffic;
 use crate::worker::Worker;
-
-/// A listener's checks on each new connection, compiled into the snapshot.
-#[derive(Debug, Default)]
-pub struct Gate {
-    /// `max_connections`, across every worker.
-    pub max_connections: Option<u32>,
-    /// `proxy_protocol` and `proxy_protocol_from`.
-    pub proxy: Option<Accept>,
-    /// Time to receive a whole PROXY header (the listener's `header_timeout`).
-    pub header_timeout: Duration,
-}
-
-impl Gate {
-    /// The checks `l` configures.
-    pub fn build(l: &ListenerConfig) -> Self {
-        Self {
-            max_connections: l.max_connections,
-            proxy: Accept::build(l),
-            header_timeout: l.header_timeout.get(),
-        }
-    }
-}
 
 /// A header still to read before the protocol starts.
 struct Pending {

@@ -6,35 +6,10 @@
 //! already open escape it. Only a capped listener touches it; the others never write
 //! the shared cache line.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::stats::Traffic;
-
-/// Connections of one listener open at once (counted only when it is capped) and
-/// the connections it refused, by reason.
-#[derive(Debug, Default)]
-pub struct Admission {
-    open: AtomicU32,
-    over_cap: AtomicU64,
-    proxy: AtomicU64,
-}
-
-impl Admission {
-    /// Connections refused: over `max_connections`, and for their PROXY header (a
-    /// peer outside `proxy_protocol_from`, or a missing, malformed or late header).
-    pub fn refused(&self) -> (u64, u64) {
-        (
-            self.over_cap.load(Ordering::Relaxed),
-            self.proxy.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Counts a connection refused for its PROXY header.
-    pub fn refuse_proxy(&self) {
-        self.proxy.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// One place under a listener's `max_connections`, held for the connection's life.
 #[derive(Debug)]

@@ -6,44 +6,14 @@
 //! is held only while the header is incomplete, and whatever arrived after the header
 //! is handed on: it is the start of the client's HTTP request or TCP stream.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use fulcrum_core::config::{Cidr, ListenerConfig};
 use fulcrum_core::proxy_protocol::{self, Version};
 use tokio::net::TcpStream;
 
 use crate::io::{self, IoError};
-
-/// A listener's `proxy_protocol` with the networks allowed to send it.
-#[derive(Clone, Debug)]
-pub struct Accept {
-    /// The one version the listener takes.
-    pub version: Version,
-    /// `proxy_protocol_from`.
-    pub from: Vec<Cidr>,
-}
-
-impl Accept {
-    /// The listener's setting; `None` when it takes no header. Networks that do not
-    /// parse were refused by validation and are skipped here.
-    pub fn build(l: &ListenerConfig) -> Option<Self> {
-        let version = l.proxy_protocol?.version();
-        let from = l
-            .proxy_protocol_from
-            .iter()
-            .filter_map(|n| Cidr::parse(n).ok())
-            .collect();
-        Some(Self { version, from })
-    }
-
-    /// Whether a peer at `ip` may send the header. Anyone else could claim any
-    /// client address, so their connections are closed unread.
-    pub fn allows(&self, ip: IpAddr) -> bool {
-        self.from.iter().any(|n| n.contains(ip))
-    }
-}
 
 /// Why a connection's header was refused; each closes the connection.
 #[derive(Debug, thiserror::Error)]

@@ -28,8 +28,6 @@ use instant_acme::{
 };
 use rustls::sign::CertifiedKey;
 
-use crate::worker::Shared;
-
 /// The ALPN protocol of TLS-ALPN-01 (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
@@ -58,9 +56,9 @@ pub fn challenges() -> &'static Challenges {
 impl Challenges {
     /// The key authorization for an HTTP-01 `path`, if it is one in flight: this
     /// process's, or one that another instance sharing an `acme.storage` of
-    /// `snap` wrote there (a load balancer may send the ACME server's check to any
+    /// `config` wrote there (a load balancer may send the ACME server's check to any
     /// instance of a fleet).
-    pub fn http01(&self, path: &str, snap: &crate::state::Snapshot) -> Option<String> {
+    pub fn http01(&self, path: &str, config: &fulcrum_core::config::Config) -> Option<String> {
         let token = path.strip_prefix(HTTP01_PREFIX)?;
         if self.pending.load(Ordering::Relaxed) > 0 {
             if let Some(k) = lock(&self.http).get(token) {
@@ -76,7 +74,7 @@ impl Challenges {
         if !valid {
             return None;
         }
-        snap.config
+        config
             .listeners
             .values()
             .filter_map(|l| l.tls.as_ref()?.acme.as_ref())
@@ -102,39 +100,6 @@ impl Challenges {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Keeps one task per https listener with `acme`, following reloads.
-pub async fn run(shared: Shared) {
-    let mut tasks: HashMap<(String, AcmeConfig), tokio::task::JoinHandle<()>> = HashMap::new();
-    let mut generation = 0;
-    loop {
-        let snap = shared.load_full();
-        if snap.generation != generation {
-            generation = snap.generation;
-            let wanted: HashMap<(String, AcmeConfig), ()> = snap
-                .config
-                .listeners
-                .iter()
-                .filter_map(|(name, l)| Some(((name.clone(), l.tls.as_ref()?.acme.clone()?), ())))
-                .collect();
-            tasks.retain(|k, t| {
-                let keep = wanted.contains_key(k);
-                if !keep {
-                    t.abort();
-                }
-                keep
-            });
-            for (k, ()) in wanted {
-                let (name, cfg) = (k.0.clone(), k.1.clone());
-                tasks
-                    .entry(k)
-                    .or_insert_with(|| tokio::spawn(keep(shared.clone(), name, cfg)));
-            }
-        }
-        drop(snap);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 /// The certificate and key files ACME keeps for `cfg`.
@@ -174,8 +139,12 @@ impl Stored {
     }
 }
 
-/// Keeps `listener`'s certificate current, forever.
-async fn keep(shared: Shared, listener: String, cfg: AcmeConfig) {
+/// Keeps `listener`'s certificate current, forever, handing each certificate it
+/// loads or issues to `install` (which puts it in the listener's resolver).
+pub async fn keep<F>(listener: String, cfg: AcmeConfig, install: F)
+where
+    F: Fn(&str, super::Loaded),
+{
     let stored = Stored::new(&cfg);
     let mut backoff = Duration::from_secs(5);
     loop {
@@ -183,7 +152,7 @@ async fn keep(shared: Shared, listener: String, cfg: AcmeConfig) {
         let due = match super::load(&path_str(&stored.cert()), &path_str(&stored.key())) {
             Ok(loaded) => {
                 let due = due_at(loaded.not_after, &cfg);
-                install(&shared, &listener, loaded);
+                install(&listener, loaded);
                 due
             }
             Err(_) => now,
@@ -204,7 +173,7 @@ async fn keep(shared: Shared, listener: String, cfg: AcmeConfig) {
                 let fresh = super::load(&path_str(&stored.cert()), &path_str(&stored.key()));
                 let due = fresh.map(|loaded| {
                     let due = due_at(loaded.not_after, &cfg);
-                    install(&shared, &listener, loaded);
+                    install(&listener, loaded);
                     due
                 });
                 tracing::info!(%listener, domains = ?cfg.domains, "ACME certificate issued");
@@ -246,15 +215,6 @@ fn due_at(not_after: i64, cfg: &AcmeConfig) -> i64 {
     let jitter = (before / 10).max(1);
     let jitter = i64::from(nanos) % jitter;
     not_after.saturating_sub(before).saturating_sub(jitter)
-}
-
-/// Puts `loaded` in the listener's certificate set (replacing the one from the same
-/// file).
-fn install(shared: &Shared, listener: &str, loaded: super::Loaded) {
-    let snap = shared.load();
-    if let Some(t) = snap.listeners.get(listener).and_then(|l| l.tls.as_ref()) {
-        t.put(loaded);
-    }
 }
 
 /// What a turn at the lock came to.

@@ -10,5 +10,5 @@ mod stream;
 
 pub use certs::{describe, load, read_chain, subject, CertError, CertSet, Loaded, Resolver};
 pub use client::{AnyCert, Upstream, UpstreamError};
-pub use server::{accept, watch, Accepted, HandshakeStats, Terminator, FAILURE_REASONS};
+pub use server::{accept, Accepted, Terminator};
 pub use stream::{HandshakeError, TlsConn};

@@ -3,7 +3,7 @@
 //! suites, tickets from one rotating key for the process), the handshake of each
 //! connection with its counters, and the watcher that reloads changed files.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use super::certs::{self, CertSet, Resolver};
 use super::stream::{handshake, HandshakeError, TlsConn};
+use crate::stats::HandshakeStats;
 
 /// An https listener's TLS.
 #[derive(Debug)]
@@ -168,48 +169,22 @@ impl Terminator {
     }
 }
 
-/// Handshakes of one listener, by outcome.
-#[derive(Debug, Default)]
-pub struct HandshakeStats {
-    /// Completed handshakes.
-    pub ok: AtomicU64,
-    /// Of those, the ones that resumed a session (a ticket) instead of a full
-    /// handshake.
-    pub resumed: AtomicU64,
-    /// Failed handshakes, by [`FAILURE_REASONS`].
-    pub failed: [AtomicU64; FAILURE_REASONS.len()],
-}
-
-/// The reasons a handshake failure is counted under.
-pub const FAILURE_REASONS: [&str; 6] = [
-    "timeout",
-    "closed",
-    "protocol",
-    "certificate",
-    "alert",
-    "other",
-];
-
-impl HandshakeStats {
-    fn fail(&self, e: &HandshakeError) {
-        let reason = match e {
-            HandshakeError::Timeout => 0,
-            HandshakeError::Io(_) => 1,
-            HandshakeError::Tls(t) => match t {
-                rustls::Error::PeerIncompatible(_)
-                | rustls::Error::PeerMisbehaved(_)
-                | rustls::Error::InappropriateMessage { .. }
-                | rustls::Error::InappropriateHandshakeMessage { .. }
-                | rustls::Error::InvalidMessage(_)
-                | rustls::Error::NoApplicationProtocol => 2,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => 3,
-                rustls::Error::AlertReceived(_) => 4,
-                _ => 5,
-            },
-        };
-        if let Some(c) = self.failed.get(reason) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+/// The [`crate::stats::FAILURE_REASONS`] index a failed handshake is counted under.
+fn failure_reason(e: &HandshakeError) -> usize {
+    match e {
+        HandshakeError::Timeout => 0,
+        HandshakeError::Io(_) => 1,
+        HandshakeError::Tls(t) => match t {
+            rustls::Error::PeerIncompatible(_)
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. }
+            | rustls::Error::InvalidMessage(_)
+            | rustls::Error::NoApplicationProtocol => 2,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => 3,
+            rustls::Error::AlertReceived(_) => 4,
+            _ => 5,
+        },
     }
 }
 
@@ -236,7 +211,7 @@ pub async fn accept(
         .await
         .unwrap_or(Err(HandshakeError::Timeout));
     if let Err(e) = done {
-        stats.fail(&e);
+        stats.fail(failure_reason(&e));
         return Err(e);
     }
     stats.ok.fetch_add(1, Ordering::Relaxed);
@@ -256,26 +231,4 @@ pub async fn accept(
     } else {
         Accepted::H1(conn)
     })
-}
-
-/// Checks the https listeners' certificate files for changes, forever, on a
-/// thread of its own (loading files blocks).
-pub fn watch(shared: crate::worker::Shared) {
-    let spawned = std::thread::Builder::new()
-        .name("fulcrum-tls-watch".into())
-        .spawn(move || loop {
-            let snap = shared.load_full();
-            let mut every = Duration::from_secs(5);
-            for (name, l) in &snap.listeners {
-                if let Some(t) = &l.tls {
-                    every = every.min(t.watch_interval);
-                    t.refresh(name);
-                }
-            }
-            drop(snap);
-            std::thread::sleep(every);
-        });
-    if let Err(error) = spawned {
-        tracing::error!(%error, "certificate watcher not started");
-    }
 }

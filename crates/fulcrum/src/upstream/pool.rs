@@ -17,9 +17,7 @@ struct Idle {
     since: Instant,
 }
 
-/// Which connections may carry a pool's request: the backend's address and the
-/// pool's TLS settings ([`crate::tls::Upstream::id`], 0 for plain TCP).
-pub type ConnKey = (SocketAddr, u64);
+pub use crate::state::ConnKey;
 
 /// Idle HTTP/1.1 connections by backend address and TLS settings, newest last.
 #[derive(Default)]

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use crate::support::*;
-use crate::tls_support::*;
+use crate::support_tls::*;
 
 /// A port free now (bound and released): pebble must be told where Fulcrum
 /// listens before Fulcrum starts.

@@ -11,8 +11,8 @@ use hyper::body::Incoming;
 use hyper::Request;
 
 use crate::balance::futures_join;
-use crate::stream::reply;
 use crate::support::*;
+use crate::support_stream::reply;
 
 /// A backend that answers its name after `delay`.
 async fn slow(name: &'static str, delay: Duration) -> Backend {

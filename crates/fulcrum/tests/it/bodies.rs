@@ -8,9 +8,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 
-use crate::stream::{body_client, counting, download, drain, TestBody};
 use crate::support::*;
-use crate::wire::Wire;
+use crate::support_stream::{body_client, counting, download, drain, TestBody};
+use crate::support_wire::Wire;
 
 /// Large enough that buffering it would show: 256 MiB.
 const BIG: u64 = 256 << 20;

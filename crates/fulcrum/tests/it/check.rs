@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::support::*;
-use crate::tls_support::Ca;
+use crate::support_tls::Ca;
 
 fn repo_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
-use crate::tls_support::*;
+use crate::support_tls::*;
 
 const TOKEN: &str = "dashboard-token-0123456789";
 

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::stream::sleepy;
 use crate::support::*;
-use crate::wire::{exchange, Wire};
+use crate::support_stream::sleepy;
+use crate::support_wire::{exchange, Wire};
 
 /// One listener `public` (with `listener_extra`) and one pool `p` over `backends`.
 fn config(listener_extra: &str, backends: &[String], pool_extra: &str) -> String {

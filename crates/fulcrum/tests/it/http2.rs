@@ -10,8 +10,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use crate::stream::{reply, TestBody};
 use crate::support::*;
+use crate::support_stream::{reply, TestBody};
 
 /// One listener, one pool `p` of `protocol` over `b`.
 fn config(b: &Backend, protocol: &str, listener_extra: &str) -> String {
@@ -139,7 +139,7 @@ async fn http1_client_to_h2c_pool_empty_response() {
     within(async {
         let b = echo("h2", true).await;
         let f = Fulcrum::start(&config(&b, "h2c", ""));
-        let mut w = crate::wire::Wire::connect(f.addr("public")).await;
+        let mut w = crate::support_wire::Wire::connect(f.addr("public")).await;
         w.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
         let (out, end) = w.read_to_end(Duration::from_secs(3)).await;
         // Either a length says where the (empty) body ends, or the connection closes.

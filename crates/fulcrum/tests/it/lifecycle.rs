@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 
-use crate::stream::sleepy;
 use crate::support::*;
-use crate::wire::Wire;
+use crate::support_stream::sleepy;
+use crate::support_wire::Wire;
 
 /// One listener, one catch-all route to pool `pool` over `backend`.
 fn config(top: &str, pool: &str, backend: &Backend) -> String {
@@ -23,13 +23,17 @@ fn config(top: &str, pool: &str, backend: &Backend) -> String {
 fn request_in_background(
     addr: std::net::SocketAddr,
     path: &str,
-) -> tokio::task::JoinHandle<(Option<crate::wire::Reply>, String, crate::wire::End)> {
+) -> tokio::task::JoinHandle<(
+    Option<crate::support_wire::Reply>,
+    String,
+    crate::support_wire::End,
+)> {
     let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
     tokio::spawn(async move {
         let mut w = Wire::connect(addr).await;
         w.send(req.as_bytes()).await;
         let (text, end) = w.read_to_end(Duration::from_secs(30)).await;
-        (crate::wire::first_reply(text.as_bytes()), text, end)
+        (crate::support_wire::first_reply(text.as_bytes()), text, end)
     })
 }
 

@@ -4,11 +4,11 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod stream;
 mod support;
 mod support_health;
-mod tls_support;
-mod wire;
+mod support_stream;
+mod support_tls;
+mod support_wire;
 
 mod acme;
 mod admin;
@@ -21,6 +21,7 @@ mod errors;
 mod failover;
 mod grpc;
 mod grpc_interop;
+mod handover;
 mod health;
 mod http1;
 mod http2;
@@ -42,5 +43,4 @@ mod tcp_load;
 mod timeouts;
 mod tls;
 mod udp;
-mod upgrade;
 mod websocket;

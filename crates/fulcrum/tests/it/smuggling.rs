@@ -9,7 +9,7 @@ use http_body_util::Full;
 use hyper::Response;
 
 use crate::support::*;
-use crate::wire::{exchange, Wire};
+use crate::support_wire::{exchange, Wire};
 
 /// A backend answering its request's method and target; bodies are kept in `last_body`.
 async fn echo_target() -> Backend {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use crate::wire::{End, Wire};
+use crate::support_wire::{End, Wire};
 
 fn config(b: &Backend, listener_extra: &str) -> String {
     format!(

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::support::*;
-use crate::tls_support::*;
+use crate::support_tls::*;
 
 /// A config with an https listener `secure` over `certs` (`(cert, key)` paths,
 /// the first the default) plus `tls_extra` in its tls table, an admin listener, and

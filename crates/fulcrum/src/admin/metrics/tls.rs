@@ -10,7 +10,7 @@ use prometheus_client::metrics::MetricType::{Counter, Gauge};
 
 use super::{counter, family, gauge, Labels};
 use crate::state::Snapshot;
-use crate::tls::FAILURE_REASONS;
+use crate::stats::FAILURE_REASONS;
 
 pub(super) fn encode(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Result {
     let mut listeners: Vec<_> = snap

@@ -1,6 +1,6 @@
 //! The udp listeners' families: sessions open, started and evicted, datagrams
 //! and bytes each way, and datagrams dropped by reason. Read from each listener's
-//! [`Counters`](crate::l4::udp::Counters) at scrape time.
+//! [`Counters`](crate::stats::udp::Counters) at scrape time.
 
 use std::fmt;
 

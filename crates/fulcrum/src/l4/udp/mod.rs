@@ -20,30 +20,26 @@
 //! one in-flight request on its backend (least_connections, drains) for its life,
 //! and is logged (proto `UDP`) when it ends.
 
-mod counters;
 mod session;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fulcrum_core::config::{
-    Config, ListenerProtocol, DEFAULT_UDP_MAX_SESSIONS, DEFAULT_UDP_SESSION_IDLE_TIMEOUT,
-};
+use fulcrum_core::config::{DEFAULT_UDP_MAX_SESSIONS, DEFAULT_UDP_SESSION_IDLE_TIMEOUT};
 use fulcrum_core::udp::Sessions;
 use tokio::net::UdpSocket;
 
-pub use counters::{Counters, Dropped, Kept};
+pub use crate::stats::udp::{Counters, Dropped, Kept};
 use session::{End, Session};
 
 use crate::access_log::Entry;
 use crate::clock;
 use crate::l7::error::ProxyError;
 use crate::l7::proxy::{self, Attempts, Pinned, RequestSlot};
-use crate::state::Pool;
+use crate::state::{Pool, UdpListener};
 use crate::upstream::Lease;
 use crate::worker::{Busy, Worker};
 
@@ -54,45 +50,6 @@ const MAX_DATAGRAM: usize = 65_536;
 /// long without a reply (or its own idle time, if shorter): a reply already on its
 /// way still reaches its client.
 const STOP_GRACE: Duration = Duration::from_secs(1);
-
-/// A udp listener's settings.
-#[derive(Debug)]
-pub struct Listener {
-    /// Name in the config.
-    pub name: String,
-    /// Index in [`Snapshot::pools`](crate::state::Snapshot::pools) of its pool.
-    pub pool: usize,
-    /// A session ends after this long without a datagram either way.
-    pub idle: Duration,
-    /// Sessions open at once, on all workers together.
-    pub max_sessions: u32,
-    /// Sessions and datagrams, kept across reloads by listener name.
-    pub counters: Arc<Counters>,
-}
-
-/// The udp listeners of `config`, by name; `pools` are the snapshot's pool names.
-pub fn listeners(config: &Config, pools: &[String], kept: &Kept) -> HashMap<String, Listener> {
-    config
-        .listeners
-        .iter()
-        .filter(|(_, l)| l.protocol == ListenerProtocol::Udp)
-        .filter_map(|(name, l)| {
-            // Validated: a udp listener names a pool that exists.
-            let pool = pools.iter().position(|p| Some(p) == l.pool.as_ref())?;
-            let listener = Listener {
-                name: name.clone(),
-                pool,
-                idle: l
-                    .session_idle_timeout
-                    .unwrap_or(DEFAULT_UDP_SESSION_IDLE_TIMEOUT)
-                    .get(),
-                max_sessions: l.max_sessions.unwrap_or(DEFAULT_UDP_MAX_SESSIONS).max(1),
-                counters: kept.get(name),
-            };
-            Some((name.clone(), listener))
-        })
-        .collect()
-}
 
 /// One worker's side of one udp listener.
 struct Local {
@@ -118,7 +75,7 @@ impl Local {
     }
 
     /// Takes the listener's current limits (a reload may change them).
-    fn fit(&self, l: &Listener) {
+    fn fit(&self, l: &UdpListener) {
         let mut table = self.table.borrow_mut();
         if table.max() != l.max_sessions as usize || table.idle() != l.idle {
             self.rearm.set(l.idle < table.idle());
@@ -300,7 +257,7 @@ async fn start(l: &Rc<Local>, data: &[u8], peer: SocketAddr, now: Duration) {
             e.status = err.status();
             e.error = Some(err.to_string());
             e.duration = started.elapsed();
-            crate::stats::record(&e);
+            crate::access_log::record(&e);
             if l.w.log.enabled() {
                 l.w.log.write(&e);
             }

@@ -15,12 +15,12 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
-use super::counters::{Dropped, Slot};
 use super::Local;
 use crate::access_log::Entry;
 use crate::clock;
 use crate::l7::proxy::{self, RequestSlot};
 use crate::state::{byte_state, Member, Snapshot};
+use crate::stats::udp::{Dropped, Slot};
 use crate::stats::ErrorKind;
 use crate::upstream::Lease;
 
@@ -223,7 +223,7 @@ pub(super) async fn run(
         proto: "UDP",
         pool: &pool.name,
         backend: Some(backend.addr),
-        member,
+        member: member.map(|m| &m.stats),
         attempts: 1,
         status: 200,
         ..Entry::default()
@@ -268,7 +268,7 @@ pub(super) async fn run(
     pool.state.streams.observe(e.duration);
     (e.bytes_in, e.bytes_out) = (s.sent.get().1, s.replied.get().1);
     e.error = why.error();
-    crate::stats::record(&e);
+    crate::access_log::record(&e);
     if l.w.log.enabled() {
         l.w.log.write(&e);
     }

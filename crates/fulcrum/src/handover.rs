@@ -42,7 +42,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Why an upgrade did not happen (the old process keeps serving).
 #[derive(Debug, thiserror::Error)]
-pub enum UpgradeError {
+pub enum HandoverError {
     /// A socket or process operation failed.
     #[error("{what}: {error}")]
     Io {
@@ -62,8 +62,8 @@ pub enum UpgradeError {
     Message(String),
 }
 
-fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> UpgradeError {
-    move |error| UpgradeError::Io { what, error }
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> HandoverError {
+    move |error| HandoverError::Io { what, error }
 }
 
 /// One listener's sockets, as handed over: its name, address and one socket per
@@ -85,10 +85,10 @@ pub fn hand_over(
     exe: &Path,
     args: &[OsString],
     listening: &[Listening],
-) -> Result<Child, UpgradeError> {
+) -> Result<Child, HandoverError> {
     let count: usize = listening.iter().map(|l| l.sockets.len()).sum();
     if count > MAX_FDS {
-        return Err(UpgradeError::TooMany(count));
+        return Err(HandoverError::TooMany(count));
     }
     // A fresh directory only this user can enter: nobody else can take the name
     // first or connect to the socket.
@@ -116,7 +116,7 @@ fn serve_child(
     server: &UnixListener,
     child: &mut Child,
     listening: &[Listening],
-) -> Result<(), UpgradeError> {
+) -> Result<(), HandoverError> {
     let deadline = Instant::now() + PATIENCE;
     let stream = loop {
         match server.accept() {
@@ -127,10 +127,10 @@ fn serve_child(
             Err(e) => return Err(io("accept the new process")(e)),
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(UpgradeError::NotReady(format!("it exited ({status})")));
+            return Err(HandoverError::NotReady(format!("it exited ({status})")));
         }
         if Instant::now() > deadline {
-            return Err(UpgradeError::NotReady("it never connected".into()));
+            return Err(HandoverError::NotReady("it never connected".into()));
         }
         // Polling a local socket while a process starts: no readiness to wait on
         // across the fork short of a second channel.
@@ -152,7 +152,7 @@ fn serve_child(
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len().max(1)))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err(UpgradeError::TooMany(fds.len()));
+        return Err(HandoverError::TooMany(fds.len()));
     }
     let bytes = header.as_bytes();
     let sent = sendmsg(
@@ -172,7 +172,7 @@ fn serve_child(
     if reply.trim() == "ready" {
         Ok(())
     } else {
-        Err(UpgradeError::NotReady(format!(
+        Err(HandoverError::NotReady(format!(
             "it answered {:?}",
             reply.trim()
         )))
@@ -189,7 +189,7 @@ pub struct Inherited {
 impl Inherited {
     /// In a process started by an upgrade ([`ENV`] set): fetches the old process's
     /// sockets. `None` in a process started any other way.
-    pub fn receive() -> Result<Option<Self>, UpgradeError> {
+    pub fn receive() -> Result<Option<Self>, HandoverError> {
         let Some(path) = std::env::var_os(ENV) else {
             return Ok(None);
         };
@@ -223,11 +223,12 @@ impl Inherited {
                 .read(&mut more)
                 .map_err(io("receive the listener list"))?;
             if n == 0 {
-                return Err(UpgradeError::Message("cut short".into()));
+                return Err(HandoverError::Message("cut short".into()));
             }
             buf.extend_from_slice(more.get(..n).unwrap_or_default());
         }
-        let text = String::from_utf8(buf).map_err(|_| UpgradeError::Message("not UTF-8".into()))?;
+        let text =
+            String::from_utf8(buf).map_err(|_| HandoverError::Message("not UTF-8".into()))?;
         let mut fds = fds.into_iter();
         let mut by_name = HashMap::new();
         for line in text.lines().take_while(|l| *l != ".") {
@@ -235,14 +236,14 @@ impl Inherited {
             let (Some(name), Some(addr), Some(n), None) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
             else {
-                return Err(UpgradeError::Message(line.to_owned()));
+                return Err(HandoverError::Message(line.to_owned()));
             };
             let addr: SocketAddr = addr
                 .parse()
-                .map_err(|_| UpgradeError::Message(line.to_owned()))?;
+                .map_err(|_| HandoverError::Message(line.to_owned()))?;
             let n: usize = n
                 .parse()
-                .map_err(|_| UpgradeError::Message(line.to_owned()))?;
+                .map_err(|_| HandoverError::Message(line.to_owned()))?;
             let sockets = fds
                 .by_ref()
                 .take(n)
@@ -250,7 +251,7 @@ impl Inherited {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(io("read a received socket's type"))?;
             if sockets.len() != n {
-                return Err(UpgradeError::Message("fewer sockets than listed".into()));
+                return Err(HandoverError::Message("fewer sockets than listed".into()));
             }
             by_name.insert(name.to_owned(), (addr, sockets));
         }
@@ -269,7 +270,7 @@ impl Inherited {
     }
 
     /// Tells the old process this one serves: it stops accepting and winds down.
-    pub fn ready(self) -> Result<(), UpgradeError> {
+    pub fn ready(self) -> Result<(), HandoverError> {
         (&self.stream)
             .write_all(b"ready\n")
             .map_err(io("tell the old process"))

@@ -2,6 +2,8 @@
 //! reader and response writer can use one socket without splitting it, and an idle
 //! connection holds no buffer until bytes arrive.
 
+pub mod splice;
+
 use std::io;
 use std::time::Duration;
 

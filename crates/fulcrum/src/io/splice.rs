@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::io::{Conn, Socket};
+use super::{Conn, Socket};
 use tokio::time::Instant;
 
 /// Bytes asked of one read: large enough for bulk transfers in few syscalls.

@@ -8,8 +8,12 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::access_log::Entry;
-use crate::clock;
+mod traffic;
+pub mod udp;
+
+pub use traffic::{
+    set_shard, shard, Admission, HandshakeStats, Open, Traffic, FAILURE_REASONS, SHARDS,
+};
 
 /// Upper bounds of the request duration buckets, in seconds (100µs to 60s); a last,
 /// implicit bucket takes everything slower.
@@ -307,117 +311,6 @@ pub fn quantile(buckets: &[u64; SLOTS], q: f64) -> Option<f64> {
     BUCKETS.last().copied()
 }
 
-/// Requests by status class and client connections of one listener (by name) or
-/// route (by index), kept across reloads.
-///
-/// Every request of a listener lands here, from every worker: one shared counter
-/// would bounce its cache line between cores on each request. Each worker thread
-/// writes its own shard (a cache line of its own) and a scrape sums them.
-#[derive(Debug)]
-pub struct Traffic {
-    shards: Box<[Shard]>,
-    /// A listener's `max_connections` count and refusals (unused for routes).
-    pub admission: crate::listen::cap::Admission,
-    /// An https listener's handshakes.
-    pub tls: crate::tls::HandshakeStats,
-}
-
-/// Shards per [`Traffic`]; worker threads beyond it share.
-pub const SHARDS: usize = 16;
-
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Shard {
-    requests: [AtomicU64; 5],
-    accepted: AtomicU64,
-    closed: AtomicU64,
-}
-
-impl Default for Traffic {
-    fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            admission: crate::listen::cap::Admission::default(),
-            tls: crate::tls::HandshakeStats::default(),
-        }
-    }
-}
-
-thread_local! {
-    /// This thread's shard of every [`Traffic`].
-    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Picks the calling thread's shard: each worker calls it once with its id.
-pub fn set_shard(worker: usize) {
-    SHARD.with(|s| s.set(worker % SHARDS));
-}
-
-/// The calling thread's shard, below [`SHARDS`]: other sharded counters (a udp
-/// listener's datagrams) use the same one.
-pub fn shard() -> usize {
-    SHARD.with(std::cell::Cell::get)
-}
-
-impl Traffic {
-    fn shard(&self) -> &Shard {
-        let i = SHARD.with(std::cell::Cell::get);
-        // `i < SHARDS` by construction; the fallback keeps this total.
-        self.shards.get(i).unwrap_or(&self.shards[0])
-    }
-
-    /// Counts one answered request by its status class.
-    pub fn count(&self, status: u16) {
-        let shard = self.shard();
-        if let Some(c) = shard
-            .requests
-            .get(usize::from(status / 100).wrapping_sub(1))
-        {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Requests by status class (`CLASSES` order).
-    pub fn requests(&self) -> [u64; 5] {
-        let mut sum = [0u64; 5];
-        for s in self.shards.iter() {
-            for (t, c) in sum.iter_mut().zip(&s.requests) {
-                *t += c.load(Ordering::Relaxed);
-            }
-        }
-        sum
-    }
-
-    /// Client connections accepted, and of those still open.
-    pub fn connections(&self) -> (u64, u64) {
-        let (mut accepted, mut closed) = (0u64, 0u64);
-        for s in self.shards.iter() {
-            accepted += s.accepted.load(Ordering::Relaxed);
-            closed += s.closed.load(Ordering::Relaxed);
-        }
-        (accepted, accepted.saturating_sub(closed))
-    }
-}
-
-/// Counts one open client connection of a listener until dropped. A connection
-/// lives on one worker, so it opens and closes on the same shard.
-#[derive(Debug)]
-pub struct Open(std::sync::Arc<Traffic>);
-
-impl Open {
-    /// Counts a connection just accepted.
-    pub fn new(t: std::sync::Arc<Traffic>) -> Self {
-        t.shard().accepted.fetch_add(1, Ordering::Relaxed);
-        Self(t)
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.shard().closed.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// A plain duration histogram (a pool's upstream connect times): no windows.
 #[derive(Debug, Default)]
 pub struct Timings {
@@ -443,26 +336,6 @@ impl Timings {
             count: buckets.iter().sum(),
             buckets,
         }
-    }
-}
-
-/// Records a finished request against the backend that answered it (or was last
-/// tried), if any, and against its listener and route. Called where the access
-/// log line is written.
-pub fn record(e: &Entry<'_>) {
-    if let Some(t) = e.listener_traffic {
-        t.count(e.status);
-    }
-    if let Some(t) = e.route_traffic {
-        t.count(e.status);
-    }
-    if let Some(m) = e.member {
-        m.stats.finished(
-            e.status,
-            e.duration,
-            (e.bytes_in, e.bytes_out),
-            clock::now(),
-        );
     }
 }
 

@@ -1,0 +1,362 @@
+//! Compiling a validated config into a [`Snapshot`]: resolving backends, building
+//! balancers, route tables, TLS configurations and the udp listeners, reusing the
+//! registry's backend state. Runs off the data path; an error leaves the old
+//! snapshot serving.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fulcrum_core::balance::{self, Backend, BackendKey, HashKey, Sticky};
+use fulcrum_core::config::{
+    BalanceConfig, Config, ListenerProtocol, PoolConfig, PoolProtocol, Secret,
+};
+use fulcrum_core::health::{HealthParams, OutlierParams, RiseFallParams, SlowStartParams};
+use fulcrum_core::jwt::JwtKey;
+use fulcrum_core::retry::{BackoffParams, RetryBudgetParams};
+use fulcrum_core::route::RouteTable;
+
+use super::registry::Registry;
+use super::snapshot::*;
+use crate::stats::udp::Kept;
+use fulcrum_core::config::{DEFAULT_UDP_MAX_SESSIONS, DEFAULT_UDP_SESSION_IDLE_TIMEOUT};
+
+/// A pool's health settings from its config.
+pub fn health_params(p: &PoolConfig) -> HealthParams {
+    HealthParams {
+        checks: p.health.as_ref().map(|h| RiseFallParams {
+            rise: h.rise,
+            fall: h.fall,
+        }),
+        outlier: p.outlier.as_ref().map(|o| OutlierParams {
+            consecutive_5xx: o.consecutive_5xx,
+            consecutive_gateway_failures: o.consecutive_gateway_failures,
+            failure_percentage: if o.failure_percentage == 0 {
+                101
+            } else {
+                o.failure_percentage
+            },
+            window: o.window.get(),
+            min_requests: o.min_requests,
+            max_latency: o.max_latency.map(|d| d.get()),
+            base_ejection_time: o.base_ejection_time.get(),
+            max_ejection_time: o.max_ejection_time.get(),
+            max_ejection_percent: o.max_ejection_percent,
+            panic_threshold: p.panic_threshold,
+        }),
+        slow_start: SlowStartParams {
+            window: p.slow_start.map_or(Duration::ZERO, |d| d.get()),
+            ..SlowStartParams::default()
+        },
+        drain_timeout: p.drain_timeout.get(),
+    }
+}
+
+pub(super) fn budget_params(p: &PoolConfig) -> RetryBudgetParams {
+    let defaults = RetryBudgetParams::default();
+    p.retries.as_ref().map_or(defaults, |r| RetryBudgetParams {
+        ratio_percent: r.budget.0,
+        min_per_sec: r.min_retries_per_sec,
+        ..defaults
+    })
+}
+
+/// Why a validated config could not be turned into a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A backend address did not resolve.
+    #[error("pools.{pool}.backends: cannot resolve {address}: {reason}")]
+    Resolve {
+        /// Pool name.
+        pool: String,
+        /// The address as written.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// A `jwt_public_key` file could not be read or holds no usable key.
+    #[error("{at}.jwt_public_key: {file}: {reason}")]
+    JwtKey {
+        /// `pools.NAME` or `routes[I]`.
+        at: String,
+        /// The path as written.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// A certificate, key or CA file could not be used.
+    #[error("{at}: {reason}")]
+    Tls {
+        /// `listeners.NAME.tls` or `pools.NAME.tls`.
+        at: String,
+        /// The file and why.
+        reason: String,
+    },
+}
+
+impl Snapshot {
+    /// Builds a snapshot from a validated config, reusing backend state from `registry`.
+    pub fn build(config: Config, generation: u64, registry: &Registry) -> Result<Self, BuildError> {
+        let pool_names: Vec<String> = config.pools.keys().cloned().collect();
+        let overrides = registry.weights().clone();
+        let mut keys = Keys::default();
+        let mut pools = Vec::with_capacity(pool_names.len());
+        for (name, p) in &config.pools {
+            let health = health_params(p);
+            let mut backends = Vec::with_capacity(p.backends.len());
+            let mut members = Vec::with_capacity(p.backends.len());
+            for b in &p.backends {
+                let addr = resolve(&b.address).map_err(|reason| BuildError::Resolve {
+                    pool: name.clone(),
+                    address: b.address.clone(),
+                    reason,
+                })?;
+                let key = BackendKey(b.address.clone());
+                let member = registry.member(name, &key, &health, generation > 1);
+                let weight = if overrides.is_empty() {
+                    b.weight
+                } else {
+                    let set = overrides.get(&(name.clone(), key.clone()));
+                    set.copied().unwrap_or(b.weight)
+                };
+                backends.push(Backend {
+                    state: member.state.clone(),
+                    key,
+                    addr,
+                    weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
+                });
+                members.push(member);
+            }
+            let sticky = p.sticky.as_ref().map(|st| StickyPool {
+                codec: Sticky::new(st.secret.as_bytes(), st.ttl.get().as_secs(), &backends),
+                cookie: st.cookie.clone(),
+            });
+            let jwt_key = keys.load(&format!("pools.{name}"), &p.jwt_secret, &p.jwt_public_key)?;
+            pools.push(Pool {
+                name: name.clone(),
+                jwt_key,
+                sticky,
+                balancer: balance::build(&balance::Settings::from_pool(p), &backends),
+                backends,
+                protocol: p.protocol,
+                tls: match &p.tls {
+                    None => None,
+                    Some(t) => Some(Arc::new(
+                        crate::tls::Upstream::build(t, p.protocol == PoolProtocol::H2).map_err(
+                            |reason| BuildError::Tls {
+                                at: format!("pools.{name}.tls"),
+                                reason,
+                            },
+                        )?,
+                    )),
+                },
+                connect_timeout: p.connect_timeout.get(),
+                upstream_timeout: p.upstream_timeout.get(),
+                connect_attempts: p.connect_attempts.get(),
+                max_idle: p.max_idle_per_backend,
+                idle_timeout: p.idle_timeout.get(),
+                // Validated already; a hashing pool without a key hashes the client.
+                hash_key: matches!(p.balance, BalanceConfig::RingHash | BalanceConfig::Maglev)
+                    .then(|| {
+                        p.hash_key
+                            .as_deref()
+                            .and_then(|k| HashKey::parse(k).ok())
+                            .unwrap_or(HashKey::ClientIp)
+                    }),
+                state: {
+                    let state = registry.pool(name, budget_params(p));
+                    let up = members.iter().filter(|m| m.state.is_available()).count();
+                    state
+                        .available
+                        .store(u32::try_from(up).unwrap_or(u32::MAX), Ordering::Relaxed);
+                    state
+                },
+                members,
+                health,
+                check: p.health.clone(),
+                panic_threshold: p.panic_threshold,
+                retries: p.retries.as_ref().map(|r| Retries {
+                    attempts: r.attempts,
+                    on: r.on.clone(),
+                    per_try_timeout: r.per_try_timeout.map(|d| d.get()),
+                    backoff: BackoffParams {
+                        base: r.backoff.get(),
+                        max: r.max_backoff.get(),
+                    },
+                }),
+                send_proxy: p.send_proxy_protocol.map(|v| v.version()),
+                limits: Limits {
+                    max_connections: p.max_connections.unwrap_or(u32::MAX),
+                    // A queue as deep as the limit unless set: bounded, and no
+                    // refusals for a brief burst.
+                    max_pending: p.max_pending.or(p.max_connections).unwrap_or(0),
+                    max_requests: p.max_requests.unwrap_or(u32::MAX),
+                },
+            });
+        }
+        let route_keys = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| keys.load(&format!("routes[{i}]"), &r.jwt_secret, &r.jwt_public_key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let listeners = config
+            .listeners
+            .iter()
+            .filter(|(_, l)| matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https))
+            .map(|(name, l)| {
+                let tls = match &l.tls {
+                    None => None,
+                    Some(t) => Some(Arc::new(crate::tls::Terminator::build(t).map_err(
+                        |reason| BuildError::Tls {
+                            at: format!("listeners.{name}.tls"),
+                            reason,
+                        },
+                    )?)),
+                };
+                let listener = Listener {
+                    tls,
+                    redirect_https: l.redirect_https,
+                    name: name.clone(),
+                    routes: RouteTable::build_with_keys(
+                        &config.routes,
+                        name,
+                        &pool_names,
+                        &route_keys,
+                    ),
+                    max_header_bytes: l.max_header_bytes,
+                    max_body_bytes: l.max_body_bytes.unwrap_or(u64::MAX),
+                    header_timeout: l.header_timeout.get(),
+                    keepalive_timeout: l.keepalive_timeout.get(),
+                    client_timeout: l.client_timeout.get(),
+                    traffic: registry.listener_traffic(name),
+                    gate: Gate::build(l),
+                };
+                Ok((name.clone(), listener))
+            })
+            .collect::<Result<_, BuildError>>()?;
+        let tcp_listeners = config
+            .listeners
+            .iter()
+            .filter(|(_, l)| {
+                matches!(
+                    l.protocol,
+                    ListenerProtocol::Tcp | ListenerProtocol::TlsPassthrough
+                )
+            })
+            .filter_map(|(name, l)| {
+                let passthrough = l.protocol == ListenerProtocol::TlsPassthrough;
+                // Validated: a tcp listener names a pool that exists.
+                let pool = match passthrough {
+                    true => usize::MAX,
+                    false => pool_names.iter().position(|p| Some(p) == l.pool.as_ref())?,
+                };
+                let listener = TcpListener {
+                    sni: passthrough.then(|| {
+                        fulcrum_core::route::SniTable::build(&config.routes, name, &pool_names)
+                    }),
+                    name: name.clone(),
+                    pool,
+                    idle_timeout: l
+                        .idle_timeout
+                        .unwrap_or(fulcrum_core::config::DEFAULT_TCP_IDLE_TIMEOUT)
+                        .get(),
+                    traffic: registry.listener_traffic(name),
+                    gate: Gate::build(l),
+                };
+                Some((name.clone(), listener))
+            })
+            .collect();
+        let udp_listeners = udp_listeners(&config, &pool_names, &registry.udp);
+        Ok(Self {
+            generation,
+            routes: registry.route_traffic(config.routes.len()),
+            config,
+            listeners,
+            tcp_listeners,
+            udp_listeners,
+            pools,
+        })
+    }
+}
+
+fn resolve(address: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = address.parse() {
+        return Ok(addr);
+    }
+    address
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "no addresses".to_owned())
+}
+
+/// JWT keys of one build; equal keys share one `Arc`, so a request whose route and
+/// pool name the same key verifies its token once.
+#[derive(Default)]
+struct Keys {
+    secrets: HashMap<String, Arc<JwtKey>>,
+    files: HashMap<String, Arc<JwtKey>>,
+}
+
+impl Keys {
+    /// The key configured at `at` (a pool or route), reading a PEM file once.
+    fn load(
+        &mut self,
+        at: &str,
+        secret: &Option<Secret>,
+        file: &Option<String>,
+    ) -> Result<Option<Arc<JwtKey>>, BuildError> {
+        if let Some(secret) = secret {
+            let key = self
+                .secrets
+                .entry(secret.expose().to_owned())
+                .or_insert_with(|| Arc::new(JwtKey::hs256(secret.expose().as_bytes())));
+            return Ok(Some(key.clone()));
+        }
+        let Some(file) = file else { return Ok(None) };
+        if let Some(key) = self.files.get(file) {
+            return Ok(Some(key.clone()));
+        }
+        let err = |reason: String| BuildError::JwtKey {
+            at: at.to_owned(),
+            file: file.clone(),
+            reason,
+        };
+        let pem = std::fs::read_to_string(file).map_err(|e| err(e.to_string()))?;
+        let key = Arc::new(JwtKey::from_pem(&pem).map_err(|e| err(e.to_string()))?);
+        self.files.insert(file.clone(), key.clone());
+        Ok(Some(key))
+    }
+}
+
+/// The udp listeners of `config`, by name; `pools` are the snapshot's pool names.
+pub fn udp_listeners(
+    config: &Config,
+    pools: &[String],
+    kept: &Kept,
+) -> HashMap<String, UdpListener> {
+    config
+        .listeners
+        .iter()
+        .filter(|(_, l)| l.protocol == ListenerProtocol::Udp)
+        .filter_map(|(name, l)| {
+            // Validated: a udp listener names a pool that exists.
+            let pool = pools.iter().position(|p| Some(p) == l.pool.as_ref())?;
+            let listener = UdpListener {
+                name: name.clone(),
+                pool,
+                idle: l
+                    .session_idle_timeout
+                    .unwrap_or(DEFAULT_UDP_SESSION_IDLE_TIMEOUT)
+                    .get(),
+                max_sessions: l.max_sessions.unwrap_or(DEFAULT_UDP_MAX_SESSIONS).max(1),
+                counters: kept.get(name),
+            };
+            Some((name.clone(), listener))
+        })
+        .collect()
+}
