@@ -13,6 +13,7 @@ pub mod clock;
 pub mod demo;
 pub mod handover;
 pub mod health;
+pub mod http;
 pub mod io;
 pub mod l4;
 pub mod l7;

@@ -14,8 +14,8 @@ use fulcrum_core::proxy_protocol::Version;
 use tokio::net::TcpStream;
 
 use crate::io;
-use crate::l7::upstream_h1::read_response;
 use crate::upstream;
+use crate::upstream::h1::read_response;
 
 /// Most body bytes read while looking for the expected `body` substring.
 const MAX_BODY: usize = 64 * 1024;

@@ -23,12 +23,11 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 
 use crate::access_log::Entry;
+use crate::http::ProxyError;
 use crate::io::splice::{splice, Ended};
-use crate::l7::error::ProxyError;
-use crate::l7::proxy::{self, Attempts, Pinned};
 use crate::state::{Pool, TcpListener};
 use crate::stats::{ErrorKind, Open};
-use crate::upstream::{self, Lease};
+use crate::upstream::{self, Attempts, Pinned, Step};
 use crate::worker::{Busy, Worker};
 
 /// Proxies one client connection of tcp listener `listener` until it ends. `peer`
@@ -124,9 +123,7 @@ async fn proxy_to<'s>(
     mut early: BytesMut,
     e: &mut Entry<'s>,
 ) -> Result<(), ProxyError> {
-    let _admitted = proxy::admit(pool)?;
-    let _slot = proxy::conn_slot(pool).await?;
-    // Validated: a tcp listener's hashing pool hashes the client address.
+    let _admitted = upstream::admit(pool)?;
     let hash = pool
         .hash_key
         .as_ref()
@@ -136,33 +133,28 @@ async fn proxy_to<'s>(
         let local = client.local_addr().ok();
         upstream::proxy_header(v, local.map(|local| (peer, local)))
     });
-    let (up, backend, _lease) = loop {
-        let Some(backend) = attempts.next(w, e).await else {
-            return Err(attempts.exhausted());
-        };
-        let lease = Lease::new(&backend.state);
+    let header = header.as_deref().unwrap_or_default();
+    let tried = upstream::run(w, &mut attempts, e, true, async |backend, attempts, e| {
         let connecting = Instant::now();
-        let header = header.as_deref().unwrap_or_default();
         match upstream::connect_with(backend.addr, pool.connect_timeout, header).await {
             Ok(up) => {
                 let took = connecting.elapsed();
                 pool.state.connect.observe(took);
-                proxy::observed(w, pool, backend, attempts.member(), 200, took, e);
-                break (up, backend, lease);
+                upstream::observed(w, pool, backend, attempts.member(), 200, took, e);
+                Step::Done(up)
             }
             Err(err) => {
                 tracing::warn!(backend = %backend.addr, pool = %pool.name, error = %err, "connect failed");
-                let reason = err.to_string();
-                attempts.failed(
-                    w,
-                    ProxyError::Connect {
-                        addr: backend.addr,
-                        reason,
-                    },
-                );
+                Step::Failed(ProxyError::Connect {
+                    addr: backend.addr,
+                    reason: err.to_string(),
+                })
             }
         }
-    };
+    })
+    .await
+    .map_err(|f| f.err)?;
+    let (up, backend, _lease, _slot) = (tried.value, tried.backend, tried.lease, tried.slot);
     e.status = 200;
     let _open = attempts.member().map(|m| m.stats.stream_opened());
     let spliced = Instant::now();

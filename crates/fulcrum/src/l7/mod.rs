@@ -1,13 +1,13 @@
-//! Stage 3b. Client bytes → HTTP requests → backend responses → client bytes.
-//! Owns HTTP/1.1 (over `fulcrum_core::http1`) and HTTP/2 (`h2`) serving, limits and
-//! timeouts, error statuses and the access log line. Never picks a backend itself:
-//! that is `route` and `balance` in fulcrum-core.
+//! Stage 3b. Client bytes → requests → the one forward step → responses → client
+//! bytes. The client codecs (`h1` over `fulcrum_core::http1`, `h2` over the `h2`
+//! crate; later `h3`) turn their protocol into an [`crate::http::Request`] and encode
+//! what comes back; `forward` runs the same route, policies and backend stage for
+//! all of them; `policy` is the ordered slot where edge policies plug in; `stream`
+//! splices an upgraded HTTP/1.1 connection. Never picks a backend itself: that is
+//! `upstream` with `fulcrum_core`'s balancers.
 
-pub mod body;
-pub mod error;
+pub mod forward;
 pub mod h1;
 pub mod h2;
-pub mod h2_ws;
-pub mod proxy;
+pub mod policy;
 pub mod stream;
-pub mod upstream_h1;

@@ -9,13 +9,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::proxy::{ConnSlot, RequestSlot};
-use super::upstream_h1::Upgrade;
 use crate::access_log::Entry;
+use crate::http::Upgrade;
 use crate::io::splice::Ended;
 use crate::io::Conn;
 use crate::state::{Listener, Member, PoolState, Snapshot};
-use crate::upstream::Lease;
+use crate::upstream::{ConnSlot, Lease, RequestSlot};
 use crate::worker::Worker;
 
 /// A switched connection's backend side, waiting to be spliced to its client.

@@ -1,85 +1,24 @@
-//! Stage 4. Backend choice → a connection to it. Owns connecting with a deadline, the
-//! per-worker keep-alive pools (HTTP/1.1 idle sockets, one multiplexed h2c connection
-//! per backend), the PROXY protocol header a pool sends first, and the in-flight
-//! lease. Never parses HTTP.
+//! Stage 4: the backend side of every request and connection. Owns the one attempt
+//! loop (pick, admission and connection slots, connect, per-try timeout, outcome,
+//! retry with budget and backoff), connecting (plain, TLS, PROXY header), the
+//! per-worker keep-alive pools, the in-flight lease, passive health records, and
+//! the two HTTP legs: `h1` (our codec) and `h2` (the `h2` crate). `l4`, `l7` and the
+//! health probes use it; it imports nothing of theirs.
 
+mod admission;
+mod attempts;
+mod connect;
+pub mod h1;
+pub mod h2;
 mod lease;
+mod passive;
 mod pool;
+mod sticky;
 
-use std::io;
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use fulcrum_core::proxy_protocol::{self, Version};
-use tokio::net::TcpStream;
-
+pub use admission::{admit, conn_slot, ConnSlot, RequestSlot};
+pub use attempts::{run, Attempts, Step, Tried};
+pub use connect::{connect, connect_with, open, proxy_header};
 pub use lease::Lease;
+pub use passive::{observed, outcome};
 pub use pool::{ConnKey, H1Pool, H2Pool};
-
-/// Opens a TCP connection with Nagle off, within `limit`.
-pub async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream> {
-    let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-/// Opens a connection as [`connect`] does and writes `header` (a PROXY protocol
-/// header, or nothing) before anything else, within the same `limit`: a backend that
-/// requires the header refuses a connection without it, so a failed write is a
-/// failed connect.
-pub async fn connect_with(
-    addr: SocketAddr,
-    limit: Duration,
-    header: &[u8],
-) -> io::Result<TcpStream> {
-    let stream = connect(addr, limit).await?;
-    if !header.is_empty() {
-        crate::io::write_all(&stream, header, limit)
-            .await
-            .map_err(|e| match e {
-                crate::io::IoError::Io(e) => e,
-                crate::io::IoError::Timeout => {
-                    io::Error::new(io::ErrorKind::TimedOut, "PROXY header write timed out")
-                }
-            })?;
-    }
-    Ok(stream)
-}
-
-/// The PROXY protocol header of `version` naming `ends`, (the client, the local
-/// address it reached); with `None`, a header that names no client (v1 `UNKNOWN`,
-/// v2 `LOCAL`), for connections Fulcrum opens on its own behalf.
-pub fn proxy_header(version: Version, ends: Option<(SocketAddr, SocketAddr)>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    match (version, ends) {
-        (Version::V1, Some((src, dst))) => proxy_protocol::write_v1(&mut out, src, dst),
-        (Version::V2, Some((src, dst))) => proxy_protocol::write_v2(&mut out, src, dst, false),
-        (version, None) => proxy_protocol::write_local(&mut out, version),
-    }
-    out
-}
-
-/// Opens a connection to a backend of a pool: TCP with `header` first (see
-/// [`connect_with`]), then TLS when the pool has `tls`, all within `limit`.
-pub async fn open(
-    addr: SocketAddr,
-    limit: Duration,
-    header: &[u8],
-    tls: Option<&crate::tls::Upstream>,
-) -> io::Result<crate::io::Conn> {
-    let started = tokio::time::Instant::now();
-    let tcp = connect_with(addr, limit, header).await?;
-    match tls {
-        None => Ok(crate::io::Conn::Tcp(tcp)),
-        Some(t) => {
-            let left = limit.saturating_sub(started.elapsed());
-            let conn = t
-                .connect(tcp, addr, left, t.speaks_h2())
-                .await
-                .map_err(|e| io::Error::other(format!("tls: {e}")))?;
-            Ok(crate::io::Conn::Tls(Box::new(conn)))
-        }
-    }
-}
+pub use sticky::{now_unix, Pinned};

@@ -37,10 +37,10 @@ use session::{End, Session};
 
 use crate::access_log::Entry;
 use crate::clock;
-use crate::l7::error::ProxyError;
-use crate::l7::proxy::{self, Attempts, Pinned, RequestSlot};
+use crate::http::ProxyError;
 use crate::state::{Pool, UdpListener};
 use crate::upstream::Lease;
+use crate::upstream::{self, Attempts, Pinned, RequestSlot};
 use crate::worker::{Busy, Worker};
 
 /// The largest UDP payload (IPv6 without jumbograms): nothing is ever truncated.
@@ -301,7 +301,7 @@ async fn pick<'p>(
     peer: SocketAddr,
     e: &mut Entry<'p>,
 ) -> Result<Picked, ProxyError> {
-    let admitted = proxy::admit(pool)?;
+    let admitted = upstream::admit(pool)?;
     // Validated: a udp listener's hashing pool hashes the client address.
     let hash = pool
         .hash_key

@@ -18,11 +18,11 @@ use tokio::sync::Notify;
 use super::Local;
 use crate::access_log::Entry;
 use crate::clock;
-use crate::l7::proxy::{self, RequestSlot};
 use crate::state::{byte_state, Member, Snapshot};
 use crate::stats::udp::{Dropped, Slot};
 use crate::stats::ErrorKind;
 use crate::upstream::Lease;
+use crate::upstream::{self, RequestSlot};
 
 /// Why a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,7 +240,7 @@ pub(super) async fn run(
                         // and its time feeds latency-aware balancing.
                         waiting = false;
                         let rtt = started.elapsed();
-                        proxy::observed(&l.w, pool, backend, member, 200, rtt, &mut e);
+                        upstream::observed(&l.w, pool, backend, member, 200, rtt, &mut e);
                     }
                     Ok(_) => {}
                     Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
@@ -258,7 +258,7 @@ pub(super) async fn run(
         tracing::warn!(backend = %backend.addr, pool = %pool.name, "udp backend refused");
         if let Some(m) = member {
             m.stats.error(ErrorKind::Connect);
-            proxy::outcome(&l.w, pool, m, Outcome::gateway_failure());
+            upstream::outcome(&l.w, pool, m, Outcome::gateway_failure());
         }
         e.status = 502;
     } else {

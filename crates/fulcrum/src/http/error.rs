@@ -59,6 +59,9 @@ pub enum ProxyError {
     /// The client stopped sending or reading in time, or went away.
     #[error("client: {0}")]
     Client(String),
+    /// The client did not send a whole request head in time (`header_timeout`).
+    #[error("client: request head timed out")]
+    ClientTimeout,
 }
 
 impl ProxyError {
@@ -66,6 +69,7 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest(_) | Self::Client(_) => 400,
+            Self::ClientTimeout => 408,
             Self::HeaderTooLarge => 431,
             Self::BodyTooLarge => 413,
             Self::MethodNotAllowed => 405,
@@ -84,7 +88,8 @@ impl ProxyError {
             | Self::HeaderTooLarge
             | Self::BodyTooLarge
             | Self::MethodNotAllowed
-            | Self::Client(_) => Side::Client,
+            | Self::Client(_)
+            | Self::ClientTimeout => Side::Client,
             Self::NoRoute | Self::NoBackend | Self::Overloaded => Side::Proxy,
             Self::Connect { .. }
             | Self::BadResponse(_)
@@ -102,6 +107,33 @@ impl ProxyError {
     /// a circuit limit sheds load that may pass in a moment.
     pub fn retry_after(&self) -> Option<u32> {
         matches!(self, Self::Overloaded).then_some(1)
+    }
+}
+
+/// A request that failed; `replied` when a response (or part of one) already went out.
+#[derive(Debug)]
+pub struct Failed {
+    /// What went wrong.
+    pub err: ProxyError,
+    /// Whether the client already got a response head.
+    pub replied: bool,
+}
+
+impl From<ProxyError> for Failed {
+    fn from(err: ProxyError) -> Self {
+        Self {
+            err,
+            replied: false,
+        }
+    }
+}
+
+/// Maps a failure reading the client's body to its error.
+pub fn client_body_error(err: super::body::BodyError) -> ProxyError {
+    match err {
+        super::body::BodyError::TooLarge => ProxyError::BodyTooLarge,
+        super::body::BodyError::Chunked(_) => ProxyError::BadRequest("invalid chunked body"),
+        other => ProxyError::Client(other.to_string()),
     }
 }
 

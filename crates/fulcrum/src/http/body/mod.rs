@@ -1,0 +1,228 @@
+//! Bodies as a stream of frames between any source and any sink: HTTP/1.1 framing
+//! (length, chunked, until close) decoded through `fulcrum_core::http1`, or HTTP/2
+//! streams. Memory stays bounded: one read at a time, h2 flow control respected.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+use crate::io::IoError;
+use fulcrum_core::http1;
+
+mod h1;
+mod h2;
+
+pub use h1::{H1Sink, H1Source, Out};
+pub use h2::{h2_send, H2Sink, H2Source};
+
+/// One piece of a body.
+#[derive(Debug)]
+pub enum Frame {
+    /// Body bytes.
+    Data(Bytes),
+    /// Trailer fields, after the last data.
+    Trailers(HeaderMap),
+}
+
+/// Why a body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Socket error or timeout.
+    #[error("{0}")]
+    Io(#[from] IoError),
+    /// The peer closed before the body's end.
+    #[error("closed before the end of the body")]
+    Eof,
+    /// Bad chunked framing.
+    #[error("{0}")]
+    Chunked(#[from] http1::ChunkError),
+    /// Over the configured body limit.
+    #[error("body too large")]
+    TooLarge,
+    /// HTTP/2 stream error.
+    #[error("{0}")]
+    H2(#[from] ::h2::Error),
+}
+
+/// Any body source.
+pub enum Source<'a> {
+    /// HTTP/1.1 framing on a socket.
+    H1(H1Source<'a>),
+    /// An HTTP/2 stream.
+    H2(H2Source),
+    /// A body already taken (or none): ends at once.
+    Done,
+}
+
+/// Any body sink.
+pub enum Sink<'a> {
+    /// HTTP/1.1 framing on a socket.
+    H1(H1Sink<'a>),
+    /// An HTTP/2 stream.
+    H2(H2Sink),
+}
+
+/// Which end of a pump failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PumpError {
+    /// Reading failed.
+    #[error("read: {0}")]
+    Source(BodyError),
+    /// Writing failed.
+    #[error("write: {0}")]
+    Sink(String),
+}
+
+impl Source<'_> {
+    /// The next frame.
+    pub async fn next(&mut self) -> Result<Option<Frame>, BodyError> {
+        match self {
+            Self::H1(s) => s.next().await,
+            Self::H2(s) => s.next().await,
+            Self::Done => Ok(None),
+        }
+    }
+
+    /// Whether the whole body has been read.
+    pub fn is_done(&self) -> bool {
+        match self {
+            Self::H1(s) => s.is_done(),
+            Self::H2(s) => s.is_end(),
+            Self::Done => true,
+        }
+    }
+
+    /// Body bytes already buffered, when they can go with the head (HTTP/1.1 with a
+    /// length); see [`H1Source::take_buffered`].
+    pub fn take_buffered(&mut self) -> Result<Bytes, BodyError> {
+        match self {
+            Self::H1(s) => s.take_buffered(),
+            Self::H2(_) | Self::Done => Ok(Bytes::new()),
+        }
+    }
+
+    /// Takes an HTTP/2 body out (leaving [`Source::Done`]), so it can be sent on a
+    /// task of its own; `None` for a body that borrows its connection.
+    pub fn take_owned(&mut self) -> Option<Source<'static>> {
+        match std::mem::replace(self, Self::Done) {
+            Self::H2(s) => Some(Source::H2(s)),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Body bytes read so far.
+    pub fn received(&self) -> u64 {
+        match self {
+            Self::H1(s) => s.received,
+            Self::H2(s) => s.received,
+            Self::Done => 0,
+        }
+    }
+}
+
+impl Sink<'_> {
+    async fn push(&mut self, frame: Frame) -> Result<(), PumpError> {
+        match self {
+            Self::H1(s) => s
+                .push(frame)
+                .await
+                .map_err(|e| PumpError::Sink(e.to_string())),
+            Self::H2(s) => match frame {
+                Frame::Data(data) => {
+                    s.sent += data.len() as u64;
+                    h2_send(&mut s.stream, data)
+                        .await
+                        .map_err(|e| PumpError::Sink(e.to_string()))
+                }
+                Frame::Trailers(map) => {
+                    s.trailers = Some(map);
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), PumpError> {
+        match self {
+            Self::H1(s) => s.flush().await.map_err(|e| PumpError::Sink(e.to_string())),
+            Self::H2(_) => Ok(()),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<(), PumpError> {
+        match self {
+            Self::H1(s) => s.finish().await.map_err(|e| PumpError::Sink(e.to_string())),
+            Self::H2(s) => {
+                let r = match s.trailers.take() {
+                    Some(t) => s.stream.send_trailers(t),
+                    None => s.stream.send_data(Bytes::new(), true),
+                };
+                r.map_err(|e| PumpError::Sink(e.to_string()))
+            }
+        }
+    }
+
+    /// Body bytes written so far.
+    pub fn sent(&self) -> u64 {
+        match self {
+            Self::H1(s) => s.sent,
+            Self::H2(s) => s.sent,
+        }
+    }
+
+    /// Resets an HTTP/2 stream whose source failed, so the peer sees an error
+    /// rather than a short body that looks complete.
+    pub fn abort(&mut self) {
+        if let Self::H2(s) = self {
+            s.stream.send_reset(::h2::Reason::INTERNAL_ERROR);
+        }
+    }
+}
+
+/// Moves a whole body from `src` to `sink`, writing only when the source would have
+/// to wait, so a small body leaves in the same write as its head, and a stream that
+/// pauses (server-sent events, a chunk then silence) reaches the client at once.
+pub async fn pump(src: &mut Source<'_>, sink: &mut Sink<'_>) -> Result<(), PumpError> {
+    loop {
+        let next = src.next();
+        tokio::pin!(next);
+        // One poll tells whether the next frame is already here; if not, what was
+        // gathered goes out before waiting (the pending read keeps its place).
+        let ready = std::future::poll_fn(|cx| match next.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
+            std::task::Poll::Pending => std::task::Poll::Ready(None),
+        })
+        .await;
+        let result = match ready {
+            Some(r) => r,
+            None => {
+                sink.flush().await?;
+                match sink {
+                    // An HTTP/2 peer may cancel while the source is quiet (a gRPC
+                    // client giving up on a stream): stop, so dropping the source
+                    // passes the cancel on.
+                    Sink::H2(s) => tokio::select! {
+                        r = &mut next => r,
+                        reason = std::future::poll_fn(|cx| s.stream.poll_reset(cx)) => {
+                            let why = reason.map_or_else(|e| e.to_string(), |r| format!("{r:?}"));
+                            return Err(PumpError::Sink(format!("stream reset by peer: {why}")));
+                        }
+                    },
+                    Sink::H1(_) => next.await,
+                }
+            }
+        };
+        match result {
+            Ok(Some(frame)) => sink.push(frame).await?,
+            Ok(None) => return sink.finish().await,
+            Err(e) => {
+                sink.abort();
+                return Err(PumpError::Source(e));
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Header fields between HTTP/2's `HeaderMap` and the byte pairs every rule and
+//! writer takes, and the framing decisions both codecs share. The forwarding rules
+//! themselves are `fulcrum_core::forward`'s, once for every protocol.
+
+use fulcrum_core::forward::{self, FieldList, Forwarded, Hop};
+use fulcrum_core::http1::Framing;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// Request fields for an HTTP/2 backend, by the forwarding rules.
+pub fn request_map<'a, I>(fields: I, host: &str, fwd: &Forwarded<'_>) -> HeaderMap
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let mut map = HeaderMap::new();
+    forward::request_fields(fields, Hop::H2, host.as_bytes(), fwd, |name, value| {
+        let value = match (value.earlier, value.last) {
+            ([], [one]) => HeaderValue::from_bytes(one),
+            _ => HeaderValue::from_bytes(&value.to_vec()),
+        };
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), value) {
+            map.append(n, v);
+        }
+    });
+    map
+}
+
+/// Response fields for an HTTP/2 client, by the forwarding rules.
+pub fn response_map<'a, I>(fields: I) -> HeaderMap
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let mut map = HeaderMap::new();
+    forward::response_fields(fields, Hop::H2, |name, value| {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+            map.append(n, v);
+        }
+    });
+    map
+}
+
+/// Fields of an `http` map as byte pairs (`HeaderMap`'s iterator cannot be cloned,
+/// and the writers walk the fields more than once).
+pub fn map_fields(map: &HeaderMap) -> Vec<(&[u8], &[u8])> {
+    map.iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+        .collect()
+}
+
+/// The framing of an HTTP/2 message's body as an HTTP/1.1 peer would see it: its
+/// content-length when valid, else chunked (or nothing when the stream already
+/// ended).
+pub fn map_framing(map: &HeaderMap, ended: bool) -> Framing {
+    if ended {
+        return Framing::Empty;
+    }
+    let len = map
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    len.map_or(Framing::Chunked, Framing::Length)
+}
+
+/// Whether a method carries a body by convention, so an empty one gets
+/// `Content-Length: 0` (some servers answer 411 without it).
+pub fn expects_body(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH")
+}
+
+/// The framing of an empty response body for an HTTP/1.1 client: `Content-Length: 0`
+/// unless the status never has a body, so the client need not wait for a close.
+pub fn empty_framing(status: u16) -> Framing {
+    if (100..200).contains(&status) || status == 204 || status == 304 {
+        Framing::Empty
+    } else {
+        Framing::Length(0)
+    }
+}
+
+/// The framing an HTTP/1.1 client gets for a response whose body the backend framed
+/// as `framing`: a HEAD keeps the announced length, an unknown length is chunked
+/// for HTTP/1.1 and ends with a close for HTTP/1.0.
+pub fn client_framing(
+    framing: Framing,
+    status: u16,
+    fields: FieldList<'_>,
+    is_head: bool,
+    client_11: bool,
+) -> Framing {
+    match framing {
+        Framing::Empty if is_head => fields
+            .get(b"content-length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+            .map_or(Framing::Empty, Framing::Length),
+        Framing::Empty => empty_framing(status),
+        Framing::Length(n) => Framing::Length(n),
+        Framing::Chunked | Framing::UntilClose if client_11 => Framing::Chunked,
+        Framing::Chunked | Framing::UntilClose => Framing::UntilClose,
+    }
+}
+
+/// Whether a response's body is an event stream (`text/event-stream`), which lives
+/// while quiet by the route's `stream_idle_timeout` rather than `upstream_timeout`.
+pub fn is_event_stream<'a>(mut fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> bool {
+    fields.any(|(n, v)| {
+        n.eq_ignore_ascii_case(b"content-type")
+            && v.get(..17)
+                .is_some_and(|t| t.eq_ignore_ascii_case(b"text/event-stream"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn te_trailers_reaches_an_http2_backend() {
+        let fwd = Forwarded {
+            client_ip: "10.0.0.9",
+            proto: "http",
+            via_version: "2",
+        };
+        let fields: [(&[u8], &[u8]); 3] = [
+            (b"te", b"trailers"),
+            (b"content-type", b"application/grpc"),
+            (b"connection", b"close"),
+        ];
+        let map = request_map(fields.iter().copied(), "svc", &fwd);
+        assert_eq!(map.get("te").unwrap(), "trailers");
+        assert_eq!(map.get("x-forwarded-for").unwrap(), "10.0.0.9");
+        assert_eq!(map.get("via").unwrap(), "2 fulcrum");
+        assert!(map.get("connection").is_none());
+    }
+
+    #[test]
+    fn framings() {
+        let mut map = HeaderMap::new();
+        assert_eq!(map_framing(&map, true), Framing::Empty);
+        assert_eq!(map_framing(&map, false), Framing::Chunked);
+        map.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        assert_eq!(map_framing(&map, false), Framing::Length(12));
+        let cl: [(&[u8], &[u8]); 1] = [(b"Content-Length", b"7")];
+        let list = FieldList::Pairs(&cl);
+        assert_eq!(
+            client_framing(Framing::Empty, 200, list, true, true),
+            Framing::Length(7)
+        );
+        assert_eq!(
+            client_framing(Framing::Empty, 200, list, false, true),
+            Framing::Length(0)
+        );
+        assert_eq!(
+            client_framing(Framing::Empty, 204, list, false, true),
+            Framing::Empty
+        );
+        assert_eq!(
+            client_framing(Framing::Chunked, 200, list, false, false),
+            Framing::UntilClose
+        );
+        assert_eq!(
+            client_framing(Framing::UntilClose, 200, list, false, true),
+            Framing::Chunked
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! The one forward step every client protocol feeds, in this order: route (host,
+//! path and predicates, the open-proxy guard) → edge policies → the pool's
+//! admission → the attempt loop (`upstream::run`: pick, connect, try, retry) with
+//! the pool's backend leg (`upstream::h1` or `upstream::h2`) → the response, handed
+//! back to the client codec to encode. Upgrades (WebSocket over HTTP/1.1 and over
+//! HTTP/2) and gRPC are cases of this flow.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use fulcrum_core::balance::Backend;
+use fulcrum_core::config::PoolProtocol;
+use fulcrum_core::http1::{self, Framing};
+use fulcrum_core::jwt::RequestTokens;
+use fulcrum_core::retry;
+use fulcrum_core::route::{Fields, Route};
+
+use super::policy::{self, Answer};
+use crate::access_log::Entry;
+use crate::http::body::Source;
+use crate::http::message::Asked;
+use crate::http::{Failed, Plan, ProxyError, Request, Response, ResponseBody, Switch, Upgrade};
+use crate::state::{Listener, Member, Pool, Snapshot};
+use crate::upstream::h1::Exchanged;
+use crate::upstream::{self, Attempts, ConnSlot, Lease, Pinned, RequestSlot};
+use crate::worker::Worker;
+
+/// Where a request ended up.
+pub enum Forwarded<'s, 'r> {
+    /// A policy answered it.
+    Answered(Answer),
+    /// The backend's response, for the client codec to encode.
+    Response(Response, Held<'s>),
+    /// The backend switched protocols as the client asked.
+    Switched(Switch, Held<'s>, Upgrade<'r>),
+}
+
+/// What a forwarded request holds until its response has been delivered.
+pub struct Held<'s> {
+    /// The pool.
+    pub pool: &'s Pool,
+    /// The backend that answered.
+    pub backend: &'s Backend,
+    /// Its health record.
+    pub member: Option<&'s Arc<Member>>,
+    /// The request in flight on it.
+    pub lease: Lease,
+    /// The pool's connection slot, when limited.
+    pub slot: Option<ConnSlot>,
+    /// The pool's request slot.
+    pub admitted: RequestSlot,
+}
+
+impl Held<'_> {
+    /// The response was delivered: its connection goes back to the pool when
+    /// `whole` (both bodies went through) and the backend allows.
+    pub fn release(self, w: &Worker, body: ResponseBody, whole: bool) {
+        upstream::h1::release(w, self.pool, self.backend, body, whole);
+    }
+}
+
+/// Forwards `req` (its body in `body`) as `l`'s routes, policies and pools say.
+pub async fn forward<'s, 'r>(
+    w: &Rc<Worker>,
+    snap: &'s Snapshot,
+    l: &'s Listener,
+    req: &Request<'r>,
+    body: &mut Source<'_>,
+    e: &mut Entry<'s>,
+) -> Result<Forwarded<'s, 'r>, Failed> {
+    // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.
+    let tokens = RequestTokens::new(upstream::now_unix);
+    let fields = Fields(req.fields());
+    let found = route(snap, l, req, &fields, &tokens);
+    for p in policy::policies(l, req) {
+        if let Some(answer) = p.on_request(snap, req, found.map(|(r, _)| r))? {
+            return Ok(Forwarded::Answered(answer));
+        }
+    }
+    let (route, pool) = found.ok_or(ProxyError::NoRoute)?;
+    e.route = Some(route.index);
+    e.route_traffic = snap.routes.get(route.index).map(|t| &**t);
+    e.pool = &pool.name;
+    if matches!(req.framing, Framing::Length(n) if n > l.max_body_bytes) {
+        return Err(ProxyError::BodyTooLarge.into());
+    }
+    let hash = pool.hash_key.as_ref().and_then(|key| {
+        key.hash_with_claims(
+            req.peer.ip(),
+            req.target.path,
+            |name| {
+                req.fields()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                    .map(|(_, v)| v)
+            },
+            || tokens.claims(&fields, pool.jwt_key.as_ref()),
+        )
+    });
+    if hash.is_none() && pool.hash_key.is_some() {
+        pool.state.hash_missing.fetch_add(1, Ordering::Relaxed);
+    }
+    // The sticky cookie may be in any `cookie` field (HTTP/2 may split them).
+    let cookies = req
+        .fields()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+        .map(|(_, v)| v);
+    let pinned = Pinned::read(pool, cookies);
+    let plan = Plan {
+        upgrade: upgrade(w, snap, route, pool, req)?,
+        stream_idle: stream_idle(snap, route),
+    };
+    let admitted = upstream::admit(pool)?;
+    let replayable = req.framing == Framing::Empty
+        && (retry::is_retryable_method(req.method) || plan.upgrade.is_some());
+    let mut attempts = Attempts::new(pool, hash, pinned, replayable);
+    let tried = match pool.protocol {
+        PoolProtocol::Http1 => {
+            upstream::run(w, &mut attempts, e, true, async |b, a, e| {
+                upstream::h1::exchange(w, pool, b, a, req, &plan, body, e).await
+            })
+            .await?
+        }
+        PoolProtocol::H2c | PoolProtocol::H2 => {
+            upstream::run(w, &mut attempts, e, false, async |b, a, e| {
+                upstream::h2::exchange(w, pool, b, a, req, body, e).await
+            })
+            .await?
+        }
+    };
+    e.bytes_in = body.received();
+    let held = Held {
+        pool,
+        backend: tried.backend,
+        member: attempts.member_arc(),
+        lease: tried.lease,
+        slot: tried.slot,
+        admitted,
+    };
+    match (tried.value, plan.upgrade) {
+        (Exchanged::Response(resp), _) => Ok(Forwarded::Response(resp, held)),
+        (Exchanged::Switched(sw), Some(u)) => Ok(Forwarded::Switched(sw, held, u)),
+        // The leg accepts a 101 only for an upgrade asked.
+        (Exchanged::Switched(_), None) => {
+            Err(ProxyError::BadResponse("101 without an upgrade request".into()).into())
+        }
+    }
+}
+
+/// The route and pool for a request, if a route matches; a full URL only by a route
+/// that names its host (no open proxy).
+fn route<'s>(
+    snap: &'s Snapshot,
+    l: &'s Listener,
+    req: &Request<'_>,
+    headers: &dyn fulcrum_core::route::Headers,
+    tokens: &RequestTokens,
+) -> Option<(&'s Route, &'s Pool)> {
+    let t = &req.target;
+    let view = fulcrum_core::route::Request {
+        method: req.method,
+        host: Some(t.host).filter(|h| !h.is_empty()),
+        path: t.path,
+        headers,
+    };
+    let route = l.routes.find_with_tokens(&view, tokens)?;
+    if !t.allowed_by(route.has_host) {
+        return None;
+    }
+    snap.pools.get(route.pool).map(|pool| (route, pool))
+}
+
+/// The upgrade to ask of the backend: an HTTP/1.1 one the route lists (others are
+/// ignored, RFC 9110 §7.8, and a request with a body is no WebSocket handshake), or
+/// an RFC 8441 WebSocket, which needs a route that lists it and an HTTP/1.1 pool.
+fn upgrade<'r>(
+    w: &Worker,
+    snap: &Snapshot,
+    route: &Route,
+    pool: &Pool,
+    req: &Request<'r>,
+) -> Result<Option<Upgrade<'r>>, ProxyError> {
+    let rc = snap.config.routes.get(route.index);
+    let idle = stream_idle(snap, route);
+    let max = rc.and_then(|r| r.max_stream_duration).map(|d| d.get());
+    match req.asked {
+        Asked::Nothing => Ok(None),
+        Asked::Upgrade if req.framing != Framing::Empty => Ok(None),
+        Asked::Upgrade => Ok(rc.and_then(|rc| {
+            let protocol = http1::choose_upgrade(req.fields(), &rc.upgrades)?;
+            Some(Upgrade {
+                protocol,
+                idle,
+                max,
+                key: None,
+            })
+        })),
+        Asked::WebSocket => {
+            let allowed = rc.is_some_and(|r| {
+                r.upgrades
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case("websocket"))
+            });
+            if !allowed || pool.protocol != PoolProtocol::Http1 {
+                return Err(ProxyError::BadRequest("no WebSocket on this route"));
+            }
+            let random = [w.entropy().to_le_bytes(), w.entropy().to_le_bytes()].concat();
+            let mut key = [0u8; 24];
+            base64::engine::general_purpose::STANDARD
+                .encode_slice(random, &mut key)
+                .map_err(|_| ProxyError::BadRequest("websocket key"))?;
+            Ok(Some(Upgrade {
+                protocol: b"websocket",
+                idle,
+                max,
+                key: Some(key),
+            }))
+        }
+    }
+}
+
+/// The route's `stream_idle_timeout` (an hour when the route is gone from the config).
+fn stream_idle(snap: &Snapshot, route: &Route) -> Duration {
+    snap.config
+        .routes
+        .get(route.index)
+        .map_or(Duration::from_secs(3600), |r| r.stream_idle_timeout.get())
+}

@@ -1,0 +1,184 @@
+//! Encoding for an HTTP/1.1 client: a backend's response (framed for the client's
+//! version, the connection kept or closed), a policy's answer, or a switch of
+//! protocols handed up as a [`Stream`] to splice.
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use fulcrum_core::http1::{self, Framing, RequestHead, Version};
+
+use super::Next;
+use crate::access_log::Entry;
+use crate::http::body::{pump, H1Sink, Out as Mode, PumpError, Sink};
+use crate::http::fields::client_framing;
+use crate::http::{Failed, ProxyError, Response, Switch, Upgrade};
+use crate::io::{self, Conn, IoError};
+use crate::l7::forward::Held;
+use crate::l7::policy::Answer;
+use crate::l7::stream::Stream;
+use crate::state::Listener;
+use crate::worker::Worker;
+
+/// The client side of one exchange.
+pub struct Out<'a> {
+    /// The worker.
+    pub w: &'a Rc<Worker>,
+    /// The client's listener.
+    pub l: &'a Listener,
+    /// The client's connection.
+    pub io: &'a Conn,
+    /// The request's head.
+    pub head: &'a RequestHead,
+}
+
+/// The `set-cookie` field to append to a response head, if any: an iterator of zero
+/// or one field, so the head's field iterator keeps one type.
+fn set_cookie_field(value: Option<&str>) -> std::option::IntoIter<(&[u8], &[u8])> {
+    value
+        .map(|v| (b"set-cookie".as_slice(), v.as_bytes()))
+        .into_iter()
+}
+
+impl Out<'_> {
+    /// Sends a policy's answer; the connection stays open unless the request's body
+    /// was left unread or the client asked to close.
+    pub async fn answer(&self, a: Answer, e: &mut Entry<'_>) -> Result<Next, Failed> {
+        let close = self.head.body != Framing::Empty || !self.head.keep_alive;
+        let mut out = Vec::with_capacity(160 + a.body.len());
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(a.status.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(http1::reason(a.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &a.fields {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("content-length: {}\r\n", a.body.len()).as_bytes());
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&a.body);
+        e.status = a.status;
+        io::write_all(self.io, &out, self.l.client_timeout)
+            .await
+            .map_err(|err| ProxyError::Client(err.to_string()))?;
+        Ok(Next::from(!close))
+    }
+
+    /// Sends a backend's response: its head rewritten for this client, then its
+    /// body; `body_done`: the request's body was read whole (else the connection
+    /// closes after).
+    pub async fn response(
+        &self,
+        is_head: bool,
+        resp: Response,
+        held: Held<'_>,
+        body_done: bool,
+        e: &mut Entry<'_>,
+    ) -> Result<Next, Failed> {
+        let Response {
+            status,
+            head,
+            framing,
+            mut body,
+            set_cookie,
+            ..
+        } = resp;
+        e.status = status;
+        let client_11 = self.head.version == Version::Http11;
+        let mut pairs = Vec::new();
+        let fields = head.fields(&mut pairs);
+        let client = client_framing(framing, status, fields, is_head, client_11);
+        let close = !self.head.keep_alive
+            || !body_done
+            || client == Framing::UntilClose
+            || self.w.stopping.get();
+        let mut out = io::take_vec(512);
+        http1::write_response_head(
+            &mut out,
+            status,
+            fields.iter().chain(set_cookie_field(set_cookie.as_deref())),
+            client,
+            close,
+            !close && !client_11,
+        );
+        let mode = if client == Framing::Chunked {
+            Mode::Chunked
+        } else {
+            Mode::Raw
+        };
+        let mut src = body.source(if is_head { Framing::Empty } else { framing });
+        let mut sink = Sink::H1(H1Sink::new(self.io, out, mode, self.l.client_timeout));
+        let result = pump(&mut src, &mut sink).await;
+        e.bytes_out = sink.sent();
+        drop((src, sink));
+        match result {
+            Ok(()) => {
+                held.release(self.w, body, body_done);
+                Ok(Next::from(!close))
+            }
+            Err(err) => {
+                if let PumpError::Source(_) = err {
+                    tracing::warn!(backend = %held.backend.addr, pool = %held.pool.name, error = %err, "response body failed");
+                }
+                Err(Failed {
+                    err: ProxyError::BadResponse(err.to_string()),
+                    replied: true,
+                })
+            }
+        }
+    }
+
+    /// After a `101`: sends the switching head (and any bytes that followed it) to
+    /// the client and the client's early bytes (`buf`) to the backend, and hands the
+    /// backend connection up as a [`Stream`]: the splice runs outside the exchange.
+    pub async fn switch(
+        &self,
+        buf: &mut BytesMut,
+        sw: Switch,
+        held: Held<'_>,
+        upgrade: Upgrade<'_>,
+        e: &mut Entry<'_>,
+    ) -> Result<Next, Failed> {
+        e.status = 101;
+        let Switch {
+            up,
+            head,
+            bytes,
+            early,
+        } = sw;
+        let mut out = io::take_vec(head.len + 64 + early.len());
+        http1::write_switching_head(&mut out, head.fields(&bytes), upgrade.protocol);
+        out.extend_from_slice(&early);
+        // A socket may idle for hours: hold none of the exchange's buffers.
+        drop((head, bytes, early));
+        let sent = async {
+            io::write_all(self.io, &out, self.l.client_timeout).await?;
+            if !buf.is_empty() {
+                io::write_all(&up, buf, held.pool.upstream_timeout).await?;
+                e.bytes_in += buf.len() as u64;
+            }
+            Ok::<(), IoError>(())
+        };
+        if let Err(err) = sent.await {
+            e.error = Some(format!("switching: {err}"));
+            return Ok(Next::Close);
+        }
+        e.bytes_out = out.len() as u64;
+        io::recycle_vec(out);
+        // The connection ends with the stream: its read buffer is not needed again.
+        *buf = BytesMut::new();
+        let Held {
+            pool,
+            member,
+            lease,
+            slot,
+            admitted,
+            ..
+        } = held;
+        let mut stream = Stream::new(up, lease, slot, member, &pool.state, upgrade);
+        stream.admitted = Some(admitted);
+        Ok(Next::Stream(Box::new(stream)))
+    }
+}

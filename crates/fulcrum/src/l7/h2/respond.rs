@@ -1,0 +1,172 @@
+//! Encoding for an HTTP/2 client: a backend's response (its body streamed within
+//! flow control, a gRPC deadline cutting it), a policy's answer, or the `200` that
+//! opens an RFC 8441 WebSocket and the bridge that follows.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use fulcrum_core::http1::Framing;
+use http::header::{HeaderMap, HeaderValue};
+use http::{Response as HttpResponse, StatusCode};
+
+use super::ws;
+use crate::access_log::Entry;
+use crate::http::body::{pump, H2Sink, PumpError, Sink, Source};
+use crate::http::fields::{client_framing, response_map};
+use crate::http::{ProxyError, Response, Switch, Upgrade};
+use crate::l7::forward::Held;
+use crate::l7::policy::Answer;
+use crate::worker::Worker;
+
+/// The client side of one stream.
+pub struct Out<'a> {
+    /// The worker.
+    pub w: &'a Rc<Worker>,
+    /// Where the response goes.
+    pub respond: &'a mut h2::server::SendResponse<Bytes>,
+}
+
+/// Adds a `set-cookie` field (appended: the backend's own cookies stay).
+fn add_set_cookie(map: &mut HeaderMap, value: Option<String>) {
+    if let Some(v) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
+        map.append(http::header::SET_COOKIE, v);
+    }
+}
+
+impl Out<'_> {
+    /// Sends a policy's answer.
+    pub fn answer(self, a: Answer, e: &mut Entry<'_>) -> Result<(), ProxyError> {
+        let mut res = HttpResponse::new(());
+        *res.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+        for (name, value) in a.fields {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                res.headers_mut().append(name, v);
+            }
+        }
+        res.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, a.body.len().into());
+        e.status = a.status;
+        let end = a.body.is_empty();
+        let mut stream = self
+            .respond
+            .send_response(res, end)
+            .map_err(|err| ProxyError::Client(err.to_string()))?;
+        if !end {
+            let _ = stream.send_data(a.body, true);
+        }
+        Ok(())
+    }
+
+    /// Sends a backend's response, then streams its body; `body_done`: the request's
+    /// body went through whole (else the backend connection is not reused).
+    pub async fn response(
+        self,
+        is_head: bool,
+        resp: Response,
+        held: Held<'_>,
+        body_done: bool,
+        e: &mut Entry<'_>,
+    ) -> Result<(), ProxyError> {
+        let Response {
+            status,
+            head,
+            framing,
+            mut body,
+            set_cookie,
+            deadline,
+            bodyless,
+        } = resp;
+        let mut pairs = Vec::new();
+        let fields = head.fields(&mut pairs);
+        let mut headers = response_map(fields.iter());
+        if is_head {
+            if let Framing::Length(n) = client_framing(framing, status, fields, true, true) {
+                headers.insert(http::header::CONTENT_LENGTH, n.into());
+            }
+        }
+        if bodyless {
+            headers.remove(http::header::CONTENT_LENGTH);
+            headers.remove(http::header::TRANSFER_ENCODING);
+        }
+        add_set_cookie(&mut headers, set_cookie);
+        let mut res = HttpResponse::new(());
+        *res.status_mut() = StatusCode::from_u16(status)
+            .map_err(|_| ProxyError::BadResponse("invalid status".into()))?;
+        *res.headers_mut() = headers;
+        e.status = status;
+        let framing = if is_head { Framing::Empty } else { framing };
+        let end = framing == Framing::Empty;
+        let stream = self
+            .respond
+            .send_response(res, end)
+            .map_err(|err| ProxyError::Client(err.to_string()))?;
+        if end {
+            held.release(self.w, body, body_done);
+            return Ok(());
+        }
+        let mut src = body.source(framing);
+        let mut sink = Sink::H2(H2Sink::new(stream));
+        let result = match deadline {
+            Some(at) => tokio::time::timeout_at(at, pump(&mut src, &mut sink))
+                .await
+                .unwrap_or_else(|_| Err(PumpError::Sink("grpc-timeout passed".into()))),
+            None => pump(&mut src, &mut sink).await,
+        };
+        e.bytes_out = sink.sent();
+        drop(src);
+        match result {
+            Ok(()) => held.release(self.w, body, body_done),
+            Err(err) => {
+                // Both streams are reset: the client sees the response end, not a
+                // clean end.
+                sink.abort();
+                e.error = Some(err.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// After a backend's `101` for an RFC 8441 WebSocket: answers the client's
+    /// CONNECT with `200` and bridges its stream to the backend connection until
+    /// either ends or it idles out.
+    pub async fn switch(
+        self,
+        body: Source<'_>,
+        sw: Switch,
+        held: Held<'_>,
+        upgrade: Upgrade<'_>,
+        e: &mut Entry<'_>,
+    ) -> Result<(), ProxyError> {
+        let Source::H2(src) = body else {
+            return Err(ProxyError::BadResponse(
+                "switched without a client stream".into(),
+            ));
+        };
+        let mut headers = response_map(sw.head.fields(&sw.bytes));
+        headers.remove("sec-websocket-accept");
+        let mut res = HttpResponse::new(());
+        *res.headers_mut() = headers;
+        let send = self
+            .respond
+            .send_response(res, false)
+            .map_err(|err| ProxyError::Client(err.to_string()))?;
+        e.status = 200;
+        let open = held.member.map(|m| m.stats.stream_opened());
+        let started = std::time::Instant::now();
+        let moved = ws::Moved::default();
+        let mut recv = src.into_stream();
+        let run = ws::relay(&mut recv, send, &sw.up, sw.early, upgrade.idle, &moved);
+        let ended = match upgrade.max {
+            Some(max) => tokio::time::timeout(max, run)
+                .await
+                .unwrap_or_else(|_| Some("max_stream_duration".into())),
+            None => run.await,
+        };
+        e.bytes_in = moved.forward.get();
+        e.bytes_out = moved.backward.get();
+        e.error = ended;
+        held.pool.state.streams.observe(started.elapsed());
+        drop(open);
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! Edge policies: the one ordered slot of the forward step where a policy may answer
+//! a request itself (a redirect, an ACME check, later 429, 401, 403, a CORS
+//! preflight or a static file) or change it, and later change its response. Every
+//! client protocol goes through the same slot, once.
+//!
+//! Today's policies are the listener's: the ACME HTTP-01 answer (plain listeners,
+//! before anything else) and `redirect_https`. Route-level ones plug in after them.
+
+use bytes::Bytes;
+use fulcrum_core::route::Route;
+
+use crate::http::{ProxyError, Request};
+use crate::state::{Listener, Snapshot};
+
+/// A response a policy makes up.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status.
+    pub status: u16,
+    /// Fields besides the framing.
+    pub fields: Vec<(&'static str, String)>,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+/// One edge policy.
+#[derive(Clone, Copy, Debug)]
+pub enum Policy {
+    /// Answers the ACME server's HTTP-01 check with the token's key authorization.
+    AcmeHttp01,
+    /// Answers with a permanent redirect to HTTPS on this port (308 keeps the
+    /// method and body).
+    RedirectHttps(u16),
+}
+
+/// The policies that apply to a request on `l`, in order.
+pub fn policies(l: &Listener, req: &Request<'_>) -> impl Iterator<Item = Policy> {
+    let acme = (!req.target.secure).then_some(Policy::AcmeHttp01);
+    let redirect = l.redirect_https.map(Policy::RedirectHttps);
+    acme.into_iter().chain(redirect)
+}
+
+impl Policy {
+    /// Looks at a request (and its route, when one matched): `Some` answers it.
+    pub fn on_request(
+        self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        _route: Option<&Route>,
+    ) -> Result<Option<Answer>, ProxyError> {
+        match self {
+            Self::AcmeHttp01 => {
+                let path = req.target.path;
+                if !path.starts_with(crate::tls::acme::HTTP01_PREFIX) {
+                    return Ok(None);
+                }
+                let key = crate::tls::acme::challenges().http01(path, &snap.config);
+                Ok(key.map(|key| Answer {
+                    status: 200,
+                    fields: vec![("content-type", "text/plain".into())],
+                    body: Bytes::from(key),
+                }))
+            }
+            Self::RedirectHttps(port) => {
+                let host = fulcrum_core::route::host_name(req.target.host);
+                if host.is_empty() || host.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                    return Err(ProxyError::BadRequest("no host to redirect to"));
+                }
+                let authority = if port == 443 {
+                    host.to_owned()
+                } else {
+                    format!("{host}:{port}")
+                };
+                let location = format!("https://{authority}{}", req.target.path);
+                Ok(Some(Answer {
+                    status: 308,
+                    fields: vec![("location", location)],
+                    body: Bytes::new(),
+                }))
+            }
+        }
+    }
+}
