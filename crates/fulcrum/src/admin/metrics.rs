@@ -5,6 +5,7 @@
 
 mod backends;
 mod tls;
+mod traffic;
 mod udp;
 
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use fulcrum_core::health::State;
 use prometheus_client::collector::Collector as PromCollector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelSetEncoder,
-    LabelValueEncoder, MetricEncoder, NoLabelSet,
+    LabelValueEncoder, MetricEncoder,
 };
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -32,7 +33,6 @@ use prometheus_client::registry::{Registry as PromRegistry, Unit};
 use super::process::{self, Process};
 use crate::state::Shared;
 use crate::state::{byte_state, Member, Pool, Registry, Snapshot};
-use crate::stats::{BUCKETS, CLASSES};
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -233,7 +233,7 @@ impl PromCollector for Collector {
         let snap = self.shared.load_full();
         backends::encode(&mut enc, &snap)?;
         encode_pools(&mut enc, &snap, &self.registry)?;
-        encode_traffic(&mut enc, &snap)?;
+        traffic::encode_traffic(&mut enc, &snap)?;
         udp::encode(&mut enc, &snap)?;
         tls::encode(&mut enc, &snap)?;
         encode_process(&mut enc, &snap, &self.process)
@@ -361,154 +361,6 @@ fn encode_pools(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, reg: &Registry
         })?;
     }
     Ok(())
-}
-
-/// Listeners (connections, requests by class), routes (requests by class) and
-/// pools' upstream connect times.
-fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::Result {
-    use MetricType::{Counter, Gauge};
-    // HTTP and TCP listeners alike: a TCP connection counts as one request.
-    let http = snap
-        .listeners
-        .values()
-        .map(|l| (l.name.as_str(), &*l.traffic));
-    let tcp = snap
-        .tcp_listeners
-        .values()
-        .map(|l| (l.name.as_str(), &*l.traffic));
-    let mut listeners: Vec<_> = http.chain(tcp).collect();
-    listeners.sort_by(|a, b| a.0.cmp(b.0));
-    family(
-        enc,
-        (
-            "fulcrum_listener_open_connections",
-            "Client connections open now.",
-            None,
-            Gauge,
-        ),
-        |mut m| {
-            for (name, traffic) in &listeners {
-                let (_, open) = traffic.connections();
-                gauge(&mut m, &Labels::front("listener", name), as_i64(open))?;
-            }
-            Ok(())
-        },
-    )?;
-    family(
-        enc,
-        (
-            "fulcrum_listener_connections",
-            "Client connections accepted.",
-            None,
-            Counter,
-        ),
-        |mut m| {
-            for (name, traffic) in &listeners {
-                let (accepted, _) = traffic.connections();
-                counter(&mut m, &Labels::front("listener", name), accepted)?;
-            }
-            Ok(())
-        },
-    )?;
-    family(
-        enc,
-        (
-            "fulcrum_listener_refused_connections",
-            "Client connections closed unserved: over max_connections, or for their PROXY header.",
-            None,
-            Counter,
-        ),
-        |mut m| {
-            for (name, traffic) in &listeners {
-                let base = Labels::front("listener", name);
-                let (over_cap, proxy) = traffic.admission.refused();
-                counter(&mut m, &base.with("reason", "max_connections"), over_cap)?;
-                counter(&mut m, &base.with("reason", "proxy_protocol"), proxy)?;
-            }
-            Ok(())
-        },
-    )?;
-    family(
-        enc,
-        (
-            "fulcrum_listener_requests",
-            "Requests answered on the listener, by status class (errors Fulcrum answered included).",
-            None,
-            Counter,
-        ),
-        |mut m| {
-            for (name, traffic) in &listeners {
-                let base = Labels::front("listener", name);
-                for (class, n) in CLASSES.iter().zip(traffic.requests()) {
-                    counter(&mut m, &base.with("class", class), n)?;
-                }
-            }
-            Ok(())
-        },
-    )?;
-    let indices: Vec<String> = (0..snap.routes.len()).map(|i| i.to_string()).collect();
-    family(
-        enc,
-        (
-            "fulcrum_route_requests",
-            "Requests matched by a route (its index in [[routes]]), by status class.",
-            None,
-            Counter,
-        ),
-        |mut m| {
-            for (i, t) in snap.routes.iter().enumerate() {
-                let pool = snap.config.routes.get(i).map(|r| r.pool.as_str());
-                let base = Labels {
-                    pool,
-                    ..Labels::front("route", indices.get(i).map_or("", String::as_str))
-                };
-                for (class, n) in CLASSES.iter().zip(t.requests()) {
-                    counter(&mut m, &base.with("class", class), n)?;
-                }
-            }
-            Ok(())
-        },
-    )?;
-    pool_timings(
-        enc,
-        "fulcrum_pool_connect_duration",
-        "Time to open a new upstream connection (TCP, and the h2c handshake).",
-        snap,
-        |p| &p.state.connect,
-    )?;
-    pool_timings(
-        enc,
-        "fulcrum_pool_stream_duration",
-        "Lives of upgraded (WebSocket) and layer-4 connections, once they end.",
-        snap,
-        |p| &p.state.streams,
-    )
-}
-
-/// One histogram family in seconds, one series per pool, from `timings` of each.
-fn pool_timings(
-    enc: &mut DescriptorEncoder<'_>,
-    name: &str,
-    help: &str,
-    snap: &Snapshot,
-    timings: impl Fn(&crate::state::Pool) -> &crate::stats::Timings,
-) -> fmt::Result {
-    family(
-        enc,
-        (name, help, Some(Unit::Seconds), MetricType::Histogram),
-        |mut m| {
-            let mut buckets = [(0.0, 0u64); BUCKETS.len() + 1];
-            for p in &snap.pools {
-                let h = timings(p).histogram();
-                for (i, slot) in buckets.iter_mut().enumerate() {
-                    *slot = (BUCKETS.get(i).copied().unwrap_or(f64::MAX), h.buckets[i]);
-                }
-                m.encode_family(&Labels::pool(&p.name))?
-                    .encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
-            }
-            Ok(())
-        },
-    )
 }
 
 fn encode_process(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, pr: &Process) -> fmt::Result {

@@ -5,26 +5,26 @@
 //! same port, then waits for signals: SIGHUP reloads, SIGTERM/SIGINT stop accepting
 //! and let in-flight requests finish up to `shutdown_timeout`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use fulcrum_core::config::Config;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
-use crate::handover::{HandoverError, Inherited, Listening};
-use crate::listen;
-use crate::listen::live::{Command, Live};
+use crate::handover::Inherited;
+use crate::listen::live::Live;
 use crate::listen::socket::Socket;
 use crate::state::{Registry, Snapshot};
 use crate::worker::{Shared, Worker};
+use signals::{Signals, Upgrade};
+use workers::{worker_main, worker_seed};
+
+mod signals;
+mod workers;
 
 /// Why Fulcrum could not start.
 #[derive(Debug, thiserror::Error)]
@@ -289,252 +289,5 @@ async fn watch(
             tracing::info!(path = %path.display(), "config file changed; reloading");
             let _ = process.reload(&path, &shared, &registry);
         }
-    }
-}
-
-/// The signals Fulcrum answers.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    usr2: tokio::signal::unix::Signal,
-}
-
-/// What a SIGUSR2 needs to start the successor: the binary (resolved at start, so
-/// a binary replaced on disk is the one started), the arguments, and the sockets.
-struct Upgrade {
-    exe: PathBuf,
-    args: Vec<std::ffi::OsString>,
-    /// The HTTP and TCP listeners as they are now (reloads move them).
-    live: Arc<Live>,
-    /// The admin listener's socket, when there is one.
-    admin: Option<Arc<Listening>>,
-}
-
-impl Upgrade {
-    /// Starts the successor and hands it the sockets; `true` once it serves.
-    async fn run(&self) -> bool {
-        let (exe, args) = (self.exe.clone(), self.args.clone());
-        let (live, admin) = (self.live.clone(), self.admin.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            let mut handover = live.handover().map_err(|error| HandoverError::Io {
-                what: "copy the listening sockets",
-                error,
-            })?;
-            if let Some(a) = admin {
-                let sockets = a
-                    .sockets
-                    .iter()
-                    .map(|s| s.try_clone())
-                    .collect::<Result<_, _>>();
-                let sockets = sockets.map_err(|error| HandoverError::Io {
-                    what: "copy the admin socket",
-                    error,
-                })?;
-                handover.push(Listening {
-                    name: a.name.clone(),
-                    addr: a.addr,
-                    sockets,
-                });
-            }
-            crate::handover::hand_over(&exe, &args, &handover)
-        })
-        .await;
-        match result {
-            Ok(Ok(child)) => {
-                tracing::info!(
-                    new_pid = child.id(),
-                    "upgrade: the new process serves; finishing in-flight requests"
-                );
-                true
-            }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "upgrade failed; this process keeps serving");
-                false
-            }
-            Err(error) => {
-                tracing::error!(%error, "upgrade failed; this process keeps serving");
-                false
-            }
-        }
-    }
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Self {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-            usr2: signal(SignalKind::user_defined2())?,
-        })
-    }
-
-    /// Waits for SIGTERM or SIGINT, or a SIGUSR2 whose upgrade succeeded; reloads
-    /// on each SIGHUP meanwhile.
-    async fn wait(
-        mut self,
-        path: Option<PathBuf>,
-        shared: &Shared,
-        registry: &Registry,
-        process: &crate::admin::Process,
-        upgrade: &Upgrade,
-    ) {
-        loop {
-            tokio::select! {
-                _ = self.term.recv() => break,
-                _ = self.int.recv() => break,
-                _ = self.usr2.recv() => if upgrade.run().await { break },
-                _ = self.hup.recv() => match &path {
-                    // Counted and logged ("config reloaded" / "reload failed") there.
-                    Some(path) => { let _ = process.reload(path, shared, registry); }
-                    None => tracing::warn!("SIGHUP ignored: running the embedded config"),
-                },
-            }
-        }
-        tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    }
-}
-
-/// How long idle client connections are still served once shutdown starts.
-const IDLE_GRACE: Duration = Duration::from_millis(500);
-
-fn worker_seed(id: usize) -> u64 {
-    (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id())
-}
-
-fn worker_main(
-    id: usize,
-    w: Rc<Worker>,
-    (sockets, commands): (Vec<(String, Socket)>, UnboundedReceiver<Command>),
-    mut stop_rx: watch::Receiver<bool>,
-    deadline: Duration,
-) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(error) => {
-            tracing::error!(worker = id, %error, "worker runtime failed to start");
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    crate::stats::set_shard(id);
-    local.block_on(&rt, async move {
-        tokio::task::spawn_local(listeners(w.clone(), id, sockets, commands));
-        tokio::task::spawn_local(sweep(w.clone()));
-        let _ = stop_rx.wait_for(|s| *s).await;
-        w.begin_stop();
-        let expire = tokio::time::sleep(deadline);
-        tokio::pin!(expire);
-        // Idle keep-alive connections stay served for a moment after the last busy
-        // one: a client may be sending on one right now, and a close then would
-        // reset its request. Each such request is answered with `Connection: close`.
-        let grace = tokio::time::sleep(IDLE_GRACE.min(deadline));
-        tokio::pin!(grace);
-        let mut graced = false;
-        while w.busy.get() > 0 || !graced {
-            tokio::select! {
-                () = w.idle.notified() => {}
-                () = &mut grace, if !graced => graced = true,
-                () = &mut expire => {
-                    tracing::warn!(worker = id, busy = w.busy.get(), "shutdown deadline passed; closing");
-                    break;
-                }
-            }
-        }
-        w.h1_pool.clear();
-        w.h2_pool.clear();
-    });
-}
-
-/// Runs this worker's accept loops: those it started with, then those reloads
-/// add, move or remove.
-async fn listeners(
-    w: Rc<Worker>,
-    id: usize,
-    sockets: Vec<(String, Socket)>,
-    mut commands: UnboundedReceiver<Command>,
-) {
-    let mut loops: HashMap<String, Vec<tokio::task::JoinHandle<()>>> = HashMap::new();
-    let start = |loops: &mut HashMap<String, Vec<_>>, name: String, socket| {
-        let task = match socket {
-            Socket::Tcp(socket) => match TcpListener::from_std(socket) {
-                Ok(listener) => {
-                    tokio::task::spawn_local(accept_loop(w.clone(), listener, Rc::from(&*name)))
-                }
-                Err(error) => {
-                    tracing::error!(worker = id, %error, "listener setup failed");
-                    return;
-                }
-            },
-            // Its sessions end when the task is dropped (a reload moved or
-            // removed the listener).
-            Socket::Udp(socket) => {
-                tokio::task::spawn_local(crate::l4::udp::serve(w.clone(), socket, Rc::from(&*name)))
-            }
-        };
-        loops.entry(name).or_default().push(task);
-    };
-    for (name, socket) in sockets {
-        start(&mut loops, name, socket);
-    }
-    while let Some(command) = commands.recv().await {
-        match command {
-            Command::Add(name, socket) => {
-                for task in loops.remove(&name).unwrap_or_default() {
-                    task.abort();
-                }
-                start(&mut loops, name, socket);
-            }
-            Command::Remove(name) => {
-                // Dropping the accept loop closes this worker's socket; accepted
-                // connections are their own tasks and finish.
-                for task in loops.remove(&name).unwrap_or_default() {
-                    task.abort();
-                }
-            }
-        }
-    }
-}
-
-async fn accept_loop(w: Rc<Worker>, listener: TcpListener, name: Rc<str>) {
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                // The cap and PROXY header, then HTTP or TCP as the snapshot says.
-                Ok((io, peer)) => listen::accept::spawn(&w, io, peer, &name),
-                Err(error) => {
-                    // Out of descriptors or similar: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = w.stop.notified() => return,
-        }
-        if w.stopping.get() {
-            return;
-        }
-    }
-}
-
-/// Closes idle upstream connections past their pool's idle timeout.
-async fn sweep(w: Rc<Worker>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tick.tick().await;
-        if w.stopping.get() {
-            return;
-        }
-        let snap = w.shared.load();
-        w.h1_pool.sweep(|addr| {
-            snap.pools
-                .iter()
-                .find(|p| p.backends.iter().any(|b| b.addr == addr))
-                .map_or(Duration::ZERO, |p| p.idle_timeout)
-        });
     }
 }
