@@ -66,18 +66,7 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> HandoverError {
     move |error| HandoverError::Io { what, error }
 }
 
-/// One listener's sockets, as handed over: its name, address and one socket per
-/// worker of the old process (TCP or UDP; the new process tells them apart by
-/// their type).
-#[derive(Debug)]
-pub struct Listening {
-    /// Listener name in the config (`@admin` for the admin listener).
-    pub name: String,
-    /// The bound address (port 0 resolved).
-    pub addr: SocketAddr,
-    /// The sockets.
-    pub sockets: Vec<Socket>,
-}
+pub use crate::listen::socket::Listening;
 
 /// Starts the new binary and hands it `listening`; returns the new process once it
 /// says it serves. Blocking: run it off the async threads.

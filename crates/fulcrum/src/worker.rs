@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use crate::access_log::AccessLog;
 use crate::state::{Registry, Snapshot};
-use crate::upstream::{H1Pool, H2Pool};
+use crate::io::pool::{H1Pool, H2Pool};
 
 /// The published snapshot, swapped on reload.
 pub type Shared = Arc<ArcSwap<Snapshot>>;

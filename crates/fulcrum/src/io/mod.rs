@@ -2,6 +2,7 @@
 //! reader and response writer can use one socket without splitting it, and an idle
 //! connection holds no buffer until bytes arrive.
 
+pub mod pool;
 pub mod splice;
 
 use std::io;

@@ -12,7 +12,7 @@ use fulcrum_core::config::{Config, ListenerProtocol};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::socket::Socket;
-use crate::handover::Listening;
+use super::socket::Listening;
 
 /// Whether listeners speaking `protocol` get sockets: TCP ones for http, https, tcp and
 /// tls-passthrough (workers tell them apart by the snapshot's listener maps when

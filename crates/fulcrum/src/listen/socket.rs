@@ -99,3 +99,17 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     }
     Ok(socket.into())
 }
+
+/// One listener's sockets, as handed over: its name, address and one socket per
+/// worker of the old process (TCP or UDP; the new process tells them apart by
+/// their type).
+#[derive(Debug)]
+pub struct Listening {
+    /// Listener name in the config (`@admin` for the admin listener).
+    pub name: String,
+    /// The bound address (port 0 resolved).
+    pub addr: SocketAddr,
+    /// The sockets.
+    pub sockets: Vec<Socket>,
+}
+

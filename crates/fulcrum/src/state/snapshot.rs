@@ -347,6 +347,4 @@ pub struct UdpListener {
     pub counters: Arc<Counters>,
 }
 
-/// Which connections may carry a pool's request: the backend's address and the
-/// pool's TLS settings ([`crate::tls::Upstream::id`], 0 for plain TCP).
-pub type ConnKey = (SocketAddr, u64);
+pub use crate::io::pool::ConnKey;

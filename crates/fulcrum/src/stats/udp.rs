@@ -166,7 +166,7 @@ impl Counters {
 }
 
 /// Every udp listener's counters by name, kept across reloads (in the
-/// [`Registry`](crate::state::Registry)).
+/// registry of state kept across reloads).
 #[derive(Debug, Default)]
 pub struct Kept(Mutex<HashMap<String, Arc<Counters>>>);
 

@@ -12,7 +12,6 @@ pub mod h1;
 pub mod h2;
 mod lease;
 mod passive;
-mod pool;
 mod sticky;
 
 pub use admission::{admit, conn_slot, ConnSlot, RequestSlot};
@@ -20,5 +19,5 @@ pub use attempts::{run, Attempts, Step, Tried};
 pub use connect::{connect, connect_with, open, proxy_header};
 pub use lease::Lease;
 pub use passive::{observed, outcome};
-pub use pool::{ConnKey, H1Pool, H2Pool};
+pub use crate::io::pool::{ConnKey, H1Pool, H2Pool};
 pub use sticky::{now_unix, Pinned};

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::io::{is_reusable, Conn};
+use super::{is_reusable, Conn};
 use bytes::Bytes;
 
 /// Idle time after which a pooled connection is probed for EOF before reuse.
@@ -17,7 +17,9 @@ struct Idle {
     since: Instant,
 }
 
-pub use crate::state::ConnKey;
+/// Which connections may carry a pool's request: the backend's address and the
+/// pool's TLS settings ([`crate::tls::Upstream::id`], 0 for plain TCP).
+pub type ConnKey = (SocketAddr, u64);
 
 /// Idle HTTP/1.1 connections by backend address and TLS settings, newest last.
 #[derive(Default)]
