@@ -19,6 +19,7 @@ backend over kept-alive upstream connections:
 
     python3 bench/tls.py
     ROUNDS=3 DURATION=10s CONNS=64 HS_CONNS=16 IDLE_CONNS=5000 PROXIES="fulcrum haproxy nginx" SKIP_BUILD=1 python3 bench/tls.py
+    FULCRUM_BASE_BIN=/path/to/old/fulcrum PROXIES="fulcrum fulcrum-base haproxy" python3 bench/tls.py  # A/B, as bench/run
 """
 
 import os
@@ -46,6 +47,8 @@ LOAD_CPU = os.environ.get("LOAD_CPU", "1")
 SKIP_BUILD = os.environ.get("SKIP_BUILD") == "1"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULCRUM = os.path.join(REPO, "target", "release", "fulcrum")
+# "fulcrum-base" in PROXIES: this older build with fulcrum's config (an A/B of a change).
+FULCRUM_BASE_BIN = os.environ.get("FULCRUM_BASE_BIN", "")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -87,8 +90,8 @@ http {{
 
 
 def proxy_cmd(proxy, d, port, target, resume):
-    if proxy == "fulcrum":
-        with open(f"{d}/fulcrum.toml", "w") as f:
+    if proxy in ("fulcrum", "fulcrum-base"):
+        with open(f"{d}/{proxy}.toml", "w") as f:
             f.write(f"""workers = 1
 [access_log]
 enabled = false
@@ -101,7 +104,8 @@ pool = "b"
 [pools.b]
 backends = ["127.0.0.1:{target}"]
 """)
-        return [FULCRUM, "run", "--config", f"{d}/fulcrum.toml"]
+        binary = FULCRUM if proxy == "fulcrum" else FULCRUM_BASE_BIN
+        return [binary, "run", "--config", f"{d}/{proxy}.toml"]
     if proxy == "haproxy":
         with open(f"{d}/haproxy.cfg", "w") as f:
             f.write(f"""global
@@ -233,6 +237,8 @@ def main():
         install("haproxy")
     if not shutil.which("nginx"):
         install("nginx-light")
+    if "fulcrum-base" in PROXIES and not os.access(FULCRUM_BASE_BIN, os.X_OK):
+        sys.exit("fulcrum-base needs FULCRUM_BASE_BIN=PATH of an executable fulcrum")
     if "fulcrum" in PROXIES and not SKIP_BUILD:
         log("cargo build --release -p fulcrum")
         subprocess.run(["cargo", "build", "--release", "-p", "fulcrum"], cwd=REPO, check=True)
