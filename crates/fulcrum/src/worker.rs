@@ -10,8 +10,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use crate::access_log::AccessLog;
-use crate::state::{Registry, Snapshot};
 use crate::io::pool::{H1Pool, H2Pool};
+use crate::state::{Registry, Snapshot};
 
 /// The published snapshot, swapped on reload.
 pub type Shared = Arc<ArcSwap<Snapshot>>;

@@ -187,6 +187,11 @@ pub enum ResponseBody {
 impl ResponseBody {
     /// The body as a source framed as `framing` (`Empty` for a HEAD's response).
     pub fn source(&mut self, framing: Framing) -> Source<'_> {
+        if framing == Framing::Empty {
+            // Nothing is read (a HEAD's response): an HTTP/2 stream still open is
+            // reset when dropped, never passed on.
+            return Source::Done;
+        }
         match self {
             Self::H1 { up, buf, idle, .. } => {
                 Source::H1(H1Source::new(up, buf, framing, *idle, u64::MAX))

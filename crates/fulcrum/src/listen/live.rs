@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use fulcrum_core::config::{Config, ListenerProtocol};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::socket::Socket;
 use super::socket::Listening;
+use super::socket::Socket;
 
 /// Whether listeners speaking `protocol` get sockets: TCP ones for http, https, tcp and
 /// tls-passthrough (workers tell them apart by the snapshot's listener maps when

@@ -112,4 +112,3 @@ pub struct Listening {
     /// The sockets.
     pub sockets: Vec<Socket>,
 }
-

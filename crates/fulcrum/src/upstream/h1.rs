@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::{Buf, BytesMut};
 use fulcrum_core::balance::Backend;
+use fulcrum_core::forward::FieldList;
 use fulcrum_core::http1::{self, Framing, HeadError, ResponseHead};
 use sha1::{Digest, Sha1};
 
@@ -130,7 +131,9 @@ pub async fn conn(
     let started = Instant::now();
     let header = header.as_deref().unwrap_or_default();
     let tls = pool.tls.as_deref();
-    match super::open(backend.addr, pool.connect_timeout, header, tls).await {
+    // Boxed: a new connection (with its TLS handshake) is the rare case, and its
+    // future would otherwise size every request's.
+    match Box::pin(super::open(backend.addr, pool.connect_timeout, header, tls)).await {
         Ok(s) => {
             pool.state.connect.observe(started.elapsed());
             Ok((s, false))
@@ -205,7 +208,11 @@ pub async fn exchange(
         other => other,
     };
     let client_ip = req.peer.ip().to_string();
-    let mut out = io::WriteBuf::take(512);
+    let hint = match req.fields {
+        FieldList::Spans { bytes, .. } => bytes.len() + 192,
+        FieldList::Pairs(_) => 512,
+    };
+    let mut out = io::WriteBuf::take(hint);
     write_head(&mut out, req, plan, framing, &client_ip);
     let ends = pool
         .send_proxy

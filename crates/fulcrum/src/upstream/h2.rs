@@ -37,6 +37,23 @@ pub async fn conn(
             Err(_) => w.h2_pool.remove(key),
         }
     }
+    // Boxed: a new connection (TCP, TLS, the HTTP/2 handshake) is the rare case,
+    // and its future would otherwise size every request's.
+    let send = Box::pin(connect(w, pool, backend)).await?;
+    send.ready().await.map_err(|e| ProxyError::Connect {
+        addr,
+        reason: e.to_string(),
+    })
+}
+
+/// Opens a new HTTP/2 connection to `backend` and keeps it in the worker's pool.
+async fn connect(
+    w: &Rc<Worker>,
+    pool: &Pool,
+    backend: &Backend,
+) -> Result<h2::client::SendRequest<Bytes>, ProxyError> {
+    let addr = backend.addr;
+    let key = pool.conn_key(addr);
     let fail = |reason: String| ProxyError::Connect { addr, reason };
     let started = Instant::now();
     let io = super::open(addr, pool.connect_timeout, &[], pool.tls.as_deref())
@@ -53,7 +70,7 @@ pub async fn conn(
     }
     .map_err(fail)?;
     w.h2_pool.put(key, send.clone());
-    send.ready().await.map_err(|e| fail(e.to_string()))
+    Ok(send)
 }
 
 /// Runs an HTTP/2 client handshake over `io` and spawns its connection task.

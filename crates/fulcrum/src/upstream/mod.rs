@@ -14,10 +14,10 @@ mod lease;
 mod passive;
 mod sticky;
 
+pub use crate::io::pool::{ConnKey, H1Pool, H2Pool};
 pub use admission::{admit, conn_slot, ConnSlot, RequestSlot};
 pub use attempts::{run, Attempts, Step, Tried};
 pub use connect::{connect, connect_with, open, proxy_header};
 pub use lease::Lease;
 pub use passive::{observed, outcome};
-pub use crate::io::pool::{ConnKey, H1Pool, H2Pool};
 pub use sticky::{now_unix, Pinned};

@@ -30,7 +30,7 @@ pub struct Msg {
     pub n: u32,
 }
 
-fn msg(text: &str, n: u32) -> Msg {
+pub fn msg(text: &str, n: u32) -> Msg {
     Msg {
         text: text.into(),
         n,
@@ -262,7 +262,7 @@ async fn connect(f: &Fulcrum) -> tonic::client::Grpc<tonic::transport::Channel> 
     tonic::client::Grpc::new(channel)
 }
 
-fn path(method: &str) -> PathAndQuery {
+pub fn path(method: &str) -> PathAndQuery {
     PathAndQuery::try_from(format!("/test.Echo/{method}")).unwrap()
 }
 

@@ -7,11 +7,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use http::uri::PathAndQuery;
 use tonic::{Code, Request};
 use tonic_prost::ProstCodec;
 
-use crate::grpc::Msg;
+use crate::grpc::{msg, path, Msg};
 use crate::support::*;
 
 fn script(name: &str) -> String {
@@ -68,17 +67,6 @@ fn config(port: u16) -> String {
          [[routes]]\npath_prefix = \"/test.Echo/\"\npool = \"grpc\"\n\n\
          [pools.grpc]\nprotocol = \"h2c\"\nbackends = [\"127.0.0.1:{port}\"]\n"
     )
-}
-
-fn path(method: &str) -> PathAndQuery {
-    PathAndQuery::try_from(format!("/test.Echo/{method}")).unwrap()
-}
-
-fn msg(text: &str, n: u32) -> Msg {
-    Msg {
-        text: text.into(),
-        n,
-    }
 }
 
 #[test]

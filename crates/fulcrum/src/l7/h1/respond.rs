@@ -11,7 +11,7 @@ use super::Next;
 use crate::access_log::Entry;
 use crate::http::body::{pump, H1Sink, Out as Mode, PumpError, Sink};
 use crate::http::fields::client_framing;
-use crate::http::{Failed, ProxyError, Response, Switch, Upgrade};
+use crate::http::{Failed, Head, ProxyError, Response, ResponseBody, Switch, Upgrade};
 use crate::io::{self, Conn, IoError};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
@@ -94,7 +94,15 @@ impl Out<'_> {
             || !body_done
             || client == Framing::UntilClose
             || self.w.stopping.get();
-        let mut out = io::take_vec(512);
+        // Room for the head and what of the body is already read: a small response
+        // leaves in one write with no reallocation.
+        let hint = match (&head, &body) {
+            (Head::H1 { bytes, .. }, ResponseBody::H1 { buf, .. }) => {
+                bytes.len() + 64 + buf.len().min(64 * 1024)
+            }
+            _ => 512,
+        };
+        let mut out = io::take_vec(hint);
         http1::write_response_head(
             &mut out,
             status,
