@@ -23,12 +23,6 @@ where
         .chain(id.and_then(|(name, v)| v.map(|v| (name, v))))
 }
 
-/// Whether a received field name is the identity header `name` (lowercase), which a
-/// client must not set itself.
-pub fn is_identity_field(received: &[u8], name: &[u8]) -> bool {
-    same_name(received, name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +72,5 @@ mod tests {
     fn without_the_setting_fields_pass() {
         let out = run(&[("x-client-subject", "CN=admin")], None);
         assert_eq!(out.len(), 1);
-        assert!(is_identity_field(b"X_Client_Subject", b"x-client-subject"));
     }
 }

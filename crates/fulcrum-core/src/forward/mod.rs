@@ -14,5 +14,5 @@ pub use fields::{FieldList, Fields};
 pub use headers::{
     is_hop_by_hop, request_fields, response_fields, same_name, Forwarded, Hop, Value,
 };
-pub use identity::{is_identity_field, with_identity, Identity};
+pub use identity::{with_identity, Identity};
 pub use target::{parse_target, Target, TargetError};

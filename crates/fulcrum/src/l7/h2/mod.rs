@@ -182,14 +182,19 @@ async fn handle(
     let mut body = Source::H2(H2Source::new(recv, l.max_body_bytes));
     let result = if parts.method == http::Method::CONNECT && !websocket {
         Err(ProxyError::MethodNotAllowed.into())
-    } else {
+    } else if grpc {
+        // A gRPC call may wait long (a deadline, a quiet server stream): a client's
+        // cancel drops the forward, which resets the backend stream. Other requests
+        // do not pay for watching (a lock on the connection at every wake-up).
         let forwarded = forward(w, &snap, l, &req, &mut body, &mut e);
         let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
         tokio::select! {
+            biased;
             r = forwarded => r,
-            // The client cancelled: dropping the forward resets the backend stream.
             _ = reset => Err(ProxyError::Client("stream reset by the client".into()).into()),
         }
+    } else {
+        forward(w, &snap, l, &req, &mut body, &mut e).await
     };
     let body_done = body.is_done();
     let out = respond::Out {
