@@ -182,12 +182,16 @@ fn upgrade<'r>(
     pool: &Pool,
     req: &Request<'r>,
 ) -> Result<Option<Upgrade<'r>>, ProxyError> {
+    match req.asked {
+        Asked::Nothing => return Ok(None),
+        Asked::Upgrade if req.framing != Framing::Empty => return Ok(None),
+        Asked::Upgrade | Asked::WebSocket => {}
+    }
     let rc = snap.config.routes.get(route.index);
     let idle = stream_idle(snap, route);
     let max = rc.and_then(|r| r.max_stream_duration).map(|d| d.get());
     match req.asked {
         Asked::Nothing => Ok(None),
-        Asked::Upgrade if req.framing != Framing::Empty => Ok(None),
         Asked::Upgrade => Ok(rc.and_then(|rc| {
             let protocol = http1::choose_upgrade(req.fields(), &rc.upgrades)?;
             Some(Upgrade {
