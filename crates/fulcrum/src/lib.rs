@@ -20,6 +20,7 @@ pub mod l7;
 pub mod listen;
 pub mod reload;
 pub mod server;
+pub mod spans;
 pub mod state;
 pub mod stats;
 pub mod tls;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{AccessLog, WorkerLog};
 use crate::io::pool::{H1Pool, H2Pool};
 use crate::state::{Registry, Snapshot};
 
@@ -24,8 +24,10 @@ pub struct Worker {
     pub h1_pool: H1Pool,
     /// Multiplexed h2c upstream connections.
     pub h2_pool: H2Pool,
-    /// Access log sink.
-    pub log: AccessLog,
+    /// This worker's access log buffer.
+    pub log: WorkerLog,
+    /// Where sampled requests' spans go.
+    pub spans: crate::spans::Spans,
     /// Backend health shared with the health task (ejections wake it).
     pub registry: Arc<Registry>,
     /// Set once shutdown starts; connections finish their request and close.
@@ -37,22 +39,32 @@ pub struct Worker {
     /// Wakes the shutdown waiter as work finishes.
     pub idle: Notify,
     rng: Cell<u64>,
+    /// Request and trace IDs: seeded from the OS, so two instances of a fleet
+    /// (same pid, same worker number) never make the same IDs.
+    ids: Cell<u64>,
 }
 
 impl Worker {
     /// A worker reading `shared`.
-    pub fn new(shared: Shared, log: AccessLog, registry: Arc<Registry>, seed: u64) -> Rc<Self> {
+    pub fn new(
+        shared: Shared,
+        (log, spans): (AccessLog, crate::spans::Spans),
+        registry: Arc<Registry>,
+        seed: u64,
+    ) -> Rc<Self> {
         Rc::new(Self {
             shared,
             registry,
             h1_pool: H1Pool::default(),
             h2_pool: H2Pool::default(),
-            log,
+            log: WorkerLog::new(log),
+            spans,
             stopping: Cell::new(false),
             stop: Notify::new(),
             busy: Cell::new(0),
             idle: Notify::new(),
             rng: Cell::new(seed | 1),
+            ids: Cell::new(os_seed()),
         })
     }
 
@@ -66,6 +78,16 @@ impl Worker {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
+    /// 64 random bits for IDs (splitmix64 over an OS-seeded counter).
+    pub fn random_u64(&self) -> u64 {
+        let x = self.ids.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.ids.set(x);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
     /// Monotonic nanoseconds for the balancers' time-based state (peak EWMA), on
     /// the process-wide clock that health state shares.
     pub fn now_ns(&self) -> u64 {
@@ -77,6 +99,14 @@ impl Worker {
         self.stopping.set(true);
         self.stop.notify_waiters();
     }
+}
+
+/// 64 bits from the OS's randomness (std seeds `RandomState` from it).
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(crate::clock::now_ns());
+    h.finish()
 }
 
 /// Counts work in progress for graceful shutdown, until dropped.

@@ -11,6 +11,7 @@ mod duration;
 mod health;
 mod locate;
 mod methods;
+mod observe;
 mod pieces;
 mod retries;
 mod rules;
@@ -44,6 +45,7 @@ use serde::Deserialize;
 pub use cidr::{Cidr, ProxyProtocolConfig};
 pub use duration::{Duration, DurationError};
 pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
+pub use observe::{RequestIdConfig, SampleRate, TracingConfig};
 pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use secret::Secret;
 pub use tls::{
@@ -71,6 +73,9 @@ pub struct Config {
     /// Where and how requests are logged.
     #[serde(default)]
     pub access_log: AccessLogConfig,
+    /// Trace context and span export.
+    #[serde(default)]
+    pub tracing: Option<TracingConfig>,
     /// Listeners by name.
     #[serde(default)]
     pub listeners: BTreeMap<String, ListenerConfig>,
@@ -106,13 +111,48 @@ pub struct AccessLogConfig {
     /// Whether one line per request is written.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
-    /// `json` (one object per line) or `text` (space-separated fields).
+    /// `json` (one object per line), `text` (space-separated fields) or
+    /// `combined` (Apache/nginx combined).
     #[serde(default)]
     pub format: AccessLogFormat,
-    /// `stdout`, `stderr`, or a file path (appended to).
+    /// `stdout`, `stderr`, or a file path (appended to; reopened on SIGUSR1).
     #[serde(default = "defaults::access_log_path")]
     pub path: String,
+    /// The JSON fields to write, in this order (names from [`LOG_FIELDS`]); all
+    /// of them when empty. Only with `format = "json"`.
+    #[serde(default)]
+    pub fields: Vec<String>,
 }
+
+/// The access log's JSON field names, in their default order.
+pub const LOG_FIELDS: [&str; 26] = [
+    "ts",
+    "listener",
+    "client",
+    "proto",
+    "method",
+    "host",
+    "path",
+    "status",
+    "route",
+    "pool",
+    "backend",
+    "attempts",
+    "retries",
+    "bytes_in",
+    "bytes_out",
+    "duration_ms",
+    "upstream_connect_ms",
+    "upstream_ms",
+    "error",
+    "user_agent",
+    "referer",
+    "request_id",
+    "trace_id",
+    "tls_version",
+    "tls_cipher",
+    "sni",
+];
 
 impl Default for AccessLogConfig {
     fn default() -> Self {
@@ -120,6 +160,7 @@ impl Default for AccessLogConfig {
             enabled: true,
             format: AccessLogFormat::default(),
             path: defaults::access_log_path(),
+            fields: Vec::new(),
         }
     }
 }
@@ -133,6 +174,8 @@ pub enum AccessLogFormat {
     Json,
     /// Space-separated fields, documented in the README.
     Text,
+    /// Apache/nginx "combined", for the parsers that read it (GoAccess, AWStats).
+    Combined,
 }
 
 /// `[listeners.NAME]`.
@@ -194,6 +237,9 @@ pub struct ListenerConfig {
     /// host and target over HTTPS on this port (443 is left out of the URL).
     #[serde(default)]
     pub redirect_https: Option<u16>,
+    /// On an http or https listener: a request ID on every request.
+    #[serde(default)]
+    pub request_id: Option<RequestIdConfig>,
 }
 
 /// A udp listener's `session_idle_timeout` when the config leaves it out.
@@ -226,6 +272,9 @@ pub enum ListenerProtocol {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// A name for logs and traces (the route's index when unset); unique.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Listener name; when unset the route applies to every HTTP listener.
     #[serde(default)]
     pub listener: Option<String>,
@@ -290,6 +339,7 @@ impl Default for RouteConfig {
     /// A route to no pool with every key at its file default.
     fn default() -> Self {
         Self {
+            name: None,
             listener: None,
             host: None,
             path: None,

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 mod health;
 mod jwt;
 mod l4;
+mod observe;
 mod predicates;
 mod retries;
 mod tls;
@@ -59,6 +60,7 @@ pub(crate) fn check(
         }
     }
     let binds = listeners(&mut c, config);
+    observe::check(&mut c, config);
     if let Some(admin) = &config.admin {
         let path = key("admin").key("address");
         match address::bind(&admin.address) {

@@ -1,6 +1,7 @@
 //! The decisions of the one forward step that every client protocol feeds: the
 //! request target and the open-proxy guard, the forwarding-header rules, the
-//! client-certificate header, and the admission limit. Pure: the I/O crate's codecs
+//! client-certificate header, request IDs and trace context, and the admission
+//! limit. Pure: the I/O crate's codecs
 //! (HTTP/1.1, HTTP/2, later HTTP/3) call these, so a rule exists once.
 
 mod admission;
@@ -8,6 +9,7 @@ mod fields;
 mod headers;
 mod identity;
 mod target;
+mod trace;
 
 pub use admission::admission_limit;
 pub use fields::{FieldList, Fields};
@@ -16,3 +18,7 @@ pub use headers::{
 };
 pub use identity::{with_identity, Identity};
 pub use target::{parse_target, Target, TargetError};
+pub use trace::{
+    hex_into, parse_http_url, sampled_by_ratio, valid_request_id, HttpUrl, TraceParent,
+    MAX_REQUEST_ID, TRACEPARENT_LEN,
+};

@@ -390,6 +390,23 @@ fn encode_process(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, pr: &Process
         ),
         |m| ConstGauge::new(as_i64(snap.generation)).encode(m),
     )?;
+    let dropped = [
+        (
+            "fulcrum_access_log_dropped_lines",
+            "Access log lines dropped because the writer could not keep up (or a write failed).",
+            pr.log().map_or(0, |l| l.dropped()),
+        ),
+        (
+            "fulcrum_spans_dropped",
+            "Spans dropped: the export queue was full, or the collector did not take them.",
+            pr.spans().map_or(0, |s| s.dropped()),
+        ),
+    ];
+    for (name, help, n) in dropped {
+        family(enc, (name, help, None, Counter), |m| {
+            ConstCounter::new(n).encode(m)
+        })?;
+    }
     let sha = pr.config_sha256();
     family(
         enc,

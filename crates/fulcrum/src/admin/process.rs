@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::access_log::AccessLog;
 use crate::listen::live::Live;
 use crate::reload::{self, ReloadError};
 use crate::state::Registry;
@@ -23,6 +24,10 @@ pub struct Process {
     config_sha256: Mutex<String>,
     /// The HTTP listeners, once the workers run: reloads rebind what moved.
     live: OnceLock<Arc<Live>>,
+    /// The access log, which reloads reconfigure and metrics read.
+    log: OnceLock<AccessLog>,
+    /// The span exporter, which reloads point elsewhere.
+    spans: OnceLock<crate::spans::Spans>,
 }
 
 impl Process {
@@ -34,12 +39,34 @@ impl Process {
             reloads_failed: AtomicU64::new(0),
             config_sha256: Mutex::new(path.map(file_sha256).unwrap_or_default()),
             live: OnceLock::new(),
+            log: OnceLock::new(),
+            spans: OnceLock::new(),
         }
     }
 
     /// Hands reloads the running listeners (once, at startup).
     pub fn set_live(&self, live: Arc<Live>) {
         let _ = self.live.set(live);
+    }
+
+    /// Hands reloads the access log (once, at startup).
+    pub fn set_log(&self, log: AccessLog) {
+        let _ = self.log.set(log);
+    }
+
+    /// Hands reloads the span exporter (once, at startup).
+    pub fn set_spans(&self, spans: crate::spans::Spans) {
+        let _ = self.spans.set(spans);
+    }
+
+    /// The span exporter.
+    pub fn spans(&self) -> Option<&crate::spans::Spans> {
+        self.spans.get()
+    }
+
+    /// The access log.
+    pub fn log(&self) -> Option<&AccessLog> {
+        self.log.get()
     }
 
     /// The running listeners, once the workers run.
@@ -57,6 +84,13 @@ impl Process {
     ) -> Result<u64, ReloadError> {
         match reload::reload(path, shared, registry, self.live.get().map(|l| &**l)) {
             Ok(generation) => {
+                let snap = shared.load();
+                if let Some(log) = self.log.get() {
+                    log.reconfigure(&snap.config.access_log);
+                }
+                if let Some(spans) = self.spans.get() {
+                    spans.reconfigure(snap.config.tracing.as_ref());
+                }
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 // Read again after the reload read it: a write in between would
                 // show here as a hash of the newer text, which the next reload loads.

@@ -27,6 +27,10 @@ pub struct Request<'r> {
     pub fields: FieldList<'r>,
     /// The client-certificate header Fulcrum sets (a client's own is dropped).
     pub identity: Identity<'r>,
+    /// The request ID field Fulcrum sets (a client's own of that name replaced).
+    pub request_id: Identity<'r>,
+    /// The `traceparent` Fulcrum sends on (naming its own span).
+    pub traceparent: Identity<'r>,
     /// The client's protocol version as `Via` names it (`1.0`, `1.1`, `2`).
     pub via: &'static str,
     /// The client.
@@ -74,10 +78,11 @@ pub enum Asked {
 }
 
 impl<'r> Request<'r> {
-    /// The fields to route, hash and forward by: as received, with the identity
-    /// header replaced.
+    /// The fields to route, hash and forward by: as received, with the identity,
+    /// request ID and `traceparent` fields replaced by Fulcrum's.
     pub fn fields(&self) -> impl Iterator<Item = (&'r [u8], &'r [u8])> + Clone + 'r {
-        with_identity(self.fields.iter(), self.identity)
+        let fields = with_identity(self.fields.iter(), self.identity);
+        with_identity(with_identity(fields, self.request_id), self.traceparent)
     }
 
     /// Whether this is a HEAD request (its response has no body).

@@ -94,6 +94,14 @@ impl Conn {
         }
     }
 
+    /// The TLS session, as the access log shows it.
+    pub fn tls_info(&self) -> Option<crate::access_log::TlsInfo<'_>> {
+        match self {
+            Conn::Tcp(_) => None,
+            Conn::Tls(t) => Some(crate::access_log::TlsInfo::from(t.session())),
+        }
+    }
+
     /// Whether it is TLS.
     pub fn is_tls(&self) -> bool {
         matches!(self, Conn::Tls(_))

@@ -18,6 +18,7 @@ use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::retry;
 use fulcrum_core::route::{Fields, Route};
 
+use super::ids::Ids;
 use super::policy::{self, Answer};
 use crate::access_log::Entry;
 use crate::http::body::Source;
@@ -62,6 +63,19 @@ impl Held<'_> {
     }
 }
 
+/// What the access log takes from the request itself: the fields a codec does not
+/// know about, read the same way for every client protocol.
+pub fn describe<'a>(e: &mut Entry<'a>, req: &Request<'a>, ids: &'a Ids) {
+    e.trace_id = ids.trace_id();
+    for (name, value) in req.fields.iter() {
+        if name.eq_ignore_ascii_case(b"user-agent") {
+            e.user_agent = Some(value);
+        } else if name.eq_ignore_ascii_case(b"referer") {
+            e.referer = Some(value);
+        }
+    }
+}
+
 /// Forwards `req` (its body in `body`) as `l`'s routes, policies and pools say.
 pub async fn forward<'s, 'r>(
     w: &Rc<Worker>,
@@ -82,6 +96,7 @@ pub async fn forward<'s, 'r>(
     }
     let (route, pool) = found.ok_or(ProxyError::NoRoute)?;
     e.route = Some(route.index);
+    e.route_name = route_name(snap, route.index);
     e.route_traffic = snap.routes.get(route.index).map(|t| &**t);
     e.pool = &pool.name;
     if matches!(req.framing, Framing::Length(n) if n > l.max_body_bytes) {
@@ -147,6 +162,11 @@ pub async fn forward<'s, 'r>(
             Err(ProxyError::BadResponse("101 without an upgrade request".into()).into())
         }
     }
+}
+
+/// The `name` of route `index`, when it has one.
+pub fn route_name(snap: &Snapshot, index: usize) -> Option<&str> {
+    snap.config.routes.get(index)?.name.as_deref()
 }
 
 /// The route and pool for a request, if a route matches; a full URL only by a route

@@ -9,5 +9,6 @@
 pub mod forward;
 pub mod h1;
 pub mod h2;
+pub mod ids;
 pub mod policy;
 pub mod stream;

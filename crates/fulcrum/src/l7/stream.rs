@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::access_log::Entry;
+use crate::access_log::{Entry, TlsInfo};
 use crate::http::Upgrade;
 use crate::io::splice::Ended;
 use crate::io::Conn;
@@ -129,8 +129,14 @@ pub struct Logged {
     bytes_in: u64,
     bytes_out: u64,
     upstream: Option<Duration>,
+    connect: Option<Duration>,
     error: Option<String>,
     started: Option<Instant>,
+    user_agent: Option<Box<[u8]>>,
+    referer: Option<Box<[u8]>>,
+    request_id: Box<str>,
+    trace_id: Box<str>,
+    tls: Option<(&'static str, &'static str, Option<Box<str>>)>,
 }
 
 impl Logged {
@@ -153,8 +159,14 @@ impl Logged {
             bytes_in: e.bytes_in,
             bytes_out: e.bytes_out,
             upstream: e.upstream,
+            connect: e.connect,
             error: e.error.clone(),
             started: Some(started),
+            user_agent: e.user_agent.map(Into::into),
+            referer: e.referer.map(Into::into),
+            request_id: e.request_id.into(),
+            trace_id: e.trace_id.into(),
+            tls: e.tls.map(|t| (t.version, t.cipher, t.sni.map(Into::into))),
         }
     }
 
@@ -184,7 +196,20 @@ impl Logged {
             bytes_out: self.bytes_out,
             duration: self.started.map(|s| s.elapsed()).unwrap_or_default(),
             upstream: self.upstream,
+            connect: self.connect,
             error: self.error.clone(),
+            route_name: self.route.and_then(|r| super::forward::route_name(snap, r)),
+            user_agent: self.user_agent.as_deref(),
+            referer: self.referer.as_deref(),
+            request_id: &self.request_id,
+            trace_id: &self.trace_id,
+            tls: self.tls.as_ref().map(|(version, cipher, sni)| TlsInfo {
+                version,
+                cipher,
+                sni: sni.as_deref(),
+            }),
+            tries: None,
+            span: None,
         }
     }
 }

@@ -138,8 +138,9 @@ async fn https(w: Rc<Worker>, conn: TcpStream, peer: SocketAddr, early: BytesMut
         Ok(crate::tls::Accepted::Challenge) => {}
         Ok(crate::tls::Accepted::H2(tls)) => {
             drop(traffic);
-            let subject = tls.subject().map(Rc::from);
-            let h2 = crate::l7::h2::serve(w, tls, BytesMut::new(), (peer, local), name, subject);
+            let session = Rc::new(tls.session().clone());
+            let h2 =
+                crate::l7::h2::serve(w, tls, BytesMut::new(), (peer, local), name, Some(session));
             Box::pin(h2).await;
         }
         Ok(crate::tls::Accepted::H1(tls)) => {

@@ -67,6 +67,9 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     let process = Arc::new(crate::admin::Process::new(path.as_deref()));
     let admin_config = config.admin.clone();
     let log = AccessLog::start(&config.access_log)?;
+    process.set_log(log.clone());
+    let spans = crate::spans::Spans::start(config.tracing.as_ref())?;
+    process.set_spans(spans.clone());
     // Signal handlers exist before anything is announced: a SIGHUP right after
     // "listening" must reload, not kill.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -121,6 +124,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     registry.apply(&shared.load());
     // Probes and health timers run on this thread, beside the signal handling.
     rt.spawn(crate::health::run(shared.clone(), registry.clone()));
+    rt.spawn(log.clone().report_drops());
     // Certificate files are checked for changes on a thread of their own.
     crate::cert_tasks::watch(shared.clone());
     rt.spawn(crate::cert_tasks::run(shared.clone()));
@@ -176,6 +180,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     let mut commands = Vec::with_capacity(workers);
     for (id, sockets) in per_worker.into_iter().enumerate() {
         let (shared, log, stop_rx) = (shared.clone(), log.clone(), stop_rx.clone());
+        let spans = spans.clone();
         let registry = registry.clone();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         commands.push(tx);
@@ -184,7 +189,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             .spawn(move || {
                 worker_main(
                     id,
-                    Worker::new(shared, log, registry, worker_seed(id)),
+                    Worker::new(shared, (log, spans), registry, worker_seed(id)),
                     (sockets, rx),
                     stop_rx,
                     shutdown_timeout,
@@ -209,7 +214,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     };
     rt.block_on(async {
         signals
-            .wait(path, &shared, &registry, &process, &upgrade)
+            .wait(path, &shared, &registry, &process, &upgrade, &log)
             .await;
         let _ = stop_tx.send(true);
         // Joined off this runtime, which keeps running health checks, ejection ends
@@ -221,9 +226,14 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         })
         .await;
     });
+    // Every worker has handed its last lines over; they are written before exit.
+    log.close(LOG_CLOSE);
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long the exit waits for the access log writer (a stuck pipe must not hold it).
+const LOG_CLOSE: Duration = Duration::from_secs(5);
 
 /// Waits until every actively checked backend has a first verdict, at most the
 /// longest first-probe delay (interval × jitter) plus the check timeout.

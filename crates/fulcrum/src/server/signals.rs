@@ -1,5 +1,5 @@
-//! The signals Fulcrum answers (SIGTERM/SIGINT stop, SIGHUP reload, SIGUSR2 binary
-//! handover) and the handover itself from the old process's side.
+//! The signals Fulcrum answers (SIGTERM/SIGINT stop, SIGHUP reload, SIGUSR1
+//! access log reopen, SIGUSR2 binary handover) and the handover itself from the old process's side.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ pub(super) struct Signals {
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
     usr2: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
 }
 
 /// What a SIGUSR2 needs to start the successor: the binary (resolved at start, so
@@ -85,6 +86,7 @@ impl Signals {
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
             usr2: signal(SignalKind::user_defined2())?,
+            usr1: signal(SignalKind::user_defined1())?,
         })
     }
 
@@ -97,12 +99,15 @@ impl Signals {
         registry: &Registry,
         process: &crate::admin::Process,
         upgrade: &Upgrade,
+        log: &crate::access_log::AccessLog,
     ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => break,
                 _ = self.int.recv() => break,
                 _ = self.usr2.recv() => if upgrade.run().await { break },
+                // logrotate's postrotate: the file was moved away; open the path anew.
+                _ = self.usr1.recv() => log.reopen(),
                 _ = self.hup.recv() => match &path {
                     // Counted and logged ("config reloaded" / "reload failed") there.
                     Some(path) => { let _ = process.reload(path, shared, registry); }

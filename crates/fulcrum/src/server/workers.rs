@@ -43,6 +43,7 @@ pub(super) fn worker_main(
     local.block_on(&rt, async move {
         tokio::task::spawn_local(listeners(w.clone(), id, sockets, commands));
         tokio::task::spawn_local(sweep(w.clone()));
+        tokio::task::spawn_local(flush_log(w.clone()));
         let _ = stop_rx.wait_for(|s| *s).await;
         w.begin_stop();
         let expire = tokio::time::sleep(deadline);
@@ -65,7 +66,20 @@ pub(super) fn worker_main(
         }
         w.h1_pool.clear();
         w.h2_pool.clear();
+        // After the last request of this worker: its lines reach the writer.
+        w.log.flush();
     });
+}
+
+/// Hands the access log buffer to the writer every second, so a quiet worker's
+/// lines are not held back.
+async fn flush_log(w: Rc<Worker>) {
+    let mut tick = tokio::time::interval(crate::access_log::FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        w.log.flush();
+    }
 }
 
 /// Runs this worker's accept loops: those it started with, then those reloads

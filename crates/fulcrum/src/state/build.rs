@@ -220,6 +220,10 @@ impl Snapshot {
                 let listener = Listener {
                     tls,
                     redirect_https: l.redirect_https,
+                    request_id: l
+                        .request_id
+                        .as_ref()
+                        .map(|r| (r.header.to_ascii_lowercase().into(), r.trust_incoming)),
                     name: name.clone(),
                     routes: RouteTable::build_with_keys(
                         &config.routes,

@@ -69,6 +69,8 @@ pub struct Listener {
     pub tls: Option<Arc<crate::tls::Terminator>>,
     /// Every request answered with a redirect to HTTPS on this port.
     pub redirect_https: Option<u16>,
+    /// The request ID header (lowercase), and whether a client's own is kept.
+    pub request_id: Option<(Box<str>, bool)>,
 }
 
 /// A tcp listener's settings: where its connections go and how long they may idle.

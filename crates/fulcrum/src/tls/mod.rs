@@ -11,4 +11,4 @@ mod stream;
 pub use certs::{describe, load, read_chain, subject, CertError, CertSet, Loaded, Resolver};
 pub use client::{AnyCert, Upstream, UpstreamError};
 pub use server::{accept, Accepted, Terminator};
-pub use stream::{HandshakeError, TlsConn};
+pub use stream::{HandshakeError, Session, TlsConn};

@@ -15,11 +15,25 @@ use tokio::net::TcpStream;
 /// A TCP connection with TLS over it, past its handshake.
 pub struct TlsConn {
     tcp: TcpStream,
-    /// The verified client certificate's subject, when the listener passes it on.
-    subject: Option<Box<str>>,
+    /// What the handshake settled, for the access log and the subject header.
+    session: Session,
     // A mutex rather than a `RefCell` so health probes (on a multi-thread runtime)
     // can hold it across awaits too; it is never contended, nor held across one.
     tls: Mutex<rustls::Connection>,
+}
+
+/// What a connection's handshake settled, read once (the rustls state is behind a
+/// lock): the access log names them on every request.
+#[derive(Clone, Debug, Default)]
+pub struct Session {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: &'static str,
+    /// The cipher suite, as rustls names it.
+    pub cipher: &'static str,
+    /// The server name the client asked for.
+    pub sni: Option<Box<str>>,
+    /// The verified client certificate's subject, when the listener passes it on.
+    pub subject: Option<Box<str>>,
 }
 
 /// The socket as rustls's `Read`/`Write`: non-blocking, `WouldBlock` when not ready.
@@ -43,11 +57,35 @@ impl Write for Sock<'_> {
 impl TlsConn {
     /// Wraps a connection whose handshake is done (`tokio_rustls`'s `into_inner`).
     pub fn new(tcp: TcpStream, tls: impl Into<rustls::Connection>) -> Self {
+        let tls: rustls::Connection = tls.into();
+        let version = match tls.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "",
+        };
+        let cipher = tls
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("");
+        let sni = match &tls {
+            rustls::Connection::Server(s) => s.server_name().map(Into::into),
+            rustls::Connection::Client(_) => None,
+        };
         Self {
             tcp,
-            subject: None,
-            tls: Mutex::new(tls.into()),
+            session: Session {
+                version,
+                cipher,
+                sni,
+                subject: None,
+            },
+            tls: Mutex::new(tls),
         }
+    }
+
+    /// What the handshake settled.
+    pub fn session(&self) -> &Session {
+        &self.session
     }
 
     fn lock(&self) -> MutexGuard<'_, rustls::Connection> {
@@ -57,7 +95,7 @@ impl TlsConn {
 
     /// The verified client certificate's subject, if the listener asked for it.
     pub fn subject(&self) -> Option<&str> {
-        self.subject.as_deref()
+        self.session.subject.as_deref()
     }
 
     /// Reads the client certificate's subject, kept for the connection's requests.
@@ -66,7 +104,7 @@ impl TlsConn {
             .lock()
             .peer_certificates()
             .and_then(|c| c.first().cloned());
-        self.subject = leaf
+        self.session.subject = leaf
             .and_then(|der| super::certs::subject(&der))
             .map(Into::into);
     }

@@ -70,7 +70,22 @@ where
             None
         };
         let lease = Lease::new(&backend.state);
-        match leg(backend, attempts, e).await {
+        let began = e.tries.as_ref().map(|_| (clock::unix_ns(), w.random_u64()));
+        let step = leg(backend, attempts, e).await;
+        if let (Some(tries), Some((start_ns, id))) = (e.tries.as_mut(), began) {
+            tries.push(crate::spans::Try {
+                backend: backend.addr,
+                span_id: id.max(1).to_be_bytes(),
+                start_ns,
+                end_ns: clock::unix_ns(),
+                error: match &step {
+                    Step::Done(_) => None,
+                    Step::Failed(err) => Some(err.to_string()),
+                    Step::Fatal(f) => Some(f.err.to_string()),
+                },
+            });
+        }
+        match step {
             Step::Done(value) => {
                 return Ok(Tried {
                     value,

@@ -220,10 +220,12 @@ pub async fn exchange(
         .map(|local| (req.peer, local));
     let mut taken = false;
     loop {
+        let asked = Instant::now();
         let (up, reused) = match conn(w, pool, backend, ends).await {
             Ok(c) => c,
             Err(err) => return Step::Failed(err),
         };
+        e.connect = Some(asked.elapsed());
         if !std::mem::replace(&mut taken, true) {
             // Taken once a connection is there: a failed connect leaves the body
             // whole for the next backend.

@@ -106,10 +106,12 @@ pub async fn exchange(
     body: &mut Source<'_>,
     e: &mut Entry<'_>,
 ) -> Step<Exchanged> {
+    let asked = Instant::now();
     let mut send = match conn(w, pool, backend).await {
         Ok(send) => send,
         Err(err) => return Step::Failed(err),
     };
+    e.connect = Some(asked.elapsed());
     let client_ip = req.peer.ip().to_string();
     let headers = request_map(req.fields(), req.target.host, &req.forwarded(&client_ip));
     let scheme = if pool.tls.is_some() { "https" } else { "http" };

@@ -13,7 +13,8 @@ use bytes::BytesMut;
 use fulcrum_core::forward::{FieldList, Identity};
 use fulcrum_core::http1::{self, Framing, HeadError, RequestHead, Version};
 
-use super::forward::{forward, Forwarded};
+use super::forward::{describe, forward, Forwarded};
+use super::ids::Ids;
 use super::stream::{Logged, Stream};
 use crate::access_log::Entry;
 use crate::http::body::{H1Source, Source};
@@ -230,7 +231,8 @@ async fn exchange(
     if head.version == Version::Http10 {
         e.proto = "HTTP/1.0";
     }
-    let result = request(w, snap, l, io, buf, peer, &head, &hb, &mut e).await;
+    let mut ids = Ids::default();
+    let result = request(w, snap, l, io, buf, peer, (&head, &hb), &mut ids, &mut e).await;
     e.duration = started.elapsed();
     let next = match result {
         // Counted and logged when the stream ends.
@@ -254,6 +256,7 @@ async fn exchange(
     if w.log.enabled() {
         w.log.write(&e);
     }
+    w.spans.finish(&mut e);
     next
 }
 
@@ -275,11 +278,11 @@ async fn request<'h>(
     w: &Rc<Worker>,
     snap: &'h Snapshot,
     l: &'h Listener,
-    io: &Conn,
+    io: &'h Conn,
     buf: &mut BytesMut,
     peer: SocketAddr,
-    head: &'h RequestHead,
-    hb: &'h [u8],
+    (head, hb): (&'h RequestHead, &'h [u8]),
+    ids: &'h mut Ids,
     e: &mut Entry<'h>,
 ) -> Result<Next, Failed> {
     let method =
@@ -294,14 +297,21 @@ async fn request<'h>(
     target.secure = io.is_tls();
     e.host = target.host;
     e.path = target.path;
+    let fields = FieldList::Spans {
+        fields: &head.fields,
+        bytes: hb,
+    };
+    if l.request_id.is_some() || snap.config.tracing.is_some() {
+        *ids = Ids::new(w, l, snap.config.tracing.as_ref(), fields.iter());
+    }
+    let ids: &'h Ids = ids;
     let req = Request {
         method,
         target,
-        fields: FieldList::Spans {
-            fields: &head.fields,
-            bytes: hb,
-        },
+        fields,
         identity: identity(l, io),
+        request_id: ids.request_id_field(),
+        traceparent: ids.traceparent_field(),
         via: if head.version == Version::Http10 {
             "1.0"
         } else {
@@ -317,6 +327,13 @@ async fn request<'h>(
         },
         grpc_timeout: None,
     };
+    // Returned to the client as well as logged.
+    e.request_id = ids.request_id();
+    ids.begin(e);
+    if w.log.enabled() {
+        describe(e, &req, ids);
+        e.tls = io.tls_info();
+    }
     let source = H1Source::new(io, buf, head.body, l.client_timeout, l.max_body_bytes)
         .expect_continue(head.expect_continue);
     let mut body = Source::H1(source);

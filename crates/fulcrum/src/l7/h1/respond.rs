@@ -39,6 +39,13 @@ fn set_cookie_field(value: Option<&str>) -> std::option::IntoIter<(&[u8], &[u8])
         .into_iter()
 }
 
+/// The request ID field for the client (`None` when the listener sets none), and a
+/// test that leaves out a backend's field of that name.
+fn request_id_field<'e>(l: &'e Listener, id: &'e str) -> Option<(&'e [u8], &'e [u8])> {
+    let (header, _) = l.request_id.as_ref()?;
+    (!id.is_empty()).then_some((header.as_bytes(), id.as_bytes()))
+}
+
 impl Out<'_> {
     /// Sends a policy's answer; the connection stays open unless the request's body
     /// was left unread or the client asked to close.
@@ -52,6 +59,11 @@ impl Out<'_> {
         out.extend_from_slice(b"\r\n");
         for (name, value) in &a.fields {
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        if let Some((name, value)) = request_id_field(self.l, e.request_id) {
+            for part in [name, b": ", value, b"\r\n"] {
+                out.extend_from_slice(part);
+            }
         }
         out.extend_from_slice(format!("content-length: {}\r\n", a.body.len()).as_bytes());
         if close {
@@ -103,10 +115,15 @@ impl Out<'_> {
             _ => 512,
         };
         let mut out = io::take_vec(hint);
+        let rid = request_id_field(self.l, e.request_id);
         http1::write_response_head(
             &mut out,
             status,
-            fields.iter().chain(set_cookie_field(set_cookie.as_deref())),
+            fields
+                .iter()
+                .filter(|(n, _)| rid.is_none_or(|(h, _)| !n.eq_ignore_ascii_case(h)))
+                .chain(set_cookie_field(set_cookie.as_deref()))
+                .chain(rid),
             client,
             close,
             !close && !client_11,

@@ -18,7 +18,8 @@ use http::{Request as HttpRequest, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 
-use super::forward::{forward, Forwarded};
+use super::forward::{describe, forward, Forwarded};
+use super::ids::Ids;
 use crate::access_log::Entry;
 use crate::http::body::{H2Source, Source};
 use crate::http::fields::{map_fields, map_framing};
@@ -36,7 +37,7 @@ pub async fn serve<T>(
     prefix: BytesMut,
     (peer, local): (SocketAddr, Option<SocketAddr>),
     listener: Rc<str>,
-    subject: Option<Rc<str>>,
+    session: Option<Rc<crate::tls::Session>>,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -76,12 +77,12 @@ pub async fn serve<T>(
                 Some(Ok((req, respond))) => {
                     active.set(active.get() + 1);
                     let (w, listener, active, done) = (w.clone(), listener.clone(), active.clone(), done.clone());
-                    let subject = subject.clone();
+                    let session = session.clone();
                     // Boxed: the stream's future is about 8 KB, and tokio moves a
                     // spawned future several times before its first poll (one copy
                     // into the box instead: +4% requests per CPU-second, h2load).
                     tokio::task::spawn_local(Box::pin(async move {
-                        handle(&w, req, respond, (peer, local), (&listener, subject.as_deref())).await;
+                        handle(&w, req, respond, (peer, local), (&listener, session.as_deref())).await;
                         active.set(active.get() - 1);
                         done.notify_waiters();
                     }));
@@ -112,7 +113,7 @@ async fn handle(
     req: HttpRequest<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
     (peer, local): (SocketAddr, Option<SocketAddr>),
-    (listener, subject): (&str, Option<&str>),
+    (listener, session): (&str, Option<&crate::tls::Session>),
 ) {
     let started = Instant::now();
     let snap = w.shared.load_full();
@@ -149,6 +150,13 @@ async fn handle(
         .is_some_and(|ct| fulcrum_core::grpc::is_grpc(ct.as_bytes()));
     let pairs = map_fields(&parts.headers);
     let websocket = is_websocket(&parts);
+    let fields = FieldList::Pairs(&pairs);
+    let ids = if l.request_id.is_some() || snap.config.tracing.is_some() {
+        Ids::new(w, l, snap.config.tracing.as_ref(), fields.iter())
+    } else {
+        Ids::default()
+    };
+    let subject = session.and_then(|s| s.subject.as_deref());
     let req = Request {
         method,
         target: Target {
@@ -157,7 +165,7 @@ async fn handle(
             absolute: false,
             secure: l.tls.is_some(),
         },
-        fields: FieldList::Pairs(&pairs),
+        fields,
         // The client-certificate header is Fulcrum's to set: a client's own never
         // reaches a route or a backend.
         identity: l
@@ -165,6 +173,8 @@ async fn handle(
             .as_ref()
             .and_then(|t| t.subject_header.as_deref())
             .map(|name| (name.as_bytes(), subject.map(str::as_bytes))),
+        request_id: ids.request_id_field(),
+        traceparent: ids.traceparent_field(),
         via: "2",
         peer,
         local: Local::Known(local),
@@ -179,6 +189,13 @@ async fn handle(
             .get("grpc-timeout")
             .and_then(|v| fulcrum_core::grpc::parse_timeout(v.as_bytes())),
     };
+    // Returned to the client as well as logged.
+    e.request_id = ids.request_id();
+    ids.begin(&mut e);
+    if w.log.enabled() {
+        describe(&mut e, &req, &ids);
+        e.tls = session.map(Into::into);
+    }
     let mut body = Source::H2(H2Source::new(recv, l.max_body_bytes));
     let result = if parts.method == http::Method::CONNECT && !websocket {
         Err(ProxyError::MethodNotAllowed.into())
@@ -200,6 +217,11 @@ async fn handle(
     let out = respond::Out {
         w,
         respond: &mut respond,
+        request_id: l
+            .request_id
+            .as_ref()
+            .map(|(h, _)| (&**h, e.request_id))
+            .filter(|(_, id)| !id.is_empty()),
     };
     let result = match result {
         Ok(Forwarded::Answered(a)) => out.answer(a, &mut e),
@@ -230,6 +252,7 @@ async fn handle(
     if w.log.enabled() {
         w.log.write(&e);
     }
+    w.spans.finish(&mut e);
 }
 
 fn send_error(

@@ -24,6 +24,19 @@ pub struct Out<'a> {
     pub w: &'a Rc<Worker>,
     /// Where the response goes.
     pub respond: &'a mut h2::server::SendResponse<Bytes>,
+    /// The request ID field for the client, when the listener sets one.
+    pub request_id: Option<(&'a str, &'a str)>,
+}
+
+/// Sets the request ID field (a backend's own of that name replaced).
+fn set_request_id(map: &mut HeaderMap, field: Option<(&str, &str)>) {
+    let Some((name, value)) = field else { return };
+    if let (Ok(n), Ok(v)) = (
+        http::header::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        map.insert(n, v);
+    }
 }
 
 /// Adds a `set-cookie` field (appended: the backend's own cookies stay).
@@ -45,6 +58,7 @@ impl Out<'_> {
         }
         res.headers_mut()
             .insert(http::header::CONTENT_LENGTH, a.body.len().into());
+        set_request_id(res.headers_mut(), self.request_id);
         e.status = a.status;
         let end = a.body.is_empty();
         let mut stream = self
@@ -89,6 +103,7 @@ impl Out<'_> {
             headers.remove(http::header::TRANSFER_ENCODING);
         }
         add_set_cookie(&mut headers, set_cookie);
+        set_request_id(&mut headers, self.request_id);
         let mut res = HttpResponse::new(());
         *res.status_mut() = StatusCode::from_u16(status)
             .map_err(|_| ProxyError::BadResponse("invalid status".into()))?;
