@@ -9,7 +9,8 @@ use fulcrum_core::forward::{
     TRACEPARENT_LEN,
 };
 
-use crate::spans::SpanIds;
+use crate::access_log::Entry;
+use crate::spans::{Record, SpanIds};
 use crate::state::Listener;
 use crate::worker::Worker;
 
@@ -98,7 +99,7 @@ impl Ids {
     }
 
     /// Marks `e` for a span when this request is sampled.
-    pub fn begin(&self, e: &mut crate::access_log::Entry<'_>) {
+    pub fn begin(&self, e: &mut Entry<'_>) {
         e.span = self.span.filter(|s| s.sampled);
         if e.span.is_some() {
             e.tries = Some(Vec::new());
@@ -129,6 +130,37 @@ impl Ids {
         self.span?;
         Some((b"traceparent", Some(&self.traceparent)))
     }
+}
+
+/// Hands the span of a finished sampled request over (nothing for others).
+pub fn finish(w: &Worker, e: &mut Entry<'_>) {
+    let Some(ids) = e.span.take() else { return };
+    let end_ns = crate::clock::unix_ns();
+    let duration = u64::try_from(e.duration.as_nanos()).unwrap_or(u64::MAX);
+    w.spans.record(Record {
+        trace_id: ids.trace_id,
+        span_id: ids.span_id,
+        parent_id: ids.parent_id,
+        start_ns: end_ns.saturating_sub(duration),
+        end_ns,
+        method: e.method.into(),
+        target: e.path.into(),
+        host: e.host.into(),
+        route: match (e.route_name, e.route) {
+            (Some(n), _) => n.into(),
+            (None, Some(i)) => i.to_string(),
+            (None, None) => String::new(),
+        },
+        pool: e.pool.into(),
+        backend: e.backend,
+        status: e.status,
+        attempts: e.attempts,
+        upstream_ns: e
+            .upstream
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        error: e.error.clone(),
+        tries: e.tries.take().unwrap_or_default(),
+    });
 }
 
 /// A random ID must not be all zero (the specification's "invalid").

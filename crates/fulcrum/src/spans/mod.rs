@@ -147,37 +147,6 @@ impl Spans {
         }
     }
 
-    /// Hands the span of a finished sampled request over (nothing for others).
-    pub fn finish(&self, e: &mut crate::access_log::Entry<'_>) {
-        let Some(ids) = e.span.take() else { return };
-        let end_ns = crate::clock::unix_ns();
-        let duration = u64::try_from(e.duration.as_nanos()).unwrap_or(u64::MAX);
-        self.record(Record {
-            trace_id: ids.trace_id,
-            span_id: ids.span_id,
-            parent_id: ids.parent_id,
-            start_ns: end_ns.saturating_sub(duration),
-            end_ns,
-            method: e.method.into(),
-            target: e.path.into(),
-            host: e.host.into(),
-            route: match (e.route_name, e.route) {
-                (Some(n), _) => n.into(),
-                (None, Some(i)) => i.to_string(),
-                (None, None) => String::new(),
-            },
-            pool: e.pool.into(),
-            backend: e.backend,
-            status: e.status,
-            attempts: e.attempts,
-            upstream_ns: e
-                .upstream
-                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-            error: e.error.clone(),
-            tries: e.tries.take().unwrap_or_default(),
-        });
-    }
-
     /// Spans dropped so far.
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)

@@ -256,7 +256,7 @@ async fn exchange(
     if w.log.enabled() {
         w.log.write(&e);
     }
-    w.spans.finish(&mut e);
+    super::ids::finish(w, &mut e);
     next
 }
 

@@ -252,7 +252,7 @@ async fn handle(
     if w.log.enabled() {
         w.log.write(&e);
     }
-    w.spans.finish(&mut e);
+    super::ids::finish(w, &mut e);
 }
 
 fn send_error(
