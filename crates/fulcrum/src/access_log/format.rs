@@ -197,8 +197,12 @@ pub fn write(out: &mut Vec<u8>, format: &Format, e: &Entry<'_>, now: Duration, c
 
 fn json(out: &mut Vec<u8>, fields: &[Field], e: &Entry<'_>, now: Duration) {
     out.push(b'{');
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for f in fields {
+        if absent(*f, e) {
+            continue;
+        }
+        if !std::mem::replace(&mut first, false) {
             out.push(b',');
         }
         out.push(b'"');
@@ -247,6 +251,24 @@ fn json(out: &mut Vec<u8>, fields: &[Field], e: &Entry<'_>, now: Duration) {
     out.push(b'}');
 }
 
+/// Whether `f` has no value for `e`: such fields are left out of a JSON line
+/// (shorter lines; a reader sees a missing key as it would see `null`).
+fn absent(f: Field, e: &Entry<'_>) -> bool {
+    match f {
+        Field::Route => e.route.is_none() && e.route_name.is_none(),
+        Field::UpstreamConnectMs => e.connect.is_none(),
+        Field::UpstreamMs => e.upstream.is_none(),
+        Field::Error => e.error.is_none(),
+        Field::UserAgent => e.user_agent.is_none(),
+        Field::Referer => e.referer.is_none(),
+        Field::RequestId => e.request_id.is_empty(),
+        Field::TraceId => e.trace_id.is_empty(),
+        Field::TlsVersion | Field::TlsCipher => e.tls.is_none(),
+        Field::Sni => e.tls.and_then(|t| t.sni).is_none(),
+        _ => false,
+    }
+}
+
 fn opt(s: &str) -> Option<&[u8]> {
     (!s.is_empty()).then_some(s.as_bytes())
 }
@@ -259,7 +281,7 @@ fn text(out: &mut Vec<u8>, e: &Entry<'_>, now: Duration) {
     out.extend_from_slice(e.listener.as_bytes());
     out.push(b' ');
     if let Some(c) = e.client {
-        let _ = write!(out, "{c}");
+        addr(out, c);
     }
     out.extend_from_slice(b" \"");
     clf_str(out, e.method.as_bytes());
@@ -281,9 +303,7 @@ fn text(out: &mut Vec<u8>, e: &Entry<'_>, now: Duration) {
     dash_or(out, e.pool.as_bytes());
     out.extend_from_slice(b" backend=");
     match e.backend {
-        Some(b) => {
-            let _ = write!(out, "{b}");
-        }
+        Some(b) => addr(out, b),
         None => out.push(b'-'),
     }
     out.extend_from_slice(b" attempts=");
@@ -318,9 +338,10 @@ fn text(out: &mut Vec<u8>, e: &Entry<'_>, now: Duration) {
 /// `CLIENT - - [DATE] "METHOD PATH PROTO" STATUS BYTES "REFERER" "USER-AGENT"`, as
 /// Apache and nginx write it (bytes a parser could misread escaped as `\xHH`).
 fn combined(out: &mut Vec<u8>, e: &Entry<'_>, now: Duration, clock: &mut Clock) {
-    match e.client {
-        Some(c) => {
-            let _ = write!(out, "{}", c.ip());
+    match e.client.map(|c| c.ip()) {
+        Some(std::net::IpAddr::V4(ip)) => ip4(out, ip),
+        Some(ip) => {
+            let _ = write!(out, "{ip}");
         }
         None => out.push(b'-'),
     }
@@ -404,9 +425,33 @@ fn opt_ms(out: &mut Vec<u8>, d: Option<Duration>) {
 fn json_addr(out: &mut Vec<u8>, a: Option<SocketAddr>) {
     out.push(b'"');
     if let Some(a) = a {
-        let _ = write!(out, "{a}");
+        addr(out, a);
     }
     out.push(b'"');
+}
+
+/// `ip:port` as `SocketAddr`'s `Display` writes it, IPv4 without the formatting
+/// machinery (two per line, on every line).
+fn addr(out: &mut Vec<u8>, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            ip4(out, *v4.ip());
+            out.push(b':');
+            int(out, u64::from(v4.port()));
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+fn ip4(out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        int(out, u64::from(octet));
+    }
 }
 
 fn json_opt(out: &mut Vec<u8>, s: Option<&[u8]>) {
@@ -420,6 +465,14 @@ fn json_opt(out: &mut Vec<u8>, s: Option<&[u8]>) {
 /// not UTF-8 (a client's header may hold any) become U+FFFD, so every line parses.
 fn json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
+    // Most values are plain ASCII with nothing to escape: one copy.
+    if s.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     for chunk in s.utf8_chunks() {
         for &b in chunk.valid().as_bytes() {
             match b {

@@ -53,7 +53,9 @@ fn json_lines_parse_and_hold_every_field() {
     assert_eq!(v["request_id"], "abc");
     assert_eq!(v["trace_id"], serde_json::Value::Null);
     assert_eq!(v["client"], "192.0.2.7:51000");
-    assert_eq!(v.as_object().map(|o| o.len()), Some(LOG_FIELDS.len()));
+    // Fields without a value are left out.
+    assert_eq!(v.as_object().map(|o| o.len()), Some(LOG_FIELDS.len() - 6));
+    assert!(!text.contains("null"), "{text}");
 }
 
 #[test]
@@ -124,5 +126,21 @@ fn dates_follow_the_calendar() {
 fn every_configured_name_is_a_field() {
     for (i, name) in LOG_FIELDS.iter().enumerate() {
         assert_eq!(Field::named(name).map(|f| f as usize), Some(i), "{name}");
+    }
+}
+
+#[test]
+fn addresses_read_as_display_writes_them() {
+    for a in [
+        "192.0.2.7:51000",
+        "0.0.0.0:0",
+        "255.255.255.255:65535",
+        "[::1]:8080",
+        "[2001:db8::7]:443",
+    ] {
+        let a: std::net::SocketAddr = a.parse().expect("an address");
+        let mut out = Vec::new();
+        addr(&mut out, a);
+        assert_eq!(String::from_utf8(out).expect("UTF-8"), a.to_string());
     }
 }

@@ -237,27 +237,25 @@ impl WorkerLog {
 
     /// The settings, looked at again after a reload changed them (what was
     /// buffered in the old format is handed over first).
-    fn current(&self) -> Arc<Spec> {
+    fn refresh(&self) {
         if self.log.inner.generation.load(Ordering::Acquire) != self.seen.get() {
             self.flush();
             let (seen, spec) = self.log.spec();
             self.seen.set(seen);
             *self.spec.borrow_mut() = spec;
         }
-        self.spec.borrow().clone()
     }
 
     /// Whether lines are written at all (callers skip building entries otherwise).
     pub fn enabled(&self) -> bool {
-        if self.log.inner.generation.load(Ordering::Relaxed) != self.seen.get() {
-            return self.current().enabled;
-        }
+        self.refresh();
         self.spec.borrow().enabled
     }
 
     /// Formats one entry into the buffer; hands the buffer over when it is full.
     pub fn write(&self, e: &Entry<'_>) {
-        let spec = self.current();
+        self.refresh();
+        let spec = self.spec.borrow();
         if !spec.enabled {
             return;
         }

@@ -107,7 +107,8 @@ pub async fn read_response<S: crate::io::Socket>(
     }
 }
 
-/// An HTTP/1.1 connection to `backend`: an idle pooled one (`true`: reused) or a new one.
+/// An HTTP/1.1 connection to `backend`: an idle pooled one (`None`) or a new one
+/// (with the time its connect took).
 ///
 /// A pool that sends a PROXY header always gets a new connection, its header naming
 /// `ends` (the client and the local address it reached): the header is once per
@@ -118,14 +119,14 @@ pub async fn conn(
     pool: &Pool,
     backend: &Backend,
     ends: Option<(SocketAddr, SocketAddr)>,
-) -> Result<(Conn, bool), ProxyError> {
+) -> Result<(Conn, Option<Duration>), ProxyError> {
     let header = pool.send_proxy.map(|v| super::proxy_header(v, ends));
     if header.is_none() {
         if let Some(s) = w
             .h1_pool
             .take(pool.conn_key(backend.addr), pool.idle_timeout)
         {
-            return Ok((s, true));
+            return Ok((s, None));
         }
     }
     let started = Instant::now();
@@ -135,8 +136,9 @@ pub async fn conn(
     // future would otherwise size every request's.
     match Box::pin(super::open(backend.addr, pool.connect_timeout, header, tls)).await {
         Ok(s) => {
-            pool.state.connect.observe(started.elapsed());
-            Ok((s, false))
+            let took = started.elapsed();
+            pool.state.connect.observe(took);
+            Ok((s, Some(took)))
         }
         Err(err) => {
             tracing::warn!(backend = %backend.addr, pool = %pool.name, error = %err, "connect failed");
@@ -220,12 +222,12 @@ pub async fn exchange(
         .map(|local| (req.peer, local));
     let mut taken = false;
     loop {
-        let asked = Instant::now();
-        let (up, reused) = match conn(w, pool, backend, ends).await {
+        let (up, took) = match conn(w, pool, backend, ends).await {
             Ok(c) => c,
             Err(err) => return Step::Failed(err),
         };
-        e.connect = Some(asked.elapsed());
+        let reused = took.is_none();
+        e.connect = Some(took.unwrap_or_default());
         if !std::mem::replace(&mut taken, true) {
             // Taken once a connection is there: a failed connect leaves the body
             // whole for the next backend.

@@ -5,7 +5,7 @@
 //! an HTTP/1.1 client is sent while the response head is awaited.
 
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fulcrum_core::balance::Backend;
@@ -23,27 +23,30 @@ use crate::io::Conn;
 use crate::state::{ConnKey, Pool};
 use crate::worker::Worker;
 
-/// An HTTP/2 connection to `backend`, pooled per worker, ready for a new stream.
+/// An HTTP/2 connection to `backend`, pooled per worker, ready for a new stream,
+/// with the time a new one took to open (zero for a pooled one).
 pub async fn conn(
     w: &Rc<Worker>,
     pool: &Pool,
     backend: &Backend,
-) -> Result<h2::client::SendRequest<Bytes>, ProxyError> {
+) -> Result<(h2::client::SendRequest<Bytes>, Duration), ProxyError> {
     let addr = backend.addr;
     let key = pool.conn_key(addr);
     if let Some(send) = w.h2_pool.get(key) {
         match send.ready().await {
-            Ok(send) => return Ok(send),
+            Ok(send) => return Ok((send, Duration::ZERO)),
             Err(_) => w.h2_pool.remove(key),
         }
     }
+    let started = Instant::now();
     // Boxed: a new connection (TCP, TLS, the HTTP/2 handshake) is the rare case,
     // and its future would otherwise size every request's.
     let send = Box::pin(connect(w, pool, backend)).await?;
-    send.ready().await.map_err(|e| ProxyError::Connect {
+    let send = send.ready().await.map_err(|e| ProxyError::Connect {
         addr,
         reason: e.to_string(),
-    })
+    })?;
+    Ok((send, started.elapsed()))
 }
 
 /// Opens a new HTTP/2 connection to `backend` and keeps it in the worker's pool.
@@ -106,12 +109,13 @@ pub async fn exchange(
     body: &mut Source<'_>,
     e: &mut Entry<'_>,
 ) -> Step<Exchanged> {
-    let asked = Instant::now();
     let mut send = match conn(w, pool, backend).await {
-        Ok(send) => send,
+        Ok((send, took)) => {
+            e.connect = Some(took);
+            send
+        }
         Err(err) => return Step::Failed(err),
     };
-    e.connect = Some(asked.elapsed());
     let client_ip = req.peer.ip().to_string();
     let headers = request_map(req.fields(), req.target.host, &req.forwarded(&client_ip));
     let scheme = if pool.tls.is_some() { "https" } else { "http" };

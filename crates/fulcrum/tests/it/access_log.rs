@@ -350,3 +350,121 @@ async fn sampled_requests_are_exported_as_otlp_spans() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_pipe_drops_and_counts_lines_and_never_stalls_a_worker() {
+    use std::io::BufRead as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    within(async {
+        let b = Backend::start("a").await;
+        let dir = TempDir::new();
+        let fifo = dir.path("access.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // The reader opens the pipe and reads nothing until told to.
+        let read = Arc::new(AtomicUsize::new(0));
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (r, path) = (read.clone(), fifo.clone());
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(path).unwrap();
+            let _ = go_rx.recv();
+            for line in std::io::BufReader::new(file).lines() {
+                if line.is_err() {
+                    break;
+                }
+                r.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let extra = format!("[access_log]\npath = {:?}\n", fifo.display().to_string());
+        let f = Fulcrum::start(&config("", &b, &extra).replace("workers = 2", "workers = 1"));
+        // 2,000-byte targets: 3,000 lines are about 6.5 MB, past the pipe's 64 KiB
+        // and the writer's 4 MiB queue.
+        const N: usize = 3000;
+        let long = "x".repeat(2000);
+        let mut w = Wire::connect(f.addr("public")).await;
+        let started = Instant::now();
+        for i in 0..N {
+            w.send(format!("GET /{long}/{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+                .await;
+            assert_eq!(w.response(false).await.status, 200, "request {i}");
+        }
+        let served = started.elapsed();
+        let warned = f.wait_line("lines dropped", 0).await;
+        assert!(warned.contains("access log"), "{warned}");
+        // Let the reader go: what was queued arrives; read + dropped is every line.
+        go_tx.send(()).unwrap();
+        let total_dropped = |log: &str| {
+            log.lines()
+                .filter(|l| l.contains("lines dropped"))
+                .filter_map(|l| field(l, "total"))
+                .filter_map(|t| t.parse::<usize>().ok())
+                .max()
+                .unwrap_or(0)
+        };
+        until("every line is read or counted as dropped", || {
+            read.load(Ordering::Relaxed) + total_dropped(&f.log.all()) == N
+        })
+        .await;
+        let dropped = total_dropped(&f.log.all());
+        assert!(dropped > 0 && dropped < N, "{dropped} of {N} dropped");
+        eprintln!("served {N} requests in {served:?} with the log stuck; {dropped} lines dropped");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_writes_every_buffered_line() {
+    within(async {
+        let b = Backend::start("a").await;
+        let mut f = Fulcrum::start(&config("", &b, ""));
+        let mut w = Wire::connect(f.addr("public")).await;
+        for i in 0..50 {
+            ok(&mut w, &format!("/{i}")).await;
+        }
+        // Well within the one-second flush: the lines are still in the worker's
+        // buffer when the stop begins.
+        f.signal(15);
+        assert!(f.wait_exit().success());
+        let paths: std::collections::HashSet<String> = f
+            .access_log()
+            .iter()
+            .map(|l| l["path"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(paths.len(), 50, "{paths:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_the_log_format() {
+    within(async {
+        let b = Backend::start("a").await;
+        let f = Fulcrum::start(&config("", &b, ""));
+        let mut w = Wire::connect(f.addr("public")).await;
+        ok(&mut w, "/json").await;
+        f.wait_access_log(1);
+        let path = f.dir.path("access.log");
+        let cfg = config(
+            "",
+            &b,
+            &format!(
+                "[access_log]\nformat = \"combined\"\npath = {:?}\n",
+                path.display().to_string()
+            ),
+        );
+        assert!(f.reload(&cfg).contains("config reloaded"));
+        ok(&mut w, "/combined").await;
+        until("the combined line", || {
+            lines(&path)
+                .iter()
+                .any(|l| l.contains("\"GET /combined HTTP/1.1\" 200"))
+        })
+        .await;
+        assert!(lines(&path)[0].starts_with('{'));
+    })
+    .await;
+}

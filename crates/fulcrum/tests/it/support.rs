@@ -367,7 +367,7 @@ impl Drop for Fulcrum {
 }
 
 /// `key=value` or `key="value"` in a tracing line.
-fn field(line: &str, key: &str) -> Option<String> {
+pub fn field(line: &str, key: &str) -> Option<String> {
     let start = line.find(&format!("{key}="))? + key.len() + 1;
     let rest = &line[start..];
     let value = rest.split_whitespace().next()?;
