@@ -27,6 +27,8 @@ mod tests_jwt;
 #[cfg(test)]
 mod tests_l4;
 #[cfg(test)]
+mod tests_observe;
+#[cfg(test)]
 mod tests_pieces;
 #[cfg(test)]
 mod tests_retries;

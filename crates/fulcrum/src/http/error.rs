@@ -138,13 +138,20 @@ pub fn client_body_error(err: super::body::BodyError) -> ProxyError {
 }
 
 /// Appends a complete short error response for an HTTP/1.1 client.
-pub fn write_h1_error(out: &mut Vec<u8>, status: u16, close: bool, retry_after: Option<u32>) {
+pub fn write_h1_error(
+    out: &mut Vec<u8>,
+    status: u16,
+    close: bool,
+    retry_after: Option<u32>,
+    request_id: Option<(&str, &str)>,
+) {
     let reason = fulcrum_core::http1::reason(status);
     let body_len = reason.len() + 1;
     let retry = retry_after.map_or(String::new(), |s| format!("retry-after: {s}\r\n"));
+    let rid = request_id.map_or(String::new(), |(name, id)| format!("{name}: {id}\r\n"));
     out.extend_from_slice(
         format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {body_len}\r\n{retry}{}\r\n{reason}\n",
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {body_len}\r\n{retry}{rid}{}\r\n{reason}\n",
             if close { "connection: close\r\n" } else { "" }
         )
         .as_bytes(),

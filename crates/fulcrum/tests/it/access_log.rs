@@ -468,3 +468,33 @@ async fn a_reload_changes_the_log_format() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_fulcrum_answers_carry_the_request_id() {
+    within(async {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let cfg = format!(
+            "workers = 1\n[listeners.public]\naddress = \"127.0.0.1:0\"\nrequest_id = {{}}\n\n[[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [\"{dead}\"]\n"
+        );
+        let f = Fulcrum::start(&cfg);
+        let mut w = Wire::connect(f.addr("public")).await;
+        w.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        let r = w.response(false).await;
+        assert_eq!(r.status, 502, "{r:?}");
+        let id = r.header("x-request-id").expect("the 502 names the request");
+        let line = f.wait_status(502).await;
+        assert_eq!(line["request_id"], id.as_str());
+        // And over HTTP/2.
+        let res = h2_client()
+            .request(
+                hyper::Request::get(format!("{}/", f.url("public")))
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 502);
+        assert_eq!(res.headers()["x-request-id"].len(), 32);
+    })
+    .await;
+}

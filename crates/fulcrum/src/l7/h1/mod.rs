@@ -120,7 +120,7 @@ pub fn serve(
 /// Answers 503 and closes: the connection's listener is gone.
 async fn reply_gone(io: &Conn) {
     let mut out = Vec::with_capacity(160);
-    write_h1_error(&mut out, 503, true, None);
+    write_h1_error(&mut out, 503, true, None, None);
     let _ = io::write_all(io, &out, std::time::Duration::from_secs(5)).await;
 }
 
@@ -211,7 +211,7 @@ async fn exchange(
         Ok(None) => return Next::Close,
         Err(err) => {
             let status = err.status();
-            reply_error(io, l, status, true, None).await;
+            reply_error(io, l, status, true, (None, None)).await;
             e.status = status;
             e.error = Some(err.to_string());
             e.duration = started.elapsed();
@@ -245,7 +245,8 @@ async fn exchange(
             let close =
                 !head.keep_alive || head.body != Framing::Empty || err.side() == Side::Client;
             if !replied {
-                reply_error(io, l, err.status(), close, err.retry_after()).await;
+                let rid = (!e.request_id.is_empty()).then_some(e.request_id);
+                reply_error(io, l, err.status(), close, (err.retry_after(), rid)).await;
                 e.status = err.status();
             }
             e.error = Some(err.to_string());
@@ -260,9 +261,21 @@ async fn exchange(
     next
 }
 
-async fn reply_error(io: &Conn, l: &Listener, status: u16, close: bool, retry_after: Option<u32>) {
+/// An error response; with the request's ID when the listener sets one.
+async fn reply_error(
+    io: &Conn,
+    l: &Listener,
+    status: u16,
+    close: bool,
+    (retry_after, request_id): (Option<u32>, Option<&str>),
+) {
     let mut out = Vec::with_capacity(160);
-    write_h1_error(&mut out, status, close, retry_after);
+    let rid = l
+        .request_id
+        .as_ref()
+        .zip(request_id)
+        .map(|((name, _), id)| (&**name, id));
+    write_h1_error(&mut out, status, close, retry_after, rid);
     let _ = io::write_all(io, &out, l.client_timeout).await;
 }
 

@@ -242,7 +242,12 @@ async fn handle(
                 send_grpc_error(&mut respond, &err);
             } else {
                 e.status = err.status();
-                send_error(&mut respond, err.status(), err.retry_after());
+                let rid = l
+                    .request_id
+                    .as_ref()
+                    .map(|(name, _)| (&**name, e.request_id))
+                    .filter(|(_, id)| !id.is_empty());
+                send_error(&mut respond, err.status(), err.retry_after(), rid);
             }
         }
         e.error = Some(err.to_string());
@@ -259,6 +264,7 @@ fn send_error(
     respond: &mut h2::server::SendResponse<Bytes>,
     status: u16,
     retry_after: Option<u32>,
+    request_id: Option<(&str, &str)>,
 ) {
     let reason = fulcrum_core::http1::reason(status);
     let mut builder = Response::builder()
@@ -266,6 +272,9 @@ fn send_error(
         .header("content-type", "text/plain");
     if let Some(secs) = retry_after {
         builder = builder.header("retry-after", secs);
+    }
+    if let Some((name, id)) = request_id {
+        builder = builder.header(name, id);
     }
     let response = builder.body(()).unwrap_or_default();
     if let Ok(mut stream) = respond.send_response(response, false) {

@@ -1,0 +1,86 @@
+//! `[access_log]` fields and formats, route names, `request_id` and `[tracing]`.
+
+use super::tests::{errors, parse_ok, BASE};
+use super::*;
+
+#[test]
+fn logging_request_ids_and_tracing_parse() {
+    let text = format!(
+        "{BASE}\n[access_log]\nformat = \"json\"\nfields = [\"ts\", \"status\", \"request_id\"]\n\n\
+         [tracing]\notlp = \"http://127.0.0.1:4318\"\nsample = \"0.5%\"\n"
+    )
+    .replace(
+        "address = \"0.0.0.0:8080\"\n",
+        "address = \"0.0.0.0:8080\"\nrequest_id = { trust_incoming = true }\n",
+    )
+    .replace("[[routes]]\n", "[[routes]]\nname = \"main\"\n");
+    let config = parse_ok(&text);
+    assert_eq!(config.access_log.fields, ["ts", "status", "request_id"]);
+    let rid = config.listeners["public"].request_id.clone().unwrap();
+    assert_eq!(
+        (rid.header.as_str(), rid.trust_incoming),
+        ("x-request-id", true)
+    );
+    let t = config.tracing.unwrap();
+    assert_eq!(t.sample, SampleRate(5_000));
+    assert_eq!(t.service_name, "fulcrum");
+    assert_eq!(config.routes[0].name.as_deref(), Some("main"));
+    let combined = parse_ok(&format!("{BASE}[access_log]\nformat = \"combined\"\n"));
+    assert_eq!(combined.access_log.format, AccessLogFormat::Combined);
+}
+
+#[test]
+fn bad_settings_name_their_key() {
+    let text = format!(
+        "{BASE}\n[[routes]]\nname = \"x\"\npool = \"api\"\n\n[[routes]]\nname = \"x\"\npool = \"api\"\n\n\
+         [access_log]\nformat = \"text\"\nfields = [\"ts\", \"nope\", \"ts\"]\n\n\
+         [tracing]\notlp = \"https://collector:4318\"\nsample = \"150%\"\n"
+    )
+    .replace(
+        "address = \"0.0.0.0:8080\"\n",
+        "address = \"0.0.0.0:8080\"\nrequest_id = { header = \"Content-Length\" }\n",
+    );
+    let all = errors(&text);
+    let has = |needle: &str| all.iter().any(|e| e.contains(needle));
+    assert!(
+        has("listeners.public.request_id.header: \"Content-Length\" cannot carry a request ID"),
+        "{all:#?}"
+    );
+    assert!(
+        has("routes[2].name: \"x\" names an earlier route too"),
+        "{all:#?}"
+    );
+    assert!(
+        has("access_log.fields: fields choose JSON fields: needs format = \"json\""),
+        "{all:#?}"
+    );
+    assert!(
+        has("access_log.fields[1]: unknown field \"nope\""),
+        "{all:#?}"
+    );
+    assert!(
+        has("access_log.fields[2]: \"ts\" is listed twice"),
+        "{all:#?}"
+    );
+    assert!(
+        has("tracing.sample: invalid sample \"150%\": must be from 0% to 100%"),
+        "{all:#?}"
+    );
+    assert!(
+        has("tracing.otlp: \"https://collector:4318\": expected an http:// URL"),
+        "{all:#?}"
+    );
+    assert_eq!(all.len(), 7, "{all:#?}");
+}
+
+#[test]
+fn request_ids_only_on_http_listeners() {
+    let text = format!(
+        "{BASE}\n[listeners.db]\naddress = \"0.0.0.0:5432\"\nprotocol = \"tcp\"\npool = \"api\"\nrequest_id = {{}}\n"
+    );
+    let all = errors(&text);
+    assert_eq!(
+        all,
+        ["f.toml:14: listeners.db.request_id: only http and https listeners carry request IDs"]
+    );
+}
