@@ -201,6 +201,21 @@ async fn sni_picks_the_certificate_and_alpn_the_protocol() {
         assert!(!m.contains("result=\"protocol\"} 0"), "{m}");
         assert!(m.contains("fulcrum_tls_resumed_handshakes_total{listener=\"secure\"} 1"), "{m}");
         assert!(m.contains("fulcrum_tls_certificate_expiry_seconds{listener=\"secure\",certificate=\"a.test\"}"), "{m}");
+        assert!(m.contains("fulcrum_access_log_dropped_lines_total 0"), "{m}");
+        // The access log names each request's TLS session.
+        let log = f.wait_access_log(7);
+        let of = |host: &str, proto: &str, version: &str| {
+            log.iter().any(|l| {
+                l["host"] == host && l["proto"] == proto && l["tls_version"] == version
+                    && l["tls_cipher"].as_str().is_some_and(|c| c.starts_with("TLS"))
+            })
+        };
+        assert!(of("x.wild.test", "HTTP/2", "TLSv1.3"), "{log:?}");
+        assert!(of("b.test", "HTTP/2", "TLSv1.2"), "{log:?}");
+        assert!(of("a.test", "HTTP/1.1", "TLSv1.3"), "{log:?}");
+        assert!(log.iter().any(|l| l["sni"] == "x.wild.test"), "{log:?}");
+        // The IP-address client sent no server name.
+        assert!(log.iter().any(|l| l["proto"] == "HTTP/1.1" && l["sni"].is_null()), "{log:?}");
         // The API (and the dashboard, which reads it) lists the certificates.
         let admin = f.admin_addr().await;
         let (_, _, status) = get(&client(), &format!("http://{admin}/api/status")).await;
