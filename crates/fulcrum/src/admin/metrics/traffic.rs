@@ -94,12 +94,21 @@ pub(super) fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -
             Ok(())
         },
     )?;
-    let indices: Vec<String> = (0..snap.routes.len()).map(|i| i.to_string()).collect();
+    // A route is labelled by its `name`, or by its index in [[routes]] when unnamed.
+    let indices: Vec<String> = (0..snap.routes.len())
+        .map(|i| {
+            snap.config
+                .routes
+                .get(i)
+                .and_then(|r| r.name.clone())
+                .unwrap_or_else(|| i.to_string())
+        })
+        .collect();
     family(
         enc,
         (
             "fulcrum_route_requests",
-            "Requests matched by a route (its index in [[routes]]), by status class.",
+            "Requests matched by a route (its name, or its index in [[routes]]), by status class.",
             None,
             Counter,
         ),
