@@ -150,6 +150,40 @@ pub async fn conn(
     }
 }
 
+/// Sends the rest of a request body that is still arriving while the response head
+/// is awaited (a backend may answer before the body ends); the client's body error,
+/// if it failed. Boxed by its caller: the pump's state would otherwise size every
+/// request's future, and most requests have no body.
+async fn upload(
+    up: &Conn,
+    buf: &mut BytesMut,
+    body: &mut Source<'_>,
+    is_head: bool,
+    framing: Framing,
+    limit: Duration,
+) -> Result<Result<ResponseHead, HeadFailure>, crate::http::body::BodyError> {
+    let head = read_response(up, buf, is_head, limit);
+    tokio::pin!(head);
+    let mode = if framing == Framing::Chunked {
+        Out::Chunked
+    } else {
+        Out::Raw
+    };
+    let mut sink = Sink::H1(H1Sink::new(up, Vec::new(), mode, limit));
+    let pumping = pump(body, &mut sink);
+    tokio::pin!(pumping);
+    Ok(tokio::select! {
+        biased;
+        r = &mut pumping => match r {
+            Ok(()) => head.as_mut().await,
+            Err(PumpError::Source(err)) => return Err(err),
+            // The backend stopped reading; it may still have answered.
+            Err(PumpError::Sink(_)) => head.as_mut().await,
+        },
+        r = &mut head => r,
+    })
+}
+
 /// The `Sec-WebSocket-Accept` value a backend must answer `key` with.
 pub fn accept_for(key: &[u8]) -> String {
     let mut h = Sha1::new();
@@ -254,25 +288,17 @@ pub async fn exchange(
         let resp = if whole {
             read_response(&up, &mut buf, req.is_head(), attempts.head_timeout()).await
         } else {
-            let head = read_response(&up, &mut buf, req.is_head(), pool.upstream_timeout);
-            tokio::pin!(head);
-            let mode = if framing == Framing::Chunked {
-                Out::Chunked
-            } else {
-                Out::Raw
-            };
-            let mut sink = Sink::H1(H1Sink::new(&up, Vec::new(), mode, pool.upstream_timeout));
-            let pumping = pump(body, &mut sink);
-            tokio::pin!(pumping);
-            tokio::select! {
-                biased;
-                r = &mut pumping => match r {
-                    Ok(()) => head.as_mut().await,
-                    Err(PumpError::Source(err)) => return Step::Fatal(client_body_error(err).into()),
-                    // The backend stopped reading; it may still have answered.
-                    Err(PumpError::Sink(_)) => head.as_mut().await,
-                },
-                r = &mut head => r,
+            let upload = upload(
+                &up,
+                &mut buf,
+                body,
+                req.is_head(),
+                framing,
+                pool.upstream_timeout,
+            );
+            match Box::pin(upload).await {
+                Ok(r) => r,
+                Err(err) => return Step::Fatal(client_body_error(err).into()),
             }
         };
         let rh = match resp {

@@ -49,6 +49,31 @@ pub async fn conn(
     Ok((send, started.elapsed()))
 }
 
+/// The response to a request whose body is still arriving: the body is sent on the
+/// stream while the response is awaited (it may come first). Boxed by its caller:
+/// the pump's state would otherwise size every request's future.
+async fn upload(
+    stream: h2::SendStream<Bytes>,
+    body: &mut Source<'_>,
+    mut timed: std::pin::Pin<&mut tokio::time::Timeout<h2::client::ResponseFuture>>,
+) -> Result<
+    Result<Result<http::Response<h2::RecvStream>, h2::Error>, tokio::time::error::Elapsed>,
+    crate::http::body::BodyError,
+> {
+    let mut sink = Sink::H2(H2Sink::new(stream));
+    let pumping = pump(body, &mut sink);
+    tokio::pin!(pumping);
+    Ok(tokio::select! {
+        biased;
+        r = &mut pumping => match r {
+            Ok(()) => timed.await,
+            Err(PumpError::Source(err)) => return Err(err),
+            Err(PumpError::Sink(_)) => timed.await,
+        },
+        r = &mut timed => r,
+    })
+}
+
 /// Opens a new HTTP/2 connection to `backend` and keeps it in the worker's pool.
 async fn connect(
     w: &Rc<Worker>,
@@ -158,17 +183,9 @@ pub async fn exchange(
         });
         timed.await
     } else {
-        let mut sink = Sink::H2(H2Sink::new(stream));
-        let pumping = pump(body, &mut sink);
-        tokio::pin!(pumping);
-        tokio::select! {
-            biased;
-            r = &mut pumping => match r {
-                Ok(()) => timed.await,
-                Err(PumpError::Source(err)) => return Step::Fatal(client_body_error(err).into()),
-                Err(PumpError::Sink(_)) => timed.await,
-            },
-            r = &mut timed => r,
+        match Box::pin(upload(stream, body, timed)).await {
+            Ok(r) => r,
+            Err(err) => return Step::Fatal(client_body_error(err).into()),
         }
     };
     let response = match response {
