@@ -189,10 +189,28 @@ pub async fn read_some<S: Socket>(
     buf: &mut BytesMut,
     limit: Duration,
 ) -> Result<usize, IoError> {
+    // Bytes already there need no timer (nor the clock read that sets one).
+    if let Some(r) = now_or_later(|cx| s.poll_read_buf(cx, buf)).await {
+        return r.map_err(IoError::Io);
+    }
     tokio::time::timeout(limit, std::future::poll_fn(|cx| s.poll_read_buf(cx, buf)))
         .await
         .map_err(|_| IoError::Timeout)?
         .map_err(IoError::Io)
+}
+
+/// Polls once: `Some` with the result when ready now, `None` when it would wait
+/// (the waker is registered, as with any poll).
+async fn now_or_later<T>(
+    mut poll: impl FnMut(&mut std::task::Context<'_>) -> std::task::Poll<T>,
+) -> Option<T> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match poll(cx) {
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// One read over `poll_read_ready`: no waiter node is stored in the future (each
@@ -248,7 +266,14 @@ async fn write_tcp(s: &TcpStream, mut data: &[u8]) -> io::Result<()> {
 
 /// Writes all of `data` within `limit` (the deadline covers the whole write).
 pub async fn write_all<S: Socket>(s: &S, data: &[u8], limit: Duration) -> Result<(), IoError> {
-    tokio::time::timeout(limit, s.write_all_now(data))
+    let write = s.write_all_now(data);
+    tokio::pin!(write);
+    // Most writes fit the socket's buffer at once: no timer (nor clock read) for
+    // those; the deadline starts when one has to wait.
+    if let Some(r) = now_or_later(|cx| std::future::Future::poll(write.as_mut(), cx)).await {
+        return r.map_err(IoError::Io);
+    }
+    tokio::time::timeout(limit, write)
         .await
         .map_err(|_| IoError::Timeout)?
         .map_err(IoError::Io)

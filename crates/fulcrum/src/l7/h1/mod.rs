@@ -147,7 +147,8 @@ async fn read_head(
     buf: &mut BytesMut,
     l: &Listener,
 ) -> Result<Option<RequestHead>, ProxyError> {
-    let deadline = Instant::now() + l.header_timeout;
+    // Set at the first wait: a head already in `buf` costs no clock read.
+    let mut deadline = None;
     loop {
         if !buf.is_empty() {
             match http1::parse_request(buf, l.max_header_bytes) {
@@ -157,7 +158,10 @@ async fn read_head(
                 Err(HeadError::Malformed(why)) => return Err(ProxyError::BadRequest(why)),
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let left = deadline
+            .get_or_insert(now + l.header_timeout)
+            .saturating_duration_since(now);
         match io::read_some(io, buf, left).await {
             Ok(0) if buf.is_empty() => return Ok(None),
             Ok(0) => return Err(ProxyError::Client("closed inside a request head".into())),
