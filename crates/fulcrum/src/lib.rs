@@ -18,6 +18,7 @@ pub mod io;
 pub mod l4;
 pub mod l7;
 pub mod listen;
+pub mod notify;
 pub mod reload;
 pub mod server;
 pub mod spans;

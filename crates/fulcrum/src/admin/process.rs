@@ -82,7 +82,11 @@ impl Process {
         shared: &Shared,
         registry: &Registry,
     ) -> Result<u64, ReloadError> {
-        match reload::reload(path, shared, registry, self.live.get().map(|l| &**l)) {
+        crate::notify::reloading();
+        let result = reload::reload(path, shared, registry, self.live.get().map(|l| &**l));
+        // Serving again, on the new config or the old one.
+        crate::notify::ready();
+        match result {
             Ok(generation) => {
                 let snap = shared.load();
                 if let Some(log) = self.log.get() {

@@ -205,6 +205,9 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         rt.block_on(first_probes(&shared));
         inherited.ready()?;
         tracing::info!("took over the listening sockets from the previous process");
+        crate::notify::took_over();
+    } else {
+        crate::notify::ready();
     }
     let upgrade = Upgrade {
         exe: std::env::current_exe()?,

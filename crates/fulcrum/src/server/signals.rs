@@ -103,8 +103,10 @@ impl Signals {
     ) {
         loop {
             tokio::select! {
-                _ = self.term.recv() => break,
-                _ = self.int.recv() => break,
+                _ = self.term.recv() => break crate::notify::stopping(),
+                _ = self.int.recv() => break crate::notify::stopping(),
+                // The new process is the service now: no STOPPING=1 from this one,
+                // or systemd would take the service for stopping.
                 _ = self.usr2.recv() => if upgrade.run().await { break },
                 // logrotate's postrotate: the file was moved away; open the path anew.
                 _ = self.usr1.recv() => log.reopen(),

@@ -39,6 +39,7 @@ mod routing;
 mod smuggling;
 mod sse;
 mod sticky;
+mod systemd;
 mod tcp;
 mod tcp_load;
 mod timeouts;

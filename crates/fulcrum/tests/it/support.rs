@@ -148,6 +148,11 @@ impl Fulcrum {
     /// Starts Fulcrum on `config` (TOML); waits until every listener is bound. The
     /// access log goes to `access.log` in the temp dir unless the config says otherwise.
     pub fn start(config: &str) -> Self {
+        Self::start_env(config, &[])
+    }
+
+    /// [`Fulcrum::start`] with these environment variables set.
+    pub fn start_env(config: &str, env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let dir = TempDir::new();
         let path = dir.path("fulcrum.toml");
         let access = dir.path("access.log");
@@ -165,6 +170,7 @@ impl Fulcrum {
             .args(["run", "--config"])
             .arg(&path)
             .env("RUST_LOG", std::env::var("IT_LOG").unwrap_or("info".into()))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
