@@ -29,3 +29,19 @@ pub mod upstream;
 pub mod worker;
 
 pub use server::{run, RunError};
+
+/// The package version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit this binary was built from (`unknown` outside a checkout).
+pub const COMMIT: &str = env!("FULCRUM_COMMIT");
+/// The build date, `YYYY-MM-DD` (UTC; `SOURCE_DATE_EPOCH` when set).
+pub const BUILD_DATE: &str = env!("FULCRUM_BUILD_DATE");
+/// `fulcrum --version`'s text: version, commit and build date.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FULCRUM_COMMIT"),
+    ", built ",
+    env!("FULCRUM_BUILD_DATE"),
+    ")"
+);

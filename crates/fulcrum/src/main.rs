@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use fulcrum_core::config::{self, Config};
 
 /// mimalloc: same requests per CPU-second as glibc's malloc here, and about 0.3 KB
@@ -17,8 +17,31 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The embedded default config: the demo.
 const DEMO: &str = include_str!("../../../config/demo.toml");
 
+/// The manual page's description: what an operator looks up in it.
+const LONG_ABOUT: &str = "A reverse proxy and load balancer: HTTP/1.1 and HTTP/2 (TLS \
+terminated or passed through by SNI), TCP and UDP, in front of pools of backends, with \
+health checks, retries, sticky sessions and consistent hashing.
+
+Signals: SIGTERM and SIGINT stop accepting and let requests in flight finish up to \
+shutdown_timeout. SIGHUP reloads the config file (a config that fails keeps the old one \
+serving). SIGUSR1 reopens the access log file (logrotate). SIGUSR2 starts the binary again \
+and hands it the listening sockets (zero-downtime upgrade; see `fulcrum upgrade`).
+
+Under systemd (Type=notify), READY=1, RELOADING=1 and STOPPING=1 are sent on \
+NOTIFY_SOCKET, and MAINPID= by the process an upgrade started.
+
+Files: /etc/fulcrum/fulcrum.toml (the packaged config); every key is described in \
+/usr/share/doc/fulcrum/reference.toml. Logs go to stderr (RUST_LOG=debug for more), the \
+access log to the config's [access_log] path. Metrics, the API and a dashboard are on the \
+[admin] address.";
+
 #[derive(Parser)]
-#[command(name = "fulcrum", version, about = "A reverse proxy and load balancer")]
+#[command(
+    name = "fulcrum",
+    version = fulcrum::LONG_VERSION,
+    about = "A reverse proxy and load balancer",
+    long_about = LONG_ABOUT
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,6 +76,14 @@ enum Command {
         #[arg(long)]
         pid: i32,
     },
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell), for /usr/share/bash-completion/completions and the like.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, fulcrum(1), in roff (`fulcrum manpage | man -l -`).
+    Manpage,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +101,20 @@ fn main() -> ExitCode {
         Command::Run { config: None } | Command::Demo => exit(demo()),
         Command::Upgrade { pid } => exit(
             fulcrum::handover::signal(pid).with_context(|| format!("cannot signal process {pid}")),
+        ),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "fulcrum",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Manpage => exit(
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("writing the manual page"),
         ),
     }
 }

@@ -83,7 +83,9 @@ impl Admin {
         json(
             StatusCode::OK,
             &json!({
-                "version": env!("CARGO_PKG_VERSION"),
+                "version": crate::VERSION,
+                "commit": crate::COMMIT,
+                "build_date": crate::BUILD_DATE,
                 "uptime_seconds": self.process.uptime(),
                 "generation": snap.generation,
                 "config_sha256": self.process.config_sha256(),

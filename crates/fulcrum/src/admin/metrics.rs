@@ -407,6 +407,23 @@ fn encode_process(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, pr: &Process
             ConstCounter::new(n).encode(m)
         })?;
     }
+    family(
+        enc,
+        (
+            "fulcrum_build",
+            "This binary: its version, git commit and build date.",
+            None,
+            Info,
+        ),
+        |mut m| {
+            m.encode_info(
+                &none
+                    .with("version", crate::VERSION)
+                    .with("commit", crate::COMMIT)
+                    .with("date", crate::BUILD_DATE),
+            )
+        },
+    )?;
     let sha = pr.config_sha256();
     family(
         enc,

@@ -202,6 +202,23 @@ async fn metrics_count_requests_by_class_with_histograms() {
         assert_eq!(sample(&text, "fulcrum_config_generation", &[]), Some(1.0));
         assert!(sample(&text, "fulcrum_process_resident_memory_bytes", &[]) > Some(0.0));
         assert!(sample(&text, "fulcrum_process_open_fds", &[]) > Some(0.0));
+        // The build, as `fulcrum --version` names it.
+        let version = std::process::Command::new(bin())
+            .arg("--version")
+            .output()
+            .unwrap();
+        let version = String::from_utf8(version.stdout).unwrap();
+        let (_, commit) = version.split_once("(commit ").unwrap();
+        let (commit, date) = commit.split_once(", built ").unwrap();
+        let info = sample(
+            &text,
+            "fulcrum_build_info",
+            &[
+                ("commit", commit),
+                ("date", date.trim().trim_end_matches(')')),
+            ],
+        );
+        assert_eq!(info, Some(1.0), "{version} {text}");
         assert!(text.trim_end().ends_with("# EOF"));
 
         // More requests: the counters increase.
@@ -272,6 +289,10 @@ async fn token_is_required_when_set() {
             f.addr("public").to_string().as_str()
         );
         assert!(v["version"].is_string());
+        assert!(
+            v["commit"].is_string() && v["build_date"].is_string(),
+            "{v}"
+        );
         // Unknown paths and wrong methods, behind the same check.
         let (status, v) = json_call(admin, "GET", "/api/nothing", Some(TOKEN), "").await;
         assert_eq!(status, 404, "{v}");

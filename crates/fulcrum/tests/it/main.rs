@@ -17,6 +17,7 @@ mod balance;
 mod balancers;
 mod bodies;
 mod check;
+mod cli;
 mod dashboard;
 mod errors;
 mod failover;
