@@ -416,12 +416,11 @@ fn encode_process(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, pr: &Process
             Info,
         ),
         |mut m| {
-            m.encode_info(
-                &none
-                    .with("version", crate::VERSION)
-                    .with("commit", crate::COMMIT)
-                    .with("date", crate::BUILD_DATE),
-            )
+            m.encode_info(&[
+                ("version", crate::VERSION),
+                ("commit", crate::COMMIT),
+                ("date", crate::BUILD_DATE),
+            ])
         },
     )?;
     let sha = pr.config_sha256();
