@@ -96,7 +96,7 @@ impl Visitor<'_> for FieldVisitor {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     struct T {
         b: Vec<BackendConfig>,
     }

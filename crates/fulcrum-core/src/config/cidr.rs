@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 /// `proxy_protocol` of a listener or `send_proxy_protocol` of a pool.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyProtocolConfig {
     /// The text header.

@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn deserializes_from_toml_string() {
-        #[derive(serde::Deserialize)]
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
         struct T {
             d: Duration,
         }

@@ -12,7 +12,7 @@ use super::Duration;
 ///
 /// A backend of a checked pool takes traffic only after `rise` passing probes, and
 /// leaves after `fall` failing ones.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
     /// What a probe does.
@@ -87,7 +87,7 @@ impl Default for HealthCheckConfig {
 }
 
 /// `type` of a health check.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
     /// An HTTP/1.1 request whose response status (and body) must match.
@@ -199,7 +199,7 @@ impl Visitor<'_> for StatusRangeVisitor {
 /// `outlier` of a pool: passive detection from the outcomes of real requests.
 /// Defaults follow Envoy's outlier detection; a count or percentage of 0 disables
 /// its detector.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutlierConfig {
     /// Consecutive 5xx responses (gateway failures included) that eject.
@@ -300,7 +300,7 @@ mod defaults {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     struct T {
         s: Vec<StatusRange>,
     }

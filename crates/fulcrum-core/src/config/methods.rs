@@ -42,7 +42,7 @@ impl<'de> Visitor<'de> for MethodsVisitor {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     struct T {
         m: MethodsConfig,
     }

@@ -15,6 +15,7 @@ mod observe;
 mod pieces;
 mod retries;
 mod rules;
+mod schema;
 mod secret;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,7 @@ pub use duration::{Duration, DurationError};
 pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
 pub use observe::{RequestIdConfig, SampleRate, TracingConfig};
 pub use retries::{Percent, RetriesConfig, RetryOn};
+pub use schema::schema_json;
 pub use secret::Secret;
 pub use tls::{
     AcmeChallenge, AcmeConfig, CertificateConfig, ClientAuthConfig, ListenerTlsConfig,
@@ -57,7 +59,7 @@ pub use tls::{
 pub use validate::{parse, ConfigError};
 
 /// A whole config file.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Worker threads, each with its own listener socket and upstream pools. Default: cores.
@@ -90,7 +92,7 @@ pub struct Config {
 }
 
 /// `[admin]`: loopback unless `allow_public = true`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address to bind, `host:port`.
@@ -107,7 +109,7 @@ pub struct AdminConfig {
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
 /// `[access_log]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogConfig {
     /// Whether one line per request is written.
@@ -168,7 +170,7 @@ impl Default for AccessLogConfig {
 }
 
 /// The access log's line format.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessLogFormat {
     /// One JSON object per line.
@@ -181,7 +183,7 @@ pub enum AccessLogFormat {
 }
 
 /// `[listeners.NAME]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Address to bind, `ip:port` (port 0 picks a free port).
@@ -254,7 +256,7 @@ pub const DEFAULT_UDP_MAX_SESSIONS: u32 = 65_536;
 pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `protocol` of a listener.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ListenerProtocol {
     /// HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the same port.
@@ -271,7 +273,7 @@ pub enum ListenerProtocol {
 }
 
 /// One `[[routes]]` entry. Every predicate set must match.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// A name for logs and traces (the route's index when unset); unique.
@@ -369,7 +371,7 @@ impl Default for RouteConfig {
 pub struct MethodsConfig(pub Vec<String>);
 
 /// `[pools.NAME]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// The balancing algorithm.
@@ -473,7 +475,7 @@ pub struct PoolConfig {
 /// The cookie names the backend in a form clients can neither read nor forge (a
 /// keyed tag and an HMAC-SHA256 with `secret`); every Fulcrum with the same config
 /// and secret honours a cookie another one set.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StickyConfig {
     /// The cookie's name: a token (letters, digits, `!#$%&'*+-.^_`|~`).
@@ -497,7 +499,7 @@ impl std::fmt::Debug for StickyConfig {
 }
 
 /// `load` of a `power_of_two` pool.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadConfig {
     /// Requests in flight (divided by weight).
@@ -508,7 +510,7 @@ pub enum LoadConfig {
 }
 
 /// `balance` of a pool.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BalanceConfig {
     /// Each backend in turn, weights ignored.
@@ -529,7 +531,7 @@ pub enum BalanceConfig {
 }
 
 /// `protocol` of a pool.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PoolProtocol {
     /// HTTP/1.1 over pooled keep-alive connections.

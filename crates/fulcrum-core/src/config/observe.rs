@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 
 /// `request_id = { header = "x-request-id", trust_incoming = false }`: every request
 /// carries an ID, sent to the backend, returned to the client and logged.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestIdConfig {
     /// The header that carries it.
@@ -25,7 +25,7 @@ fn default_request_id_header() -> String {
 
 /// `[tracing]`: W3C trace context on every request (propagated, or started when a
 /// request brings none), and, with `otlp`, one span per request exported.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TracingConfig {
     /// OTLP/HTTP (protobuf) endpoint, `http://host:port` (`/v1/traces` is added

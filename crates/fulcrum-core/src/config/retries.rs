@@ -12,7 +12,7 @@ use super::Duration;
 ///
 /// A retry goes to another backend when the pool has one, waits a jittered
 /// backoff, and is spent from a budget so retries cannot multiply an overload.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetriesConfig {
     /// Retries after the first try.
@@ -226,7 +226,7 @@ mod defaults {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     struct T {
         on: Option<Vec<RetryOn>>,
         p: Option<Percent>,

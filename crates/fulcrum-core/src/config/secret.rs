@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 /// A secret (`jwt_secret`): its text is only reachable through [`Secret::expose`],
 /// and `Debug` prints `<redacted>`, so it stays out of logs and panics.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 

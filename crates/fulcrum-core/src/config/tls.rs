@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// `tls` of an `https` listener.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerTlsConfig {
     /// Certificates offered, chosen by the client's SNI among the names each
@@ -32,7 +32,7 @@ pub struct ListenerTlsConfig {
 }
 
 /// A TLS protocol version, as written in the file.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub enum TlsVersion {
     /// TLS 1.2 (and 1.3).
     #[default]
@@ -48,7 +48,7 @@ fn default_watch_interval() -> super::Duration {
 }
 
 /// One certificate chain and its private key, both PEM files.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateConfig {
     /// The chain, leaf first.
@@ -58,7 +58,7 @@ pub struct CertificateConfig {
 }
 
 /// `client_auth` of an https listener.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuthConfig {
     /// PEM file of the certificate authorities client certificates must chain to.
@@ -78,7 +78,7 @@ fn default_subject_header() -> String {
 }
 
 /// `tls` of a pool: connections to its backends are TLS.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolTlsConfig {
     /// Server name sent (SNI) and verified; the backend's host when unset (its IP
@@ -102,7 +102,7 @@ pub struct PoolTlsConfig {
 }
 
 /// `acme` of an https listener: a certificate obtained and renewed automatically.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcmeConfig {
     /// The ACME server's directory URL (`https://acme-v02.api.letsencrypt.org/directory`).
@@ -136,7 +136,7 @@ fn default_renew_before() -> super::Duration {
 }
 
 /// `challenge` of `acme`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 pub enum AcmeChallenge {
     /// A token served over plain HTTP.
     #[default]

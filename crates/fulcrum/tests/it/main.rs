@@ -37,6 +37,7 @@ mod rebind;
 mod reload_stress;
 mod retries;
 mod routing;
+mod schema;
 mod smuggling;
 mod sse;
 mod sticky;
