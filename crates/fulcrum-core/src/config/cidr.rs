@@ -119,3 +119,57 @@ mod tests {
         }
     }
 }
+
+/// `allow` and `deny` of a listener or route: who may be served.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessList {
+    allow: Vec<Cidr>,
+    deny: Vec<Cidr>,
+}
+
+impl AccessList {
+    /// The list from the config's networks (checked with the config; one that does
+    /// not parse is left out); `None` when both are empty.
+    pub fn build(allow: &[String], deny: &[String]) -> Option<Self> {
+        let parse = |v: &[String]| v.iter().filter_map(|n| Cidr::parse(n).ok()).collect();
+        let list = Self {
+            allow: parse(allow),
+            deny: parse(deny),
+        };
+        (!list.allow.is_empty() || !list.deny.is_empty()).then_some(list)
+    }
+
+    /// Whether `ip` may be served: not in `deny`, and in `allow` when it lists any.
+    /// As nginx's `deny` before `allow`, with an implicit "deny all" once `allow`
+    /// names someone.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        !self.deny.iter().any(|n| n.contains(ip))
+            && (self.allow.is_empty() || self.allow.iter().any(|n| n.contains(ip)))
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::AccessList;
+
+    fn list(allow: &[&str], deny: &[&str]) -> AccessList {
+        let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        AccessList::build(&own(allow), &own(deny)).expect("a list")
+    }
+
+    #[test]
+    fn deny_wins_and_allow_closes_the_rest() {
+        let l = list(&["10.0.0.0/8", "2001:db8::/32"], &["10.9.0.0/16"]);
+        assert!(l.permits("10.1.2.3".parse().unwrap()));
+        assert!(!l.permits("10.9.2.3".parse().unwrap()));
+        assert!(!l.permits("192.0.2.1".parse().unwrap()));
+        assert!(l.permits("2001:db8::1".parse().unwrap()));
+        assert!(!l.permits("2001:db9::1".parse().unwrap()));
+        // An IPv4 network matches the IPv4-mapped IPv6 form of its addresses.
+        assert!(l.permits("::ffff:10.1.2.3".parse().unwrap()));
+        let only_deny = list(&[], &["192.0.2.0/24"]);
+        assert!(only_deny.permits("198.51.100.1".parse().unwrap()));
+        assert!(!only_deny.permits("192.0.2.77".parse().unwrap()));
+        assert_eq!(AccessList::build(&[], &[]), None);
+    }
+}

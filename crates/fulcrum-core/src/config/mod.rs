@@ -45,7 +45,7 @@ use std::num::NonZeroU32;
 
 use serde::Deserialize;
 
-pub use cidr::{Cidr, ProxyProtocolConfig};
+pub use cidr::{AccessList, Cidr, ProxyProtocolConfig};
 pub use duration::{Duration, DurationError};
 pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
 pub use observe::{RequestIdConfig, SampleRate, TracingConfig};
@@ -244,6 +244,14 @@ pub struct ListenerConfig {
     /// On an http or https listener: a request ID on every request.
     #[serde(default)]
     pub request_id: Option<RequestIdConfig>,
+    /// Networks (`"10.0.0.0/8"`, `"::1"`) whose clients may be served; everyone
+    /// else is refused (403, or the connection closed on a layer-4 listener). The
+    /// client is the PROXY header's source when there is one. Empty: everyone.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Networks whose clients are refused, before `allow` is looked at.
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 /// A udp listener's `session_idle_timeout` when the config leaves it out.
@@ -337,12 +345,20 @@ pub struct RouteConfig {
     /// none.
     #[serde(default)]
     pub sni: Option<String>,
+    /// Networks whose clients this route serves (403 for the others); empty: all.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Networks whose clients this route refuses with 403, before `allow`.
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 impl Default for RouteConfig {
     /// A route to no pool with every key at its file default.
     fn default() -> Self {
         Self {
+            allow: Vec::new(),
+            deny: Vec::new(),
             name: None,
             listener: None,
             host: None,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+mod access;
 mod health;
 mod jwt;
 mod l4;
@@ -61,6 +62,7 @@ pub(crate) fn check(
     }
     let binds = listeners(&mut c, config);
     observe::check(&mut c, config);
+    access::check(&mut c, config);
     if let Some(admin) = &config.admin {
         let path = key("admin").key("address");
         match address::bind(&admin.address) {

@@ -84,3 +84,37 @@ fn request_ids_only_on_http_listeners() {
         ["f.toml:14: listeners.db.request_id: only http and https listeners carry request IDs"]
     );
 }
+
+#[test]
+fn access_lists_take_networks_and_refuse_passthrough_routes() {
+    let text = BASE
+        .replace(
+            "address = \"0.0.0.0:8080\"\n",
+            "address = \"0.0.0.0:8080\"\nallow = [\"10.0.0.0/8\", \"::1\"]\ndeny = [\"10.9.0.0/16\"]\n",
+        )
+        .replace("[[routes]]\n", "[[routes]]\ndeny = [\"192.0.2.1\"]\n");
+    let config = parse_ok(&text);
+    assert_eq!(config.listeners["public"].allow.len(), 2);
+    assert_eq!(config.routes[0].deny, ["192.0.2.1"]);
+    let text = format!(
+        "{BASE}\n[listeners.tls_in]\naddress = \"0.0.0.0:8443\"\nprotocol = \"tls-passthrough\"\ndeny = [\"10.0.0.300\"]\n\n\
+         [[routes]]\nlistener = \"tls_in\"\nsni = \"a.test\"\nallow = [\"10.0.0.0/8\"]\npool = \"api\"\n"
+    );
+    let all = errors(&text);
+    let has = |needle: &str| all.iter().any(|e| e.contains(needle));
+    assert!(has("listeners.tls_in.deny[0]:"), "{all:#?}");
+    assert!(
+        has("routes[1].allow: a tls-passthrough route cannot refuse clients"),
+        "{all:#?}"
+    );
+    assert_eq!(all.len(), 2, "{all:#?}");
+    let udp = format!(
+        "{BASE}\n[listeners.dns]\naddress = \"0.0.0.0:53\"\nprotocol = \"udp\"\npool = \"api\"\nallow = [\"10.0.0.0/8\"]\n"
+    );
+    let all = errors(&udp);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert!(
+        all[0].contains("listeners.dns.allow: udp listeners do not take allow or deny yet"),
+        "{all:#?}"
+    );
+}

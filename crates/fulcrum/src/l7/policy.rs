@@ -3,10 +3,12 @@
 //! preflight or a static file) or change it, and later change its response. Every
 //! client protocol goes through the same slot, once.
 //!
-//! Today's policies are the listener's: the ACME HTTP-01 answer (plain listeners,
-//! before anything else) and `redirect_https`. Route-level ones plug in after them.
+//! In order: the ACME HTTP-01 answer (plain listeners, before anything else), the
+//! listener's `allow` / `deny`, `redirect_https`, then the matched route's `allow` /
+//! `deny`.
 
 use bytes::Bytes;
+use fulcrum_core::config::AccessList;
 use fulcrum_core::route::Route;
 
 use crate::http::{ProxyError, Request};
@@ -25,30 +27,54 @@ pub struct Answer {
 
 /// One edge policy.
 #[derive(Clone, Copy, Debug)]
-pub enum Policy {
+pub enum Policy<'a> {
     /// Answers the ACME server's HTTP-01 check with the token's key authorization.
     AcmeHttp01,
+    /// Refuses (403) a client the listener's `allow` / `deny` does not let in.
+    Access(&'a AccessList),
+    /// Refuses (403) a client the matched route's `allow` / `deny` does not let in.
+    RouteAccess,
     /// Answers with a permanent redirect to HTTPS on this port (308 keeps the
     /// method and body).
     RedirectHttps(u16),
 }
 
 /// The policies that apply to a request on `l`, in order.
-pub fn policies(l: &Listener, req: &Request<'_>) -> impl Iterator<Item = Policy> {
+pub fn policies<'a>(l: &'a Listener, req: &Request<'_>) -> impl Iterator<Item = Policy<'a>> {
     let acme = (!req.target.secure).then_some(Policy::AcmeHttp01);
+    let access = l.gate.access.as_ref().map(Policy::Access);
     let redirect = l.redirect_https.map(Policy::RedirectHttps);
-    acme.into_iter().chain(redirect)
+    acme.into_iter()
+        .chain(access)
+        .chain(redirect)
+        .chain(Some(Policy::RouteAccess))
 }
 
-impl Policy {
+/// The answer to a client an access list refuses.
+fn forbidden() -> Answer {
+    Answer {
+        status: 403,
+        fields: vec![("content-type", "text/plain".into())],
+        body: Bytes::from_static(b"Forbidden\n"),
+    }
+}
+
+impl Policy<'_> {
     /// Looks at a request (and its route, when one matched): `Some` answers it.
     pub fn on_request(
         self,
         snap: &Snapshot,
         req: &Request<'_>,
-        _route: Option<&Route>,
+        route: Option<&Route>,
     ) -> Result<Option<Answer>, ProxyError> {
         match self {
+            Self::Access(list) => Ok((!list.permits(req.peer.ip())).then(forbidden)),
+            Self::RouteAccess => {
+                let list = route.and_then(|r| snap.route_access.get(r.index)?.as_ref());
+                Ok(list
+                    .filter(|l| !l.permits(req.peer.ip()))
+                    .map(|_| forbidden()))
+            }
             Self::AcmeHttp01 => {
                 let path = req.target.path;
                 if !path.starts_with(crate::tls::acme::HTTP01_PREFIX) {

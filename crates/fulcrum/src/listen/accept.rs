@@ -67,6 +67,13 @@ pub fn spawn(w: &Rc<Worker>, conn: TcpStream, peer: SocketAddr, name: &Rc<str>) 
             return;
         }
     };
+    // A layer-4 listener refuses by address at once when the peer is the client;
+    // behind a PROXY header, once the header names the client.
+    if tcp && pending.is_none() && !permitted(gate, peer) {
+        traffic.admission.refuse_access();
+        tracing::debug!(listener = %name, %peer, "connection refused: allow/deny");
+        return;
+    }
     drop(snap);
     let (w, name) = (w.clone(), name.clone());
     match (slot, pending) {
@@ -81,6 +88,11 @@ pub fn spawn(w: &Rc<Worker>, conn: TcpStream, peer: SocketAddr, name: &Rc<str>) 
             tokio::task::spawn_local(gated(w, conn, peer, name, (tcp, tls), slot, pending));
         }
     }
+}
+
+/// Whether the listener's `allow` / `deny` lets `client` in.
+fn permitted(gate: &crate::state::Gate, client: SocketAddr) -> bool {
+    gate.access.as_ref().is_none_or(|a| a.permits(client.ip()))
 }
 
 /// Serves a connection that holds a place under the cap, or must first send a
@@ -110,6 +122,17 @@ async fn gated(
         },
     };
     if tcp {
+        let refused = w.shared.load().tcp_listeners.get(&*name).map(|l| {
+            let refused = !permitted(&l.gate, client);
+            if refused {
+                l.traffic.admission.refuse_access();
+            }
+            refused
+        });
+        if refused != Some(false) {
+            tracing::debug!(listener = %name, %client, "connection refused: allow/deny");
+            return;
+        }
         crate::l4::tcp::serve(w, conn, client, rest, name).await;
     } else if tls {
         https(w, conn, client, rest, name).await;

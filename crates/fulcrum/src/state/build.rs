@@ -278,6 +278,11 @@ impl Snapshot {
         Ok(Self {
             generation,
             routes: registry.route_traffic(config.routes.len()),
+            route_access: config
+                .routes
+                .iter()
+                .map(|r| fulcrum_core::config::AccessList::build(&r.allow, &r.deny))
+                .collect(),
             config,
             listeners,
             tcp_listeners,

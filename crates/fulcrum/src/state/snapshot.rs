@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub pools: Vec<Pool>,
     /// Each route's counters, by index in `[[routes]]`.
     pub routes: Vec<Arc<Traffic>>,
+    /// Each route's `allow` / `deny`, by index in `[[routes]]`.
+    pub route_access: Vec<Option<fulcrum_core::config::AccessList>>,
 }
 
 /// Per-listener settings and routes.
@@ -292,6 +294,9 @@ pub struct Gate {
     pub proxy: Option<Accept>,
     /// Time to receive a whole PROXY header (the listener's `header_timeout`).
     pub header_timeout: Duration,
+    /// `allow` and `deny`: checked per connection on layer-4 listeners, per
+    /// request (403) on HTTP ones.
+    pub access: Option<fulcrum_core::config::AccessList>,
 }
 
 impl Gate {
@@ -301,6 +306,7 @@ impl Gate {
             max_connections: l.max_connections,
             proxy: Accept::build(l),
             header_timeout: l.header_timeout.get(),
+            access: fulcrum_core::config::AccessList::build(&l.allow, &l.deny),
         }
     }
 }

@@ -125,6 +125,8 @@ pub struct Admission {
     pub over_cap: AtomicU64,
     /// Refused for their PROXY header.
     pub proxy: AtomicU64,
+    /// Refused by the listener's `allow` / `deny` (layer-4 listeners).
+    pub access: AtomicU64,
 }
 
 impl Admission {
@@ -135,6 +137,16 @@ impl Admission {
             self.over_cap.load(Ordering::Relaxed),
             self.proxy.load(Ordering::Relaxed),
         )
+    }
+
+    /// Connections a layer-4 listener's `allow` / `deny` refused.
+    pub fn refused_access(&self) -> u64 {
+        self.access.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection refused by `allow` / `deny`.
+    pub fn refuse_access(&self) {
+        self.access.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a connection refused for its PROXY header.

@@ -10,6 +10,7 @@ mod support_stream;
 mod support_tls;
 mod support_wire;
 
+mod access;
 mod access_log;
 mod acme;
 mod admin;

@@ -72,6 +72,8 @@ pub(super) fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -
                 let (over_cap, proxy) = traffic.admission.refused();
                 counter(&mut m, &base.with("reason", "max_connections"), over_cap)?;
                 counter(&mut m, &base.with("reason", "proxy_protocol"), proxy)?;
+                let access = traffic.admission.refused_access();
+                counter(&mut m, &base.with("reason", "access"), access)?;
             }
             Ok(())
         },
