@@ -244,6 +244,11 @@ pub struct ListenerConfig {
     /// On an http or https listener: a request ID on every request.
     #[serde(default)]
     pub request_id: Option<RequestIdConfig>,
+    /// Connections one client address may hold open at once on this listener (tcp
+    /// and http listeners), so that one client cannot take `max_connections` alone.
+    /// The client is the PROXY header's source when there is one. Unlimited when unset.
+    #[serde(default)]
+    pub max_connections_per_client: Option<u32>,
     /// Networks (`"10.0.0.0/8"`, `"::1"`) whose clients may be served; everyone
     /// else is refused (403, or the connection closed on a layer-4 listener). The
     /// client is the PROXY header's source when there is one. Empty: everyone.

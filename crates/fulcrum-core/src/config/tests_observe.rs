@@ -118,3 +118,23 @@ fn access_lists_take_networks_and_refuse_passthrough_routes() {
         "{all:#?}"
     );
 }
+
+#[test]
+fn connections_per_client_need_a_connection_listener() {
+    let text = BASE.replace(
+        "address = \"0.0.0.0:8080\"\n",
+        "address = \"0.0.0.0:8080\"\nmax_connections_per_client = 0\n",
+    );
+    assert_eq!(
+        errors(&text),
+        ["f.toml:3: listeners.public.max_connections_per_client: must be at least 1"]
+    );
+    let ok = BASE.replace(
+        "address = \"0.0.0.0:8080\"\n",
+        "address = \"0.0.0.0:8080\"\nmax_connections_per_client = 64\n",
+    );
+    assert_eq!(
+        parse_ok(&ok).listeners["public"].max_connections_per_client,
+        Some(64)
+    );
+}

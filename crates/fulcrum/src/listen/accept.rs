@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use fulcrum_core::proxy_protocol::Version;
 use tokio::net::TcpStream;
 
-use super::cap::Slot;
+use super::cap::{ClientSlot, Slot};
 use super::proxy_header;
 use crate::io::Conn;
 use crate::stats::Traffic;
@@ -74,9 +74,13 @@ pub fn spawn(w: &Rc<Worker>, conn: TcpStream, peer: SocketAddr, name: &Rc<str>) 
         tracing::debug!(listener = %name, %peer, "connection refused: allow/deny");
         return;
     }
+    let per_client = gate.per_client;
     drop(snap);
     let (w, name) = (w.clone(), name.clone());
     match (slot, pending) {
+        (None, None) if per_client.is_some() => {
+            tokio::task::spawn_local(gated(w, conn, peer, name, (tcp, tls), None, None));
+        }
         (None, None) if tcp => {
             tokio::task::spawn_local(crate::l4::tcp::serve(w, conn, peer, BytesMut::new(), name));
         }
@@ -121,6 +125,28 @@ async fn gated(
             }
         },
     };
+    // One client's share of the listener, once the client is known.
+    let per_client = {
+        let snap = w.shared.load();
+        let listener = match snap.tcp_listeners.get(&*name) {
+            Some(l) => Some((l.gate.per_client, &l.traffic)),
+            None => snap
+                .listeners
+                .get(&*name)
+                .map(|l| (l.gate.per_client, &l.traffic)),
+        };
+        match listener {
+            Some((Some(max), traffic)) => match ClientSlot::take(traffic, client.ip(), max) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(listener = %name, %client, max, "connection refused: max_connections_per_client reached");
+                    return;
+                }
+            },
+            _ => None,
+        }
+    };
+    let _per_client = per_client;
     if tcp {
         let refused = w.shared.load().tcp_listeners.get(&*name).map(|l| {
             let refused = !permitted(&l.gate, client);

@@ -43,6 +43,48 @@ impl Drop for Slot {
     }
 }
 
+/// One of a client address's places under `max_connections_per_client`, held for
+/// the connection's life. The table is one mutex per listener, taken once per
+/// connection (and only on a listener that sets the cap).
+#[derive(Debug)]
+pub struct ClientSlot(Arc<Traffic>, std::net::IpAddr);
+
+impl ClientSlot {
+    /// Takes a place for `ip` if it holds fewer than `max`; `None` (counted as a
+    /// refusal) otherwise.
+    pub fn take(traffic: &Arc<Traffic>, ip: std::net::IpAddr, max: u32) -> Option<Self> {
+        let a = &traffic.admission;
+        let mut clients = a.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let n = clients.entry(ip).or_insert(0);
+        if *n >= max {
+            drop(clients);
+            a.per_client.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *n += 1;
+        Some(Self(traffic.clone(), ip))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut clients = self
+            .0
+            .admission
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = clients.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                // Gone with the client's last connection: the table holds only
+                // clients that have one open.
+                clients.remove(&self.1);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +100,17 @@ mod tests {
         drop(a);
         let c = Slot::take(&t, 2);
         assert!(c.is_some());
+        // Per client: each address has its own count; the table empties as they go.
+        let (x, y): (std::net::IpAddr, std::net::IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let x1 = ClientSlot::take(&t, x, 1);
+        assert!(x1.is_some());
+        assert!(ClientSlot::take(&t, x, 1).is_none());
+        let y1 = ClientSlot::take(&t, y, 1);
+        assert!(y1.is_some());
+        drop((x1, y1));
+        assert!(t.admission.clients.lock().unwrap().is_empty());
+        assert!(ClientSlot::take(&t, x, 1).is_some());
         // A reload that lowers the cap below the open count refuses until enough close.
         assert!(Slot::take(&t, 1).is_none());
         drop((b, c));

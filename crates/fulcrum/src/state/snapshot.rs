@@ -297,6 +297,8 @@ pub struct Gate {
     /// `allow` and `deny`: checked per connection on layer-4 listeners, per
     /// request (403) on HTTP ones.
     pub access: Option<fulcrum_core::config::AccessList>,
+    /// `max_connections_per_client`.
+    pub per_client: Option<u32>,
 }
 
 impl Gate {
@@ -307,6 +309,7 @@ impl Gate {
             proxy: Accept::build(l),
             header_timeout: l.header_timeout.get(),
             access: fulcrum_core::config::AccessList::build(&l.allow, &l.deny),
+            per_client: l.max_connections_per_client,
         }
     }
 }

@@ -127,6 +127,10 @@ pub struct Admission {
     pub proxy: AtomicU64,
     /// Refused by the listener's `allow` / `deny` (layer-4 listeners).
     pub access: AtomicU64,
+    /// Refused over `max_connections_per_client`.
+    pub per_client: AtomicU64,
+    /// Connections open per client address, kept only when the listener caps them.
+    pub clients: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
 }
 
 impl Admission {

@@ -119,3 +119,41 @@ async fn the_client_a_proxy_header_names_is_the_one_judged() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holds_at_most_its_share_of_connections() {
+    within(async {
+        let b = Backend::start("b").await;
+        let config = format!(
+            "workers = 2\n[listeners.web]\naddress = \"127.0.0.1:0\"\nmax_connections_per_client = 2\n\n\
+             [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
+            quoted(&b)
+        );
+        let f = Fulcrum::start(&config);
+        let addr = f.addr("web");
+        let keep = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut w = crate::support_wire::Wire::connect(addr).await;
+            w.send(keep).await;
+            assert_eq!(w.response(false).await.status, 200);
+            held.push(w);
+        }
+        // A third from the same address is closed unanswered.
+        let r = send(addr, GET).await;
+        assert!(r.is_empty(), "{r}");
+        // When one closes, its place is free again.
+        drop(held.pop());
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let r = send(addr, GET).await;
+            if status(&r) == "200" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the freed place never came back");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        drop(held);
+    })
+    .await;
+}

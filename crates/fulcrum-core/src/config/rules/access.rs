@@ -21,6 +21,14 @@ pub(super) fn check(c: &mut Checker<'_>, config: &Config) {
     for (name, l) in &config.listeners {
         let path = key("listeners").key(name);
         networks(c, &path, [("allow", &l.allow), ("deny", &l.deny)]);
+        match l.max_connections_per_client {
+            Some(0) => c.report(path.key("max_connections_per_client"), "must be at least 1"),
+            Some(_) if l.protocol == ListenerProtocol::Udp => c.report(
+                path.key("max_connections_per_client"),
+                "udp listeners have sessions, not connections (see max_sessions)",
+            ),
+            _ => {}
+        }
         if l.protocol == ListenerProtocol::Udp && (!l.allow.is_empty() || !l.deny.is_empty()) {
             c.report(
                 path.key(if l.allow.is_empty() { "deny" } else { "allow" }),

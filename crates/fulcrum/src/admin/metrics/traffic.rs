@@ -74,6 +74,15 @@ pub(super) fn encode_traffic(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -
                 counter(&mut m, &base.with("reason", "proxy_protocol"), proxy)?;
                 let access = traffic.admission.refused_access();
                 counter(&mut m, &base.with("reason", "access"), access)?;
+                let per_client = traffic
+                    .admission
+                    .per_client
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                counter(
+                    &mut m,
+                    &base.with("reason", "max_connections_per_client"),
+                    per_client,
+                )?;
             }
             Ok(())
         },
