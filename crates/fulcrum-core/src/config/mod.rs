@@ -356,12 +356,18 @@ pub struct RouteConfig {
     /// Networks whose clients this route refuses with 403, before `allow`.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Requests need a bearer token that verifies with this route's `jwt_secret` or
+    /// `jwt_public_key`: a missing, invalid or expired one gets 401 with
+    /// `WWW-Authenticate: Bearer` instead of falling through to later routes.
+    #[serde(default)]
+    pub jwt_required: bool,
 }
 
 impl Default for RouteConfig {
     /// A route to no pool with every key at its file default.
     fn default() -> Self {
         Self {
+            jwt_required: false,
             allow: Vec::new(),
             deny: Vec::new(),
             name: None,

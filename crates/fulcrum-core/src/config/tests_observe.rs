@@ -138,3 +138,17 @@ fn connections_per_client_need_a_connection_listener() {
         Some(64)
     );
 }
+
+#[test]
+fn jwt_required_needs_a_key() {
+    let text = BASE.replace("[[routes]]\n", "[[routes]]\njwt_required = true\n");
+    assert_eq!(
+        errors(&text),
+        ["f.toml:5: routes[0].jwt_required: needs jwt_secret or jwt_public_key to verify the token with"]
+    );
+    let ok = BASE.replace(
+        "[[routes]]\n",
+        "[[routes]]\njwt_required = true\njwt_secret = \"a-secret-of-at-least-thirty-two-bytes\"\n",
+    );
+    assert!(parse_ok(&ok).routes[0].jwt_required);
+}

@@ -86,6 +86,9 @@ pub struct Route {
     pub pool: usize,
     /// Whether the route names a host.
     pub has_host: bool,
+    /// `jwt_required`: the request's token must verify (checked after the match,
+    /// so that a bad token gets 401 rather than another route).
+    pub jwt_required: bool,
 }
 
 /// One compiled route: its identity plus the predicates checked after the
@@ -165,6 +168,7 @@ impl RouteTable {
                     index,
                     pool,
                     has_host: cfg.host.is_some(),
+                    jwt_required: cfg.jwt_required,
                 },
                 path: cfg.path.as_deref().map(Into::into),
                 path_prefix: cfg.path_prefix.as_deref().map(Into::into),

@@ -65,6 +65,9 @@ pub(super) struct Predicates {
     jwt: Box<[(Box<str>, Value)]>,
     /// Verifies tokens for `jwt`; without it no `jwt` predicate holds.
     jwt_key: Option<Arc<JwtKey>>,
+    /// `jwt_required`: a token that does not verify matches `jwt` anyway, so the
+    /// request stays on this route and is answered 401 there.
+    jwt_required: bool,
 }
 
 /// The parts of a request the predicates read.
@@ -92,7 +95,8 @@ impl Predicates {
             && cfg.header.is_empty()
             && cfg.cookie.is_empty()
             && cfg.query.is_empty()
-            && cfg.jwt_claim.is_empty();
+            && cfg.jwt_claim.is_empty()
+            && !cfg.jwt_required;
         if none {
             return Ok(None);
         }
@@ -120,6 +124,7 @@ impl Predicates {
             cookies: pairs(&cfg.cookie, false)?,
             query: pairs(&cfg.query, false)?,
             jwt: pairs(&cfg.jwt_claim, false)?,
+            jwt_required: cfg.jwt_required,
             jwt_key: jwt_key.or_else(|| {
                 let secret = cfg.jwt_secret.as_ref()?;
                 Some(Arc::new(JwtKey::hs256(secret.expose().as_bytes())))
@@ -147,7 +152,17 @@ impl Predicates {
                 .path_regex
                 .as_ref()
                 .is_none_or(|r| r.is_match(m.path.as_bytes()))
-            && (self.jwt.is_empty() || self.jwt_matches(m))
+            && (self.jwt.is_empty()
+                || self.jwt_matches(m)
+                || (self.jwt_required && !self.token_verifies(m)))
+    }
+
+    /// Whether the request's token verifies with this route's key.
+    fn token_verifies(&self, m: &Matching<'_>) -> bool {
+        let (Some(tokens), Some(key)) = (m.tokens, &self.jwt_key) else {
+            return false;
+        };
+        tokens.claims(m.headers, Some(key)).is_some()
     }
 
     /// Whether the request's token verifies with this route's key and every

@@ -53,7 +53,8 @@ fn first_match_wins_in_config_order() {
         Route {
             index: 1,
             pool: 1,
-            has_host: true
+            has_host: true,
+            jwt_required: false,
         }
     );
 }

@@ -90,7 +90,7 @@ pub async fn forward<'s, 'r>(
     let fields = Fields(req.fields());
     let found = route(snap, l, req, &fields, &tokens);
     for p in policy::policies(l, req) {
-        if let Some(answer) = p.on_request(snap, req, found.map(|(r, _)| r))? {
+        if let Some(answer) = p.on_request(snap, req, found.map(|(r, _)| r), &tokens)? {
             return Ok(Forwarded::Answered(answer));
         }
     }

@@ -9,7 +9,8 @@
 
 use bytes::Bytes;
 use fulcrum_core::config::AccessList;
-use fulcrum_core::route::Route;
+use fulcrum_core::jwt::RequestTokens;
+use fulcrum_core::route::{Fields, Route};
 
 use crate::http::{ProxyError, Request};
 use crate::state::{Listener, Snapshot};
@@ -34,6 +35,9 @@ pub enum Policy<'a> {
     Access(&'a AccessList),
     /// Refuses (403) a client the matched route's `allow` / `deny` does not let in.
     RouteAccess,
+    /// Answers 401 when the matched route has `jwt_required` and the request's
+    /// bearer token does not verify (missing, forged, expired, not yet valid).
+    JwtRequired,
     /// Answers with a permanent redirect to HTTPS on this port (308 keeps the
     /// method and body).
     RedirectHttps(u16),
@@ -47,7 +51,25 @@ pub fn policies<'a>(l: &'a Listener, req: &Request<'_>) -> impl Iterator<Item = 
     acme.into_iter()
         .chain(access)
         .chain(redirect)
-        .chain(Some(Policy::RouteAccess))
+        .chain([Policy::RouteAccess, Policy::JwtRequired])
+}
+
+/// RFC 6750's answer: 401 with a `WWW-Authenticate: Bearer` challenge, saying
+/// `invalid_token` when a token came and did not verify.
+fn unauthorized(token_sent: bool) -> Answer {
+    let challenge = if token_sent {
+        "Bearer realm=\"fulcrum\", error=\"invalid_token\"".to_owned()
+    } else {
+        "Bearer realm=\"fulcrum\"".to_owned()
+    };
+    Answer {
+        status: 401,
+        fields: vec![
+            ("www-authenticate", challenge),
+            ("content-type", "text/plain".into()),
+        ],
+        body: Bytes::from_static(b"Unauthorized\n"),
+    }
 }
 
 /// The answer to a client an access list refuses.
@@ -66,8 +88,25 @@ impl Policy<'_> {
         snap: &Snapshot,
         req: &Request<'_>,
         route: Option<&Route>,
+        tokens: &RequestTokens,
     ) -> Result<Option<Answer>, ProxyError> {
         match self {
+            Self::JwtRequired => {
+                let Some(r) = route.filter(|r| r.jwt_required) else {
+                    return Ok(None);
+                };
+                let key = snap.route_jwt.get(r.index).and_then(Option::as_ref);
+                let fields = Fields(req.fields());
+                // No key (it failed to load): nothing verifies, as with a bad token.
+                let verified = key.is_some_and(|k| tokens.claims(&fields, Some(k)).is_some());
+                if verified {
+                    return Ok(None);
+                }
+                let sent = req
+                    .fields()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(b"authorization"));
+                Ok(Some(unauthorized(sent)))
+            }
             Self::Access(list) => Ok((!list.permits(req.peer.ip())).then(forbidden)),
             Self::RouteAccess => {
                 let list = route.and_then(|r| snap.route_access.get(r.index)?.as_ref());

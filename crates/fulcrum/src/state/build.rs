@@ -203,6 +203,22 @@ impl Snapshot {
             .enumerate()
             .map(|(i, r)| keys.load(&format!("routes[{i}]"), &r.jwt_secret, &r.jwt_public_key))
             .collect::<Result<Vec<_>, _>>()?;
+        // What `jwt_required` verifies with: the loaded key, or the route's secret.
+        let route_jwt = config
+            .routes
+            .iter()
+            .zip(&route_keys)
+            .map(|(r, key)| {
+                r.jwt_required.then(|| {
+                    key.clone().or_else(|| {
+                        let secret = r.jwt_secret.as_ref()?;
+                        Some(Arc::new(fulcrum_core::jwt::JwtKey::hs256(
+                            secret.expose().as_bytes(),
+                        )))
+                    })
+                })?
+            })
+            .collect();
         let listeners = config
             .listeners
             .iter()
@@ -278,6 +294,7 @@ impl Snapshot {
         Ok(Self {
             generation,
             routes: registry.route_traffic(config.routes.len()),
+            route_jwt,
             route_access: config
                 .routes
                 .iter()

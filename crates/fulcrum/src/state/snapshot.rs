@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub routes: Vec<Arc<Traffic>>,
     /// Each route's `allow` / `deny`, by index in `[[routes]]`.
     pub route_access: Vec<Option<fulcrum_core::config::AccessList>>,
+    /// The key each `jwt_required` route verifies tokens with, by index.
+    pub route_jwt: Vec<Option<Arc<fulcrum_core::jwt::JwtKey>>>,
 }
 
 /// Per-listener settings and routes.

@@ -131,3 +131,53 @@ async fn ring_hash_on_a_claim_pins_users_across_processes() {
     })
     .await;
 }
+
+/// `jwt_required`: no token, a forged one and an expired one get 401 with a Bearer
+/// challenge (HTTP/1.1 and HTTP/2); a good one passes; a route with claims keeps
+/// falling through on a good token whose claims differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_tokens_get_401_when_missing_forged_or_expired() {
+    within(async {
+        let (admin, api) = (Backend::start("admin").await, Backend::start("api").await);
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n[listeners.public]\naddress = \"127.0.0.1:0\"\n\n\
+             [[routes]]\npath_prefix = \"/admin/\"\njwt_claim = {{ role = \"admin\" }}\njwt_required = true\njwt_secret = \"{SECRET}\"\npool = \"admin\"\n\n\
+             [[routes]]\npath_prefix = \"/api/\"\njwt_required = true\njwt_secret = \"{SECRET}\"\npool = \"api\"\n\n\
+             [[routes]]\npool = \"api\"\n\n\
+             [pools.admin]\nbackends = [{}]\n\n[pools.api]\nbackends = [{}]\n",
+            quoted(&admin),
+            quoted(&api)
+        ));
+        let url = |p: &str| format!("{}{p}", f.url("public"));
+        let good = token(SECRET, r#"{"sub":"u1","role":"user"}"#);
+        let boss = token(SECRET, r#"{"sub":"u2","role":"admin"}"#);
+        let forged = token("another-secret-of-at-least-32-bytes", r#"{"role":"admin"}"#);
+        let expired = token(SECRET, r#"{"role":"admin","exp":1000}"#);
+        for c in [client(), h2_client()] {
+            assert_eq!(send(&c, &url("/api/x"), Some(&good)).await, (200, "api".into()));
+            assert_eq!(send(&c, &url("/api/x"), None).await.0, 401);
+            assert_eq!(send(&c, &url("/api/x"), Some(&forged)).await.0, 401);
+            assert_eq!(send(&c, &url("/admin/x"), Some(&boss)).await, (200, "admin".into()));
+            assert_eq!(send(&c, &url("/admin/x"), Some(&expired)).await.0, 401);
+            assert_eq!(send(&c, &url("/admin/x"), Some("Bearer not.a.jwt")).await.0, 401);
+            // A good token with other claims is not this route's: the next one serves.
+            assert_eq!(send(&c, &url("/admin/x"), Some(&good)).await, (200, "api".into()));
+        }
+        // The challenge, raw.
+        let reply = raw(
+            f.addr("public"),
+            b"GET /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            std::time::Duration::from_secs(10),
+        );
+        assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+        assert!(reply.to_lowercase().contains("www-authenticate: bearer realm=\"fulcrum\"\r\n"), "{reply}");
+        let reply = raw(
+            f.addr("public"),
+            format!("GET /api/x HTTP/1.1\r\nHost: a\r\nAuthorization: {forged}\r\nConnection: close\r\n\r\n").as_bytes(),
+            std::time::Duration::from_secs(10),
+        );
+        assert!(reply.contains("error=\"invalid_token\""), "{reply}");
+        assert_eq!(api.requests() + admin.requests(), 6, "a refused request reached a backend");
+    })
+    .await;
+}

@@ -28,16 +28,22 @@ pub(super) fn check_pool(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig)
 
 /// Checks a route's `jwt_claim` and its key, which it must have.
 pub(super) fn check_route(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConfig) {
-    let used = !route.jwt_claim.is_empty();
+    let used = !route.jwt_claim.is_empty() || route.jwt_required;
     check_keys(
         c,
         path,
         &route.jwt_secret,
         &route.jwt_public_key,
         used,
-        "only used with jwt_claim",
+        "only used with jwt_claim or jwt_required",
     );
-    if used && route.jwt_secret.is_none() && route.jwt_public_key.is_none() {
+    if route.jwt_required && route.jwt_secret.is_none() && route.jwt_public_key.is_none() {
+        c.report(
+            path.key("jwt_required"),
+            "needs jwt_secret or jwt_public_key to verify the token with",
+        );
+    }
+    if !route.jwt_claim.is_empty() && route.jwt_secret.is_none() && route.jwt_public_key.is_none() {
         c.report(
             path.key("jwt_claim"),
             "needs jwt_secret or jwt_public_key: routing on unverified claims lets clients pick their route",
