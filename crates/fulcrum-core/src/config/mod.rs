@@ -249,6 +249,11 @@ pub struct ListenerConfig {
     /// The client is the PROXY header's source when there is one. Unlimited when unset.
     #[serde(default)]
     pub max_connections_per_client: Option<u32>,
+    /// Proxies of yours (`"10.0.0.0/8"`): from these peers only, `X-Forwarded-For`
+    /// (or `Forwarded`) names the client for logs, hashing and `allow` / `deny`,
+    /// and the chain goes on to backends. From any other peer both are replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Networks (`"10.0.0.0/8"`, `"::1"`) whose clients may be served; everyone
     /// else is refused (403, or the connection closed on a layer-4 listener). The
     /// client is the PROXY header's source when there is one. Empty: everyone.

@@ -22,6 +22,10 @@ pub struct Forwarded<'a> {
     pub proto: &'a str,
     /// The protocol version the client spoke (`1.0`, `1.1`, `2`), for `Via`.
     pub via_version: &'a str,
+    /// The peer is a trusted proxy: its `X-Forwarded-For` chain and `Forwarded`
+    /// go on (with `client_ip`, the peer, appended). Otherwise they are replaced:
+    /// a client could have written them.
+    pub keep_chain: bool,
 }
 
 /// The protocol of the hop a message is written for.
@@ -147,7 +151,12 @@ where
     let mut trailers = false;
     for (name, value) in fields.clone() {
         if same_name(name, b"x-forwarded-for") {
-            xff.push(value);
+            if fwd.keep_chain {
+                xff.push(value);
+            }
+            continue;
+        }
+        if same_name(name, b"forwarded") && !fwd.keep_chain {
             continue;
         }
         if same_name(name, b"via") {

@@ -1,6 +1,7 @@
 use super::*;
 
 const FWD: Forwarded<'static> = Forwarded {
+    keep_chain: true,
     client_ip: "10.0.0.1",
     proto: "https",
     via_version: "2",
@@ -128,4 +129,40 @@ fn value_joins_earlier_hops() {
     };
     assert_eq!(v.to_vec(), b"a, b, cd");
     assert_eq!(Value::plain(&[b"x"]).to_vec(), b"x");
+}
+
+#[test]
+fn an_untrusted_peers_chain_is_replaced() {
+    let fields = [
+        ("X-Forwarded-For", "1.1.1.1"),
+        ("x_forwarded_for", "2.2.2.2"),
+        ("Forwarded", "for=1.1.1.1"),
+        ("accept", "*/*"),
+    ];
+    let pairs: Vec<(&[u8], &[u8])> = fields
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    let fwd = Forwarded {
+        keep_chain: false,
+        ..FWD
+    };
+    let mut out = Vec::new();
+    request_fields(
+        pairs.iter().copied(),
+        Hop::H1,
+        b"example.com",
+        &fwd,
+        |n, v| {
+            out.push((
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(&v.to_vec()).into_owned(),
+            ))
+        },
+    );
+    assert_eq!(get(&out, "x-forwarded-for"), ["10.0.0.1"]);
+    assert!(get(&out, "forwarded").is_empty(), "{out:?}");
+    // Kept from a trusted proxy.
+    let kept = request(&fields, Hop::H1);
+    assert_eq!(get(&kept, "forwarded"), ["for=1.1.1.1"]);
 }

@@ -5,6 +5,7 @@
 //! (HTTP/1.1, HTTP/2, later HTTP/3) call these, so a rule exists once.
 
 mod admission;
+mod client;
 mod fields;
 mod headers;
 mod identity;
@@ -12,6 +13,7 @@ mod target;
 mod trace;
 
 pub use admission::admission_limit;
+pub use client::client_address;
 pub use fields::{FieldList, Fields};
 pub use headers::{
     is_hop_by_hop, request_fields, response_fields, same_name, Forwarded, Hop, Value,

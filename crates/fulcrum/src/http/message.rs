@@ -33,8 +33,12 @@ pub struct Request<'r> {
     pub traceparent: Identity<'r>,
     /// The client's protocol version as `Via` names it (`1.0`, `1.1`, `2`).
     pub via: &'static str,
-    /// The client.
+    /// The client: the socket's peer, or the address a trusted proxy forwarded for
+    /// (port 0 then).
     pub peer: SocketAddr,
+    /// The trusted proxy the request came through, when it came through one: its
+    /// forwarding chain goes on, with it appended.
+    pub via_proxy: Option<std::net::IpAddr>,
     /// The local address the client reached, for a PROXY header toward a pool that
     /// sends one.
     pub local: Local<'r>,
@@ -90,9 +94,15 @@ impl<'r> Request<'r> {
         self.method == "HEAD"
     }
 
+    /// The address appended to `X-Forwarded-For`: the peer Fulcrum talked to.
+    pub fn forwarded_ip(&self) -> std::net::IpAddr {
+        self.via_proxy.unwrap_or(self.peer.ip())
+    }
+
     /// What Fulcrum adds about the client when forwarding.
     pub fn forwarded<'a>(&'a self, client_ip: &'a str) -> Forwarded<'a> {
         Forwarded {
+            keep_chain: self.via_proxy.is_some(),
             client_ip,
             proto: self.target.proto(),
             via_version: self.via,

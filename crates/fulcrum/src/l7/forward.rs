@@ -5,6 +5,7 @@
 //! back to the client codec to encode. Upgrades (WebSocket over HTTP/1.1 and over
 //! HTTP/2) and gRPC are cases of this flow.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use fulcrum_core::balance::Backend;
 use fulcrum_core::config::PoolProtocol;
+use fulcrum_core::forward::FieldList;
 use fulcrum_core::http1::{self, Framing};
 use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::retry;
@@ -61,6 +63,20 @@ impl Held<'_> {
     pub fn release(self, w: &Worker, body: ResponseBody, whole: bool) {
         upstream::h1::release(w, self.pool, self.backend, body, whole);
     }
+}
+
+/// The client of a request from `peer` on `l`, and the trusted proxy it came
+/// through, if it did (`trusted_proxies`).
+pub fn client(
+    l: &Listener,
+    peer: SocketAddr,
+    fields: FieldList<'_>,
+) -> (SocketAddr, Option<std::net::IpAddr>) {
+    if l.trusted.is_empty() || !l.trusted.iter().any(|n| n.contains(peer.ip())) {
+        return (peer, None);
+    }
+    let ip = fulcrum_core::forward::client_address(peer.ip(), fields.iter(), &l.trusted);
+    (SocketAddr::new(ip, 0), Some(peer.ip()))
 }
 
 /// What the access log takes from the request itself: the fields a codec does not

@@ -236,6 +236,11 @@ impl Snapshot {
                 let listener = Listener {
                     tls,
                     redirect_https: l.redirect_https,
+                    trusted: l
+                        .trusted_proxies
+                        .iter()
+                        .filter_map(|n| fulcrum_core::config::Cidr::parse(n).ok())
+                        .collect(),
                     request_id: l
                         .request_id
                         .as_ref()

@@ -75,6 +75,8 @@ pub struct Listener {
     pub redirect_https: Option<u16>,
     /// The request ID header (lowercase), and whether a client's own is kept.
     pub request_id: Option<(Box<str>, bool)>,
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` names the client.
+    pub trusted: Vec<fulcrum_core::config::Cidr>,
 }
 
 /// A tcp listener's settings: where its connections go and how long they may idle.

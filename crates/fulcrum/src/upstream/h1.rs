@@ -243,7 +243,7 @@ pub async fn exchange(
         Framing::Empty if expects_body(req.method) => Framing::Length(0),
         other => other,
     };
-    let client_ip = req.peer.ip().to_string();
+    let client_ip = req.forwarded_ip().to_string();
     let hint = match req.fields {
         FieldList::Spans { bytes, .. } => bytes.len() + 192,
         FieldList::Pairs(_) => 512,

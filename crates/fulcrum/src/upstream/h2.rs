@@ -141,7 +141,7 @@ pub async fn exchange(
         }
         Err(err) => return Step::Failed(err),
     };
-    let client_ip = req.peer.ip().to_string();
+    let client_ip = req.forwarded_ip().to_string();
     let headers = request_map(req.fields(), req.target.host, &req.forwarded(&client_ip));
     let scheme = if pool.tls.is_some() { "https" } else { "http" };
     let uri = format!("{scheme}://{}{}", req.target.host, req.target.path);

@@ -157,3 +157,40 @@ async fn one_client_holds_at_most_its_share_of_connections() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_trusted_proxies_name_the_client() {
+    within(async {
+        let b = Backend::start("b").await;
+        let config = format!(
+            "workers = 1\n\
+             [listeners.behind]\naddress = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.0/8\"]\nallow = [\"203.0.113.0/24\"]\n\n\
+             [listeners.edge]\naddress = \"127.0.0.1:0\"\n\n\
+             [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
+            quoted(&b)
+        );
+        let f = Fulcrum::start(&config);
+        let req = |xff: &str| {
+            format!("GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: {xff}\r\nConnection: close\r\n\r\n")
+        };
+        // Behind a trusted proxy: the client it names is judged, logged and passed on.
+        let r = send(f.addr("behind"), req("198.51.100.1, 203.0.113.9").as_bytes()).await;
+        assert_eq!(status(&r), "200", "{r}");
+        assert_eq!(
+            b.last_header("x-forwarded-for").as_deref(),
+            Some("198.51.100.1, 203.0.113.9, 127.0.0.1")
+        );
+        let r = send(f.addr("behind"), req("203.0.113.9, 198.51.100.1").as_bytes()).await;
+        assert_eq!(status(&r), "403", "the rightmost untrusted hop is the client: {r}");
+        // At the edge, a client's own X-Forwarded-For says nothing.
+        let r = send(f.addr("edge"), req("203.0.113.9").as_bytes()).await;
+        assert_eq!(status(&r), "200", "{r}");
+        assert_eq!(b.last_header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+        let lines = f.wait_access_log(3);
+        let behind = lines.iter().find(|l| l["listener"] == "behind" && l["status"] == 200).unwrap();
+        assert_eq!(behind["client"], "203.0.113.9:0", "{behind}");
+        let edge = lines.iter().find(|l| l["listener"] == "edge").unwrap();
+        assert!(edge["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{edge}");
+    })
+    .await;
+}

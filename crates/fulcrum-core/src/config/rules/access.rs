@@ -21,6 +21,19 @@ pub(super) fn check(c: &mut Checker<'_>, config: &Config) {
     for (name, l) in &config.listeners {
         let path = key("listeners").key(name);
         networks(c, &path, [("allow", &l.allow), ("deny", &l.deny)]);
+        networks(
+            c,
+            &path,
+            [("trusted_proxies", &l.trusted_proxies), ("deny", &[])],
+        );
+        if !l.trusted_proxies.is_empty()
+            && !matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https)
+        {
+            c.report(
+                path.key("trusted_proxies"),
+                "only http and https listeners read X-Forwarded-For",
+            );
+        }
         match l.max_connections_per_client {
             Some(0) => c.report(path.key("max_connections_per_client"), "must be at least 1"),
             Some(_) if l.protocol == ListenerProtocol::Udp => c.report(

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use fulcrum_core::forward::{FieldList, Identity};
 use fulcrum_core::http1::{self, Framing, HeadError, RequestHead, Version};
 
-use super::forward::{describe, forward, Forwarded};
+use super::forward::{client, describe, forward, Forwarded};
 use super::ids::Ids;
 use super::stream::{Logged, Stream};
 use crate::access_log::Entry;
@@ -322,7 +322,10 @@ async fn request<'h>(
         *ids = Ids::new(w, l, snap.config.tracing.as_ref(), fields.iter());
     }
     let ids: &'h Ids = ids;
+    let (peer, via_proxy) = client(l, peer, fields);
+    e.client = Some(peer);
     let req = Request {
+        via_proxy,
         method,
         target,
         fields,

@@ -18,7 +18,7 @@ use http::{Request as HttpRequest, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 
-use super::forward::{describe, forward, Forwarded};
+use super::forward::{client, describe, forward, Forwarded};
 use super::ids::Ids;
 use crate::access_log::Entry;
 use crate::http::body::{H2Source, Source};
@@ -157,7 +157,10 @@ async fn handle(
         Ids::default()
     };
     let subject = session.and_then(|s| s.subject.as_deref());
+    let (peer, via_proxy) = client(l, peer, fields);
+    e.client = Some(peer);
     let req = Request {
+        via_proxy,
         method,
         target: Target {
             host,
