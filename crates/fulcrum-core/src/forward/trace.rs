@@ -20,7 +20,8 @@ impl TraceParent {
     /// four fields, as the specification asks; anything malformed is `None` (and a
     /// new trace is started, as if none had come).
     pub fn parse(v: &[u8]) -> Option<Self> {
-        let v = trim(v);
+        // Optional whitespace around a field value; httparse has refused CR and LF.
+        let v = v.trim_ascii();
         let version = hex_array::<1>(v.get(0..2)?)?[0];
         if version == 0xff
             || (version == 0 && v.len() != TRACEPARENT_LEN)
@@ -104,18 +105,6 @@ fn hex_array<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
         *o = digit(pair[0])? << 4 | digit(pair[1])?;
     }
     Some(out)
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |e| e + 1);
-    v.get(start..end).unwrap_or_default()
 }
 
 /// A plain `http://host:port/path` URL (the OTLP endpoint): host, port and path.

@@ -283,13 +283,9 @@ fn text(out: &mut Vec<u8>, e: &Entry<'_>, now: Duration) {
     if let Some(c) = e.client {
         addr(out, c);
     }
-    out.extend_from_slice(b" \"");
-    clf_str(out, e.method.as_bytes());
     out.push(b' ');
-    clf_str(out, e.path.as_bytes());
+    request_line(out, e);
     out.push(b' ');
-    out.extend_from_slice(e.proto.as_bytes());
-    out.extend_from_slice(b"\" ");
     clf_str(out, e.host.as_bytes());
     out.push(b' ');
     int(out, u64::from(e.status));
@@ -347,13 +343,9 @@ fn combined(out: &mut Vec<u8>, e: &Entry<'_>, now: Duration, clock: &mut Clock) 
     }
     out.extend_from_slice(b" - - [");
     out.extend_from_slice(clock.clf(now.as_secs()));
-    out.extend_from_slice(b"] \"");
-    clf_str(out, e.method.as_bytes());
+    out.extend_from_slice(b"] ");
+    request_line(out, e);
     out.push(b' ');
-    clf_str(out, e.path.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(e.proto.as_bytes());
-    out.extend_from_slice(b"\" ");
     int(out, u64::from(e.status));
     out.push(b' ');
     int(out, e.bytes_out);
@@ -361,6 +353,17 @@ fn combined(out: &mut Vec<u8>, e: &Entry<'_>, now: Duration, clock: &mut Clock) 
     dash_or(out, e.referer.unwrap_or_default());
     out.extend_from_slice(b"\" \"");
     dash_or(out, e.user_agent.unwrap_or_default());
+    out.push(b'"');
+}
+
+/// `"METHOD TARGET PROTO"`, quoted and escaped as the common log format has it.
+fn request_line(out: &mut Vec<u8>, e: &Entry<'_>) {
+    out.push(b'"');
+    clf_str(out, e.method.as_bytes());
+    out.push(b' ');
+    clf_str(out, e.path.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(e.proto.as_bytes());
     out.push(b'"');
 }
 
