@@ -238,13 +238,7 @@ impl Collector {
                     head.contains("content-type: application/x-protobuf"),
                     "{head}"
                 );
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap();
+                let len = content_length(&head);
                 while buf.len() < head_end + len {
                     let n = c.read(&mut chunk).unwrap();
                     assert!(n > 0, "closed inside the body");

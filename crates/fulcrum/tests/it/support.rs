@@ -372,6 +372,16 @@ impl Drop for Fulcrum {
     }
 }
 
+/// The `content-length` of a lowercased HTTP/1.1 head.
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// `key=value` or `key="value"` in a tracing line.
 pub fn field(line: &str, key: &str) -> Option<String> {
     let start = line.find(&format!("{key}="))? + key.len() + 1;

@@ -140,13 +140,7 @@ pub(super) async fn exchange(s: &mut TcpStream, request: &str) -> String {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             assert!(head.starts_with("http/1.1 200"), "{head}");
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
+            let len = content_length(&head);
             while buf.len() < end + 4 + len {
                 let mut chunk = [0u8; 4096];
                 let n = s.read(&mut chunk).await.unwrap();
