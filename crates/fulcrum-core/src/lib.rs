@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod health;
 pub mod http1;
 pub mod jwt;
+pub mod limit;
 pub mod proxy_protocol;
 pub mod retry;
 pub mod route;

@@ -9,6 +9,7 @@ mod backend;
 mod cidr;
 mod duration;
 mod health;
+mod limits;
 mod locate;
 mod methods;
 mod observe;
@@ -27,6 +28,8 @@ mod tests_health;
 mod tests_jwt;
 #[cfg(test)]
 mod tests_l4;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_observe;
 #[cfg(test)]
@@ -48,6 +51,9 @@ use serde::Deserialize;
 pub use cidr::{AccessList, Cidr, ProxyProtocolConfig};
 pub use duration::{Duration, DurationError};
 pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
+pub use limits::{
+    BasicAuthConfig, ForwardAuthConfig, OnRedisError, RateLimitConfig, RateScope, RedisConfig,
+};
 pub use observe::{RequestIdConfig, SampleRate, TracingConfig};
 pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use schema::schema_json;
@@ -80,6 +86,12 @@ pub struct Config {
     /// Trace context and span export.
     #[serde(default)]
     pub tracing: Option<TracingConfig>,
+    /// Rate limiters by name, applied by routes that list them in `rate_limit`.
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, RateLimitConfig>,
+    /// The Redis that `scope = "fleet"` limiters share.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
     /// Listeners by name.
     #[serde(default)]
     pub listeners: BTreeMap<String, ListenerConfig>,
@@ -366,6 +378,16 @@ pub struct RouteConfig {
     /// `WWW-Authenticate: Bearer` instead of falling through to later routes.
     #[serde(default)]
     pub jwt_required: bool,
+    /// Limiters (`[rate_limits.NAME]`) every request of this route passes, in order;
+    /// the first over its limit answers 429.
+    #[serde(default)]
+    pub rate_limit: Vec<String>,
+    /// Requests need a user and password from this htpasswd file (401 otherwise).
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// Requests are first asked of this auth service (nginx's `auth_request`).
+    #[serde(default)]
+    pub forward_auth: Option<ForwardAuthConfig>,
 }
 
 impl Default for RouteConfig {
@@ -373,6 +395,9 @@ impl Default for RouteConfig {
     fn default() -> Self {
         Self {
             jwt_required: false,
+            rate_limit: Vec::new(),
+            basic_auth: None,
+            forward_auth: None,
             allow: Vec::new(),
             deny: Vec::new(),
             name: None,

@@ -8,6 +8,7 @@ mod access;
 mod health;
 mod jwt;
 mod l4;
+mod limits;
 mod observe;
 mod predicates;
 mod retries;
@@ -63,6 +64,7 @@ pub(crate) fn check(
     let binds = listeners(&mut c, config);
     observe::check(&mut c, config);
     access::check(&mut c, config);
+    limits::check(&mut c, config);
     if let Some(admin) = &config.admin {
         let path = key("admin").key("address");
         match address::bind(&admin.address) {
@@ -393,7 +395,7 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
         );
     }
     predicates::check(c, path, route);
-    jwt::check_route(c, path, route);
+    jwt::check_route(c, path, route, limits::uses_jwt(config, route));
 }
 
 /// Whether pool `name` exists, or may: one that failed to deserialize is not unknown.

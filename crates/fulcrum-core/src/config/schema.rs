@@ -56,6 +56,12 @@ described!(SampleRate, "SampleRate", {
     "pattern": "^[0-9]+(\\.[0-9]{1,4})?%$"
 });
 
+described!(crate::limit::Rate, "Rate", {
+    "description": "Requests per second, minute or hour: \"100/s\", \"6000/m\", \"10000/h\".",
+    "type": "string",
+    "pattern": "^[0-9]+/[smh]$"
+});
+
 described!(StatusRange, "StatusRange", {
     "description": "HTTP statuses: a status (200), a range (\"200-299\") or a class (\"2xx\").",
     "anyOf": [

@@ -44,7 +44,7 @@ also_bogus = true
         [
             "f.toml:1: workers: expected a non-negative integer, found string \"two\"",
             "f.toml:2: bogus: unknown key (expected one of: workers, shutdown_timeout, watch, \
-             admin, access_log, tracing, listeners, routes, pools)",
+             admin, access_log, tracing, rate_limits, redis, listeners, routes, pools)",
             "f.toml:3: admin.allow_public: expected a boolean, found string \"yes\"",
             "f.toml:6: listeners.a.protocl: unknown key (expected one of: address, protocol, \
              pool, max_header_bytes, max_body_bytes, header_timeout, keepalive_timeout, \
@@ -54,7 +54,7 @@ also_bogus = true
             "f.toml:11: routes[0].pool: expected a string, found integer `5`",
             "f.toml:14: routes[1].paht: unknown key (expected one of: name, listener, host, path, \
              path_prefix, path_regex, method, header, cookie, query, jwt_claim, jwt_secret, \
-             jwt_public_key, pool, upgrades, stream_idle_timeout, max_stream_duration, sni, allow, deny, jwt_required)",
+             jwt_public_key, pool, upgrades, stream_idle_timeout, max_stream_duration, sni, allow, deny, jwt_required, rate_limit, basic_auth, forward_auth)",
             "f.toml:17: pools.api.connect_timeout: invalid duration \"5 parsecs\": \
              expected a number followed by ms, s, m or h",
             "f.toml:20: pools.web.balance: unknown value \"fastest\" \

@@ -27,15 +27,20 @@ pub(super) fn check_pool(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig)
 }
 
 /// Checks a route's `jwt_claim` and its key, which it must have.
-pub(super) fn check_route(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConfig) {
-    let used = !route.jwt_claim.is_empty() || route.jwt_required;
+pub(super) fn check_route(
+    c: &mut Checker<'_>,
+    path: &KeyPath,
+    route: &RouteConfig,
+    limited_by_claim: bool,
+) {
+    let used = !route.jwt_claim.is_empty() || route.jwt_required || limited_by_claim;
     check_keys(
         c,
         path,
         &route.jwt_secret,
         &route.jwt_public_key,
         used,
-        "only used with jwt_claim or jwt_required",
+        "only used with jwt_claim, jwt_required or a rate limit keyed by jwt:CLAIM",
     );
     if route.jwt_required && route.jwt_secret.is_none() && route.jwt_public_key.is_none() {
         c.report(
