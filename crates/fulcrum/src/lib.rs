@@ -11,6 +11,7 @@ pub mod admin;
 pub mod cert_tasks;
 pub mod clock;
 pub mod demo;
+pub mod edge;
 pub mod handover;
 pub mod health;
 pub mod http;

@@ -4,6 +4,7 @@
 //! and each pool's `PoolState`, so a scrape costs the scraper, not the proxy.
 
 mod backends;
+mod edge;
 mod tls;
 mod traffic;
 mod udp;
@@ -235,6 +236,7 @@ impl PromCollector for Collector {
         encode_pools(&mut enc, &snap, &self.registry)?;
         traffic::encode_traffic(&mut enc, &snap)?;
         udp::encode(&mut enc, &snap)?;
+        edge::encode(&mut enc, &snap)?;
         tls::encode(&mut enc, &snap)?;
         encode_process(&mut enc, &snap, &self.process)
     }

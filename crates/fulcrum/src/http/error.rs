@@ -62,6 +62,9 @@ pub enum ProxyError {
     /// The client did not send a whole request head in time (`header_timeout`).
     #[error("client: request head timed out")]
     ClientTimeout,
+    /// A service an edge policy needs (the `forward_auth` service) did not answer.
+    #[error("{0}")]
+    Unavailable(&'static str),
 }
 
 impl ProxyError {
@@ -74,7 +77,7 @@ impl ProxyError {
             Self::BodyTooLarge => 413,
             Self::MethodNotAllowed => 405,
             Self::NoRoute => 404,
-            Self::NoBackend | Self::Overloaded => 503,
+            Self::NoBackend | Self::Overloaded | Self::Unavailable(_) => 503,
             Self::Retried(status) => *status,
             Self::Connect { .. } | Self::BadResponse(_) => 502,
             Self::BackendTimeout => 504,
@@ -90,7 +93,9 @@ impl ProxyError {
             | Self::MethodNotAllowed
             | Self::Client(_)
             | Self::ClientTimeout => Side::Client,
-            Self::NoRoute | Self::NoBackend | Self::Overloaded => Side::Proxy,
+            Self::NoRoute | Self::NoBackend | Self::Overloaded | Self::Unavailable(_) => {
+                Side::Proxy
+            }
             Self::Connect { .. }
             | Self::BadResponse(_)
             | Self::BackendTimeout

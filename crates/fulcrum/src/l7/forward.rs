@@ -105,8 +105,10 @@ pub async fn forward<'s, 'r>(
     let tokens = RequestTokens::new(upstream::now_unix);
     let fields = Fields(req.fields());
     let found = route(snap, l, req, &fields, &tokens);
+    let mut added = None;
     for p in policy::policies(l, req) {
-        if let Some(answer) = p.on_request(snap, req, found.map(|(r, _)| r), &tokens)? {
+        let route = found.map(|(r, _)| r);
+        if let Some(answer) = p.on_request(snap, req, route, &tokens, &mut added).await? {
             return Ok(Forwarded::Answered(answer));
         }
     }
@@ -142,6 +144,32 @@ pub async fn forward<'s, 'r>(
     let plan = Plan {
         upgrade: upgrade(w, snap, route, pool, req)?,
         stream_idle: stream_idle(snap, route),
+    };
+    // Fields a policy added (forward_auth): the request goes on with them, and
+    // without the client's own fields of those names.
+    let pairs: Vec<(&[u8], &[u8])>;
+    let with_added;
+    let req = match &added {
+        None => req,
+        Some(a) => {
+            pairs = req
+                .fields()
+                .filter(|(n, _)| {
+                    !a.dropped
+                        .iter()
+                        .any(|d| fulcrum_core::forward::same_name(n, d.as_bytes()))
+                })
+                .chain(a.fields.iter().map(|(n, v)| (n.as_bytes(), &v[..])))
+                .collect();
+            with_added = Request {
+                fields: FieldList::Pairs(&pairs),
+                identity: None,
+                request_id: None,
+                traceparent: None,
+                ..*req
+            };
+            &with_added
+        }
     };
     let admitted = upstream::admit(pool)?;
     let replayable = req.framing == Framing::Empty

@@ -1,19 +1,35 @@
 //! Edge policies: the one ordered slot of the forward step where a policy may answer
-//! a request itself (a redirect, an ACME check, later 429, 401, 403, a CORS
+//! a request itself (a redirect, an ACME check, 429, 401, 403, later a CORS
 //! preflight or a static file) or change it, and later change its response. Every
 //! client protocol goes through the same slot, once.
 //!
 //! In order: the ACME HTTP-01 answer (plain listeners, before anything else), the
-//! listener's `allow` / `deny`, `redirect_https`, then the matched route's `allow` /
-//! `deny`.
+//! listener's `allow` / `deny`, `redirect_https`, then for the matched route: its
+//! `allow` / `deny`, its rate limits (before any authentication, as nginx's
+//! `limit_req` comes before `auth_basic`, so a flood cannot make the auth checks
+//! spend CPU or the auth service's time), `jwt_required`, `basic_auth`, and
+//! `forward_auth`.
 
 use bytes::Bytes;
 use fulcrum_core::config::AccessList;
 use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::route::{Fields, Route};
 
+use crate::edge::forward_auth::{Asked, Outcome};
+use crate::edge::limits::{RateLimiter, Verdict};
 use crate::http::{ProxyError, Request};
 use crate::state::{Listener, Snapshot};
+
+/// Fields a policy adds to the request before it goes to the backend (the
+/// `forward_auth` service's `copy_headers`), and the names of the client's own
+/// fields it removes.
+#[derive(Debug, Default)]
+pub struct Added<'s> {
+    /// Lowercase names of client fields dropped (an underscore counts as a dash).
+    pub dropped: &'s [String],
+    /// Fields added, in order.
+    pub fields: Vec<(String, Bytes)>,
+}
 
 /// A response a policy makes up.
 #[derive(Debug)]
@@ -35,9 +51,16 @@ pub enum Policy<'a> {
     Access(&'a AccessList),
     /// Refuses (403) a client the matched route's `allow` / `deny` does not let in.
     RouteAccess,
+    /// Answers 429 when one of the matched route's rate limiters is over its limit.
+    RateLimit,
     /// Answers 401 when the matched route has `jwt_required` and the request's
     /// bearer token does not verify (missing, forged, expired, not yet valid).
     JwtRequired,
+    /// Answers 401 when the matched route has `basic_auth` and the request's user
+    /// and password are not in its file.
+    BasicAuth,
+    /// Asks the matched route's `forward_auth` service; its refusal is the answer.
+    ForwardAuth,
     /// Answers with a permanent redirect to HTTPS on this port (308 keeps the
     /// method and body).
     RedirectHttps(u16),
@@ -48,10 +71,79 @@ pub fn policies<'a>(l: &'a Listener, req: &Request<'_>) -> impl Iterator<Item = 
     let acme = (!req.target.secure).then_some(Policy::AcmeHttp01);
     let access = l.gate.access.as_ref().map(Policy::Access);
     let redirect = l.redirect_https.map(Policy::RedirectHttps);
-    acme.into_iter()
-        .chain(access)
-        .chain(redirect)
-        .chain([Policy::RouteAccess, Policy::JwtRequired])
+    acme.into_iter().chain(access).chain(redirect).chain([
+        Policy::RouteAccess,
+        Policy::RateLimit,
+        Policy::JwtRequired,
+        Policy::BasicAuth,
+        Policy::ForwardAuth,
+    ])
+}
+
+/// 429 for `limiter`, with `Retry-After` and the IETF httpapi draft's
+/// `RateLimit-Policy` and `RateLimit` fields; a gRPC call gets RESOURCE_EXHAUSTED.
+fn too_many(req: &Request<'_>, limiter: &RateLimiter, retry_after: u64) -> Answer {
+    let mut fields = vec![
+        ("retry-after", retry_after.to_string()),
+        ("ratelimit-policy", limiter.policy_field()),
+        (
+            "ratelimit",
+            format!("\"{}\";r=0;t={retry_after}", limiter.name),
+        ),
+    ];
+    let grpc = req
+        .fields()
+        .any(|(n, v)| n.eq_ignore_ascii_case(b"content-type") && fulcrum_core::grpc::is_grpc(v));
+    if grpc {
+        fields.extend([
+            ("content-type", "application/grpc".to_owned()),
+            (
+                "grpc-status",
+                fulcrum_core::grpc::Code::ResourceExhausted
+                    .as_str()
+                    .to_owned(),
+            ),
+            (
+                "grpc-message",
+                format!("rate limit {} exceeded", limiter.name),
+            ),
+        ]);
+        return Answer {
+            status: 200,
+            fields,
+            body: Bytes::new(),
+        };
+    }
+    fields.push(("content-type", "text/plain".into()));
+    Answer {
+        status: 429,
+        fields,
+        body: Bytes::from_static(b"Too Many Requests\n"),
+    }
+}
+
+/// The key of `req` for `limiter`, `None` when the request lacks it.
+fn limit_key(
+    snap: &Snapshot,
+    req: &Request<'_>,
+    route: &Route,
+    limiter: &RateLimiter,
+    tokens: &RequestTokens,
+) -> Option<u64> {
+    limiter.key.of(
+        req.peer.ip(),
+        req.target.path,
+        route.index,
+        |name| {
+            req.fields()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| v)
+        },
+        || {
+            let key = snap.route_jwt.get(route.index).and_then(Option::as_ref)?;
+            tokens.claims(&Fields(req.fields()), Some(key))
+        },
+    )
 }
 
 /// RFC 6750's answer: 401 with a `WWW-Authenticate: Bearer` challenge, saying
@@ -82,15 +174,98 @@ fn forbidden() -> Answer {
 }
 
 impl Policy<'_> {
-    /// Looks at a request (and its route, when one matched): `Some` answers it.
-    pub fn on_request(
+    /// Looks at a request (and its route, when one matched): `Some` answers it;
+    /// fields to add to the request go to `added`.
+    pub async fn on_request<'s>(
         self,
-        snap: &Snapshot,
+        snap: &'s Snapshot,
         req: &Request<'_>,
         route: Option<&Route>,
         tokens: &RequestTokens,
+        added: &mut Option<Added<'s>>,
     ) -> Result<Option<Answer>, ProxyError> {
         match self {
+            Self::RateLimit => {
+                let Some(r) = route else { return Ok(None) };
+                let Some(limiters) = snap.edge.route_limits.get(r.index) else {
+                    return Ok(None);
+                };
+                for l in limiters {
+                    let Some(key) = limit_key(snap, req, r, l, tokens) else {
+                        continue;
+                    };
+                    // A fleet limiter may wait on Redis: boxed, so the common
+                    // request's future stays small.
+                    let verdict = match l.check_now(key) {
+                        Some(v) => v,
+                        None => Box::pin(l.check(key)).await,
+                    };
+                    if let Verdict::Limited { retry_after } = verdict {
+                        return Ok(Some(too_many(req, l, retry_after)));
+                    }
+                }
+                Ok(None)
+            }
+            Self::BasicAuth => {
+                let Some(r) = route else { return Ok(None) };
+                let Some(auth) = snap.edge.basic.get(r.index).and_then(Option::as_ref) else {
+                    return Ok(None);
+                };
+                let value = req
+                    .fields()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(b"authorization"))
+                    .map(|(_, v)| v);
+                if Box::pin(auth.check(value)).await {
+                    return Ok(None);
+                }
+                Ok(Some(Answer {
+                    status: 401,
+                    fields: vec![
+                        (
+                            "www-authenticate",
+                            format!("Basic realm=\"{}\", charset=\"UTF-8\"", auth.realm),
+                        ),
+                        ("content-type", "text/plain".into()),
+                    ],
+                    body: Bytes::from_static(b"Unauthorized\n"),
+                }))
+            }
+            Self::ForwardAuth => {
+                let Some(r) = route else { return Ok(None) };
+                let Some(auth) = snap.edge.forward_auth.get(r.index).and_then(Option::as_ref)
+                else {
+                    return Ok(None);
+                };
+                let asked = Asked {
+                    method: req.method,
+                    proto: req.target.proto(),
+                    host: fulcrum_core::route::host_name(req.target.host),
+                    uri: req.target.path,
+                    client: req.peer.ip(),
+                };
+                match Box::pin(auth.ask(asked, req.fields())).await {
+                    Outcome::Allow(fields) => {
+                        *added = Some(Added {
+                            dropped: &auth.copy,
+                            fields,
+                        });
+                        Ok(None)
+                    }
+                    Outcome::Refuse {
+                        status,
+                        fields,
+                        body,
+                    } => Ok(Some(Answer {
+                        status,
+                        fields,
+                        body,
+                    })),
+                    Outcome::Unavailable(why) => {
+                        tracing::warn!(route = r.index, "forward_auth: {why}");
+                        Err(ProxyError::Unavailable("the auth service did not answer"))
+                    }
+                }
+            }
             Self::JwtRequired => {
                 let Some(r) = route.filter(|r| r.jwt_required) else {
                     return Ok(None);

@@ -87,6 +87,14 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// An edge policy's file or service could not be set up (htpasswd, Redis).
+    #[error("{at}: {reason}")]
+    Edge {
+        /// The key, such as `routes[0].basic_auth.users`.
+        at: String,
+        /// The file and why.
+        reason: String,
+    },
     /// A certificate, key or CA file could not be used.
     #[error("{at}: {reason}")]
     Tls {
@@ -203,13 +211,20 @@ impl Snapshot {
             .enumerate()
             .map(|(i, r)| keys.load(&format!("routes[{i}]"), &r.jwt_secret, &r.jwt_public_key))
             .collect::<Result<Vec<_>, _>>()?;
-        // What `jwt_required` verifies with: the loaded key, or the route's secret.
+        // What `jwt_required` and `jwt:` rate limit keys verify with: the loaded key, or
+        // the route's secret.
         let route_jwt = config
             .routes
             .iter()
             .zip(&route_keys)
             .map(|(r, key)| {
-                r.jwt_required.then(|| {
+                let by_claim = r.rate_limit.iter().any(|n| {
+                    config
+                        .rate_limits
+                        .get(n)
+                        .is_some_and(|l| l.key.starts_with("jwt:"))
+                });
+                (r.jwt_required || by_claim).then(|| {
                     key.clone().or_else(|| {
                         let secret = r.jwt_secret.as_ref()?;
                         Some(Arc::new(fulcrum_core::jwt::JwtKey::hs256(
@@ -296,8 +311,10 @@ impl Snapshot {
             })
             .collect();
         let udp_listeners = udp_listeners(&config, &pool_names, &registry.udp);
+        let edge = super::edge::Edge::build(&config, &registry.edge)?;
         Ok(Self {
             generation,
+            edge,
             routes: registry.route_traffic(config.routes.len()),
             route_jwt,
             route_access: config

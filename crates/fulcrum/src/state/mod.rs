@@ -3,6 +3,7 @@
 //! (`registry`), and the compilation of a config into a snapshot (`build`).
 
 mod build;
+mod edge;
 mod registry;
 mod snapshot;
 

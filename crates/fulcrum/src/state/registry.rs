@@ -31,6 +31,8 @@ pub struct Registry {
     pub changed: Notify,
     /// UDP listeners' session and datagram counters, by listener name.
     pub udp: Kept,
+    /// Rate limiters and the Redis connection.
+    pub edge: super::edge::Kept,
 }
 
 impl Registry {

@@ -44,8 +44,11 @@ pub struct Snapshot {
     pub routes: Vec<Arc<Traffic>>,
     /// Each route's `allow` / `deny`, by index in `[[routes]]`.
     pub route_access: Vec<Option<fulcrum_core::config::AccessList>>,
-    /// The key each `jwt_required` route verifies tokens with, by index.
+    /// The key each `jwt_required` route (or one with a `jwt:` rate limit key)
+    /// verifies tokens with, by index.
     pub route_jwt: Vec<Option<Arc<fulcrum_core::jwt::JwtKey>>>,
+    /// Rate limiters, htpasswd users and auth services, by route.
+    pub edge: super::edge::Edge,
 }
 
 /// Per-listener settings and routes.
