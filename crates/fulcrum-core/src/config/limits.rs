@@ -80,7 +80,8 @@ impl<'de> Deserialize<'de> for Rate {
 #[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
+    /// `redis://[user:password@]host:port[/db]`, `rediss://` for TLS, or
+    /// `unix:///path/redis.sock`.
     pub url: Secret,
     /// Longest wait for an answer before the limiter's `on_redis_error` applies.
     #[serde(default = "default_redis_timeout")]

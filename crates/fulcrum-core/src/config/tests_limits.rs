@@ -80,7 +80,7 @@ fn bad_limits_name_their_key() {
     for needle in [
         "routes[0].rate_limit[0]: a limiter keyed by jwt:CLAIM needs the route's jwt_secret",
         "routes[0].rate_limit[1]: listed twice",
-        "redis.url: must start with redis:// or rediss://",
+        "redis.url: must start with redis://, rediss:// or unix://",
         "redis.pool_size: must be between 1 and 64",
     ] {
         assert!(has(needle), "{needle} not in {all:#?}");

@@ -186,7 +186,8 @@ impl RateLimiter {
     fn failed(&self, f: &Fleet, now: u64, why: &str) -> Verdict {
         self.redis_failed.fetch_add(1, Ordering::Relaxed);
         let last = f.logged.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1_000_000_000
+        // 0: never logged (the process clock starts at 0, so it is no time).
+        if (last == 0 || now.saturating_sub(last) >= 1_000_000_000)
             && f.logged
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()

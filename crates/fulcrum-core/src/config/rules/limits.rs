@@ -100,13 +100,22 @@ pub(super) fn check(c: &mut Checker<'_>, config: &Config) {
     }
 }
 
-/// Checks `redis[s]://[user[:password]@]host[:port][/db]`; the reason never shows
-/// the password.
+/// Checks `redis[s]://[user[:password]@]host[:port][/db]` or
+/// `unix:///path/to/redis.sock`; the reason never shows the password.
 fn redis_url(url: &str) -> Result<(), String> {
+    if let Some(path) = url
+        .strip_prefix("unix://")
+        .or_else(|| url.strip_prefix("redis+unix://"))
+    {
+        return match path.starts_with('/') {
+            true => Ok(()),
+            false => Err("a unix:// URL needs an absolute socket path".into()),
+        };
+    }
     let rest = url
         .strip_prefix("redis://")
         .or_else(|| url.strip_prefix("rediss://"))
-        .ok_or("must start with redis:// or rediss://")?;
+        .ok_or("must start with redis://, rediss:// or unix://")?;
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
     if !db.is_empty() && db.parse::<u32>().is_err() {
