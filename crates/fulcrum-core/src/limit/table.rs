@@ -197,3 +197,47 @@ mod tests {
         assert_eq!(allowed.load(Ordering::Relaxed), 100);
     }
 }
+
+/// The memory a full table takes, for the README: `cargo test -p fulcrum-core
+/// --release -- --ignored --nocapture table_memory` (Linux: reads VmRSS).
+#[cfg(test)]
+mod memory {
+    use super::super::{Gcra, Rate};
+    use super::Limiter;
+
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    #[ignore = "a measurement, not a check: run it alone"]
+    fn table_memory() {
+        let rate = Rate {
+            count: 1,
+            per_secs: 3600,
+        };
+        for max_keys in [100_000usize, 1_000_000] {
+            let before = rss_kib();
+            let l = Limiter::new(Gcra::new(rate, 1), max_keys);
+            // Three times the bound of distinct keys: a flood.
+            for key in 0..(3 * max_keys as u64) {
+                let _ = l.check(key.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1);
+            }
+            let after = rss_kib();
+            let held = l.len();
+            println!(
+                "max_keys {max_keys}: {held} keys held after {} distinct, RSS +{} KiB ({:.1} bytes per key bound)",
+                3 * max_keys,
+                after.saturating_sub(before),
+                (after.saturating_sub(before) * 1024) as f64 / max_keys as f64
+            );
+            assert!(held <= max_keys);
+            drop(l);
+        }
+    }
+}

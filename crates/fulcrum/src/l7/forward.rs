@@ -105,6 +105,13 @@ pub async fn forward<'s, 'r>(
     let tokens = RequestTokens::new(upstream::now_unix);
     let fields = Fields(req.fields());
     let found = route(snap, l, req, &fields, &tokens);
+    if let Some((route, _)) = found {
+        // Set before the policies, so a request a policy answers (429, 401) is
+        // logged with its route.
+        e.route = Some(route.index);
+        e.route_name = route_name(snap, route.index);
+        e.route_traffic = snap.routes.get(route.index).map(|t| &**t);
+    }
     let mut added = None;
     for p in policy::policies(l, req) {
         let route = found.map(|(r, _)| r);
@@ -113,9 +120,6 @@ pub async fn forward<'s, 'r>(
         }
     }
     let (route, pool) = found.ok_or(ProxyError::NoRoute)?;
-    e.route = Some(route.index);
-    e.route_name = route_name(snap, route.index);
-    e.route_traffic = snap.routes.get(route.index).map(|t| &**t);
     e.pool = &pool.name;
     if matches!(req.framing, Framing::Length(n) if n > l.max_body_bytes) {
         return Err(ProxyError::BodyTooLarge.into());

@@ -264,6 +264,57 @@ impl Drop for Redis {
     }
 }
 
+/// `rediss://`: Redis over TLS (Debian's redis-server is built with it), the
+/// server's certificate trusted through `SSL_CERT_FILE`, as an operator with a
+/// private CA would do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_limit_over_tls() {
+    within(async {
+        let dir = TempDir::new();
+        let ca = crate::support_tls::Ca::new("Redis CA");
+        let (cert, key) = ca.leaf(&["localhost"], false).write(&dir, "redis");
+        let ca_file = dir.path("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--port", "0", "--bind", "127.0.0.1"])
+            .args(["--tls-port", &port.to_string()])
+            .args(["--tls-cert-file", &cert, "--tls-key-file", &key])
+            .args(["--tls-auth-clients", "no"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let out = child.stdout.take().unwrap();
+        let (ready, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.to_ascii_lowercase().contains("ready to accept connections") {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        seen.recv_timeout(TIMEOUT).expect("redis-server did not get ready");
+        let redis = Redis { child };
+        let b = Backend::start("app").await;
+        let limits = "[rate_limits.open]\nrate = \"1/h\"\nburst = 2\nkey = \"global\"\nscope = \"fleet\"\non_redis_error = \"deny\"\n\n\
+                      [rate_limits.closed]\nrate = \"1/h\"\nkey = \"global\"\n";
+        let f = Fulcrum::start_env(
+            &fleet_config(&b, &format!("rediss://localhost:{port}"), limits),
+            &[("SSL_CERT_FILE", ca_file.as_os_str())],
+        );
+        let c = client();
+        let url = format!("{}/open", f.url("public"));
+        // With on_redis_error = "deny", a 200 means Redis answered over TLS.
+        let statuses = [ask(&c, &url, &[]).await.0, ask(&c, &url, &[]).await.0, ask(&c, &url, &[]).await.0];
+        assert_eq!(statuses, [200, 200, 429]);
+        let m = metrics(&f).await;
+        assert_eq!(sample(&m, "fulcrum_redis_errors_total"), 0.0, "{m}");
+        drop(redis);
+    })
+    .await;
+}
+
 /// A loopback port nobody holds at this moment.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
