@@ -176,6 +176,48 @@ mod tests {
         assert_eq!(credentials(format!("Basic {no_colon}").as_bytes()), None);
     }
 
+    /// An htpasswd file with an argon2id line (htpasswd cannot make one), read and
+    /// checked as a bcrypt one is; a file with another kind of hash is refused.
+    #[tokio::test]
+    async fn argon2_users_are_checked_and_weak_hashes_refused() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap_or_else(|e| panic!("{e}"));
+        let hash = argon2::Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = std::env::temp_dir().join(format!("fulcrum-basic-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("users");
+        std::fs::write(&file, format!("# ops\n\ndana:{hash}\n")).unwrap_or_default();
+        let path = file.display().to_string();
+        let auth = BasicAuth::load(&path, "r").unwrap_or_else(|e| panic!("{e}"));
+        let value = |user: &str, pw: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+            )
+        };
+        assert!(
+            auth.check(Some(value("dana", "correct horse").as_bytes()))
+                .await
+        );
+        assert!(!auth.check(Some(value("dana", "wrong").as_bytes())).await);
+        assert!(
+            !auth
+                .check(Some(value("eve", "correct horse").as_bytes()))
+                .await
+        );
+        assert!(!auth.check(None).await);
+        std::fs::write(&file, "a:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\n").unwrap_or_default();
+        let why = BasicAuth::load(&path, "r").err().unwrap_or_default();
+        assert!(why.ends_with("users:1: user \"a\": only bcrypt ($2y$, htpasswd -B) and argon2 hashes are accepted; MD5, SHA-1 and crypt hashes are too weak"), "{why}");
+        std::fs::write(&file, "no colon here\n").unwrap_or_default();
+        let why = BasicAuth::load(&path, "r").err().unwrap_or_default();
+        assert!(why.ends_with("users:1: expected user:hash"), "{why}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_dummy_hash_is_a_valid_bcrypt_hash() {
         assert!(DUMMY.parse::<bcrypt::HashParts>().is_ok());
