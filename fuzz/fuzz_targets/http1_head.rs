@@ -16,6 +16,7 @@ const MAX: usize = 16 * 1024;
 const MAX_FIELDS: usize = 100;
 
 const FWD: Forwarded<'static> = Forwarded {
+    original_host: None,
     keep_chain: true,
     client_ip: "192.0.2.1",
     proto: "https",

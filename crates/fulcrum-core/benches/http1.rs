@@ -37,6 +37,7 @@ Connection: keep-alive\r\n\
 {\"id\":42,\"name\":\"kettle\"}\n";
 
 const FWD: Forwarded<'static> = Forwarded {
+    original_host: None,
     keep_chain: true,
     client_ip: "203.0.113.9",
     proto: "https",

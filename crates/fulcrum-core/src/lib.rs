@@ -18,4 +18,5 @@ pub mod limit;
 pub mod proxy_protocol;
 pub mod retry;
 pub mod route;
+pub mod shape;
 pub mod udp;

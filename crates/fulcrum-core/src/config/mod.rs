@@ -18,6 +18,7 @@ mod retries;
 mod rules;
 mod schema;
 mod secret;
+mod shape;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -39,6 +40,8 @@ mod tests_retries;
 #[cfg(test)]
 mod tests_routes;
 #[cfg(test)]
+mod tests_shape;
+#[cfg(test)]
 mod tests_tls;
 mod tls;
 mod validate;
@@ -58,6 +61,7 @@ pub use observe::{RequestIdConfig, SampleRate, TracingConfig};
 pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use schema::schema_json;
 pub use secret::Secret;
+pub use shape::{EncodedSlashesConfig, HeaderOpsConfig, RedirectConfig, RewriteConfig};
 pub use tls::{
     AcmeChallenge, AcmeConfig, CertificateConfig, ClientAuthConfig, ListenerTlsConfig,
     PoolTlsConfig, TlsVersion,
@@ -274,6 +278,16 @@ pub struct ListenerConfig {
     /// Networks whose clients are refused, before `allow` is looked at.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Header rules for requests to backends, before each route's own.
+    #[serde(default)]
+    pub request_headers: Option<HeaderOpsConfig>,
+    /// Header rules for responses to clients, before each route's own.
+    #[serde(default)]
+    pub response_headers: Option<HeaderOpsConfig>,
+    /// An encoded `/` or `\` (`%2F`, `%5C`) in a path: `"reject"` (400, the
+    /// default) or `"keep"` (passed on encoded, never a separator).
+    #[serde(default)]
+    pub encoded_slashes: EncodedSlashesConfig,
 }
 
 /// A udp listener's `session_idle_timeout` when the config leaves it out.
@@ -347,7 +361,8 @@ pub struct RouteConfig {
     /// tokens for `jwt_claim`.
     #[serde(default)]
     pub jwt_public_key: Option<String>,
-    /// Pool that serves matching requests.
+    /// Pool that serves matching requests; a route with `redirect` has none.
+    #[serde(default)]
     pub pool: String,
     /// `Upgrade` protocols passed to the backend (`Connection: upgrade` kept for that
     /// hop); any other upgrade a client asks for is ignored, as RFC 9110 lets a
@@ -388,6 +403,30 @@ pub struct RouteConfig {
     /// Requests are first asked of this auth service (nginx's `auth_request`).
     #[serde(default)]
     pub forward_auth: Option<ForwardAuthConfig>,
+    /// Header rules for requests to the backend, after the listener's.
+    #[serde(default)]
+    pub request_headers: Option<HeaderOpsConfig>,
+    /// Header rules for responses to the client, after the listener's.
+    #[serde(default)]
+    pub response_headers: Option<HeaderOpsConfig>,
+    /// Taken off the front of the path (on a segment boundary) before it is sent.
+    #[serde(default)]
+    pub strip_prefix: Option<String>,
+    /// Rewrites the path (after `strip_prefix`) before it is sent.
+    #[serde(default)]
+    pub rewrite: Option<RewriteConfig>,
+    /// Answers at the edge with a redirect; the route then names no pool.
+    #[serde(default)]
+    pub redirect: Option<RedirectConfig>,
+    /// Largest request body on this route (413 over it), instead of the listener's.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// The pool's `upstream_timeout` for this route's requests.
+    #[serde(default)]
+    pub upstream_timeout: Option<Duration>,
+    /// The pool's `retries.per_try_timeout` for this route's requests.
+    #[serde(default)]
+    pub per_try_timeout: Option<Duration>,
 }
 
 impl Default for RouteConfig {
@@ -398,6 +437,14 @@ impl Default for RouteConfig {
             rate_limit: Vec::new(),
             basic_auth: None,
             forward_auth: None,
+            request_headers: None,
+            response_headers: None,
+            strip_prefix: None,
+            rewrite: None,
+            redirect: None,
+            max_body_bytes: None,
+            upstream_timeout: None,
+            per_try_timeout: None,
             allow: Vec::new(),
             deny: Vec::new(),
             name: None,
@@ -445,6 +492,10 @@ pub struct PoolConfig {
     /// Time a backend has to start its response (and between two reads of it).
     #[serde(default = "defaults::upstream_timeout")]
     pub upstream_timeout: Duration,
+    /// `Host` sent to the backends (`"backend.internal"`); the client's passes
+    /// through when unset.
+    #[serde(default)]
+    pub host: Option<String>,
     /// Backends tried when connecting fails before any byte was sent.
     #[serde(default = "defaults::connect_attempts")]
     pub connect_attempts: NonZeroU32,

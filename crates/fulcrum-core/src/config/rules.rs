@@ -12,6 +12,7 @@ mod limits;
 mod observe;
 mod predicates;
 mod retries;
+mod shape;
 mod tls;
 
 use super::locate::{key, KeyPath};
@@ -65,6 +66,7 @@ pub(crate) fn check(
     observe::check(&mut c, config);
     access::check(&mut c, config);
     limits::check(&mut c, config);
+    shape::check(&mut c, config);
     if let Some(admin) = &config.admin {
         let path = key("admin").key("address");
         match address::bind(&admin.address) {
@@ -334,7 +336,11 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
     if c.gaps.covers(path) {
         return; // a placeholder for a route that did not deserialize
     }
-    if !known(c, config, &route.pool) {
+    if route.pool.is_empty() {
+        if route.redirect.is_none() && !c.gaps.covers(&path.key("pool")) {
+            c.report(path.key("pool"), "missing required key");
+        }
+    } else if !known(c, config, &route.pool) {
         c.report(
             path.key("pool"),
             unknown("pool", &route.pool, &config.pools),
@@ -395,6 +401,7 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
         );
     }
     predicates::check(c, path, route);
+    shape::check_route(c, path, route);
     jwt::check_route(c, path, route, limits::uses_jwt(config, route));
 }
 

@@ -49,18 +49,18 @@ also_bogus = true
             "f.toml:6: listeners.a.protocl: unknown key (expected one of: address, protocol, \
              pool, max_header_bytes, max_body_bytes, header_timeout, keepalive_timeout, \
              client_timeout, idle_timeout, max_connections, proxy_protocol, proxy_protocol_from, \
-             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny)",
+             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes)",
             "f.toml:9: listeners.b.max_header_bytes: must not be negative (found -1)",
             "f.toml:11: routes[0].pool: expected a string, found integer `5`",
             "f.toml:14: routes[1].paht: unknown key (expected one of: name, listener, host, path, \
              path_prefix, path_regex, method, header, cookie, query, jwt_claim, jwt_secret, \
-             jwt_public_key, pool, upgrades, stream_idle_timeout, max_stream_duration, sni, allow, deny, jwt_required, rate_limit, basic_auth, forward_auth)",
+             jwt_public_key, pool, upgrades, stream_idle_timeout, max_stream_duration, sni, allow, deny, jwt_required, rate_limit, basic_auth, forward_auth, request_headers, response_headers, strip_prefix, rewrite, redirect, max_body_bytes, upstream_timeout, per_try_timeout)",
             "f.toml:17: pools.api.connect_timeout: invalid duration \"5 parsecs\": \
              expected a number followed by ms, s, m or h",
             "f.toml:20: pools.web.balance: unknown value \"fastest\" \
              (expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, ring_hash, maglev)",
             "f.toml:21: pools.web.also_bogus: unknown key (expected one of: balance, \
-             backends, protocol, connect_timeout, upstream_timeout, connect_attempts, \
+             backends, protocol, connect_timeout, upstream_timeout, host, connect_attempts, \
              max_idle_per_backend, idle_timeout, hash_key, jwt_secret, jwt_public_key, virtual_nodes, \
              balance_factor, table_size, load, sticky, health, outlier, slow_start, \
              drain_timeout, panic_threshold, retries, max_connections, max_pending, \
@@ -186,7 +186,7 @@ fn dotted_keys_are_placed_too() {
             "f.toml:1: listeners.a.adress: unknown key (expected one of: address, protocol, \
              pool, max_header_bytes, max_body_bytes, header_timeout, keepalive_timeout, \
              client_timeout, idle_timeout, max_connections, proxy_protocol, proxy_protocol_from, \
-             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny)",
+             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes)",
             "f.toml:1: listeners.a.address: missing required key",
             "f.toml:3: pools.p.idle_timeout: expected a duration string such as \"250ms\", \
              \"5s\", \"2m\" or \"1h\", found integer `3`",

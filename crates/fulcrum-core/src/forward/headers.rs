@@ -26,6 +26,9 @@ pub struct Forwarded<'a> {
     /// go on (with `client_ip`, the peer, appended). Otherwise they are replaced:
     /// a client could have written them.
     pub keep_chain: bool,
+    /// The client's host when the backend is sent another (a pool's `host`): it
+    /// stays the `X-Forwarded-Host`.
+    pub original_host: Option<&'a str>,
 }
 
 /// The protocol of the hop a message is written for.
@@ -190,6 +193,7 @@ where
         },
     );
     emit(b"x-forwarded-proto", Value::plain(&[fwd.proto.as_bytes()]));
+    let host = fwd.original_host.map_or(host, str::as_bytes);
     emit(b"x-forwarded-host", Value::plain(&[host]));
     emit(
         b"via",

@@ -1,6 +1,7 @@
 use super::*;
 
 const FWD: Forwarded<'static> = Forwarded {
+    original_host: None,
     keep_chain: true,
     client_ip: "10.0.0.1",
     proto: "https",
@@ -144,6 +145,7 @@ fn an_untrusted_peers_chain_is_replaced() {
         .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
         .collect();
     let fwd = Forwarded {
+        original_host: None,
         keep_chain: false,
         ..FWD
     };

@@ -3,6 +3,7 @@ use crate::forward::is_hop_by_hop;
 use crate::http1::{parse_request, parse_response, Framing};
 
 const FWD: Forwarded<'static> = Forwarded {
+    original_host: None,
     keep_chain: true,
     client_ip: "10.0.0.1",
     proto: "https",

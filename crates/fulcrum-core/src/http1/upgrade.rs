@@ -136,6 +136,7 @@ mod tests {
     #[test]
     fn heads_carry_one_upgrade_and_no_client_hop_fields() {
         let fwd = Forwarded {
+            original_host: None,
             keep_chain: false,
             client_ip: "10.0.0.1",
             proto: "http",

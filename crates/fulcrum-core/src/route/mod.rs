@@ -155,8 +155,11 @@ impl RouteTable {
             if cfg.listener.as_deref().is_some_and(|l| l != listener) {
                 continue;
             }
-            let Some(pool) = pools.iter().position(|p| *p == cfg.pool) else {
-                continue;
+            // A redirect route answers itself: its pool index names no pool.
+            let pool = match pools.iter().position(|p| *p == cfg.pool) {
+                Some(pool) => pool,
+                None if cfg.pool.is_empty() && cfg.redirect.is_some() => usize::MAX,
+                None => continue,
             };
             let key = keys.get(index).cloned().flatten();
             let Ok(more) = Predicates::build(cfg, key) else {

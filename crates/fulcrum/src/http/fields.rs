@@ -115,6 +115,7 @@ mod tests {
     #[test]
     fn te_trailers_reaches_an_http2_backend() {
         let fwd = Forwarded {
+            original_host: None,
             keep_chain: true,
             client_ip: "10.0.0.9",
             proto: "http",

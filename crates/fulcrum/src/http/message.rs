@@ -48,6 +48,8 @@ pub struct Request<'r> {
     pub asked: Asked,
     /// A gRPC call's own deadline (`grpc-timeout`).
     pub grpc_timeout: Option<Duration>,
+    /// The client's host, when the pool sends the backend another.
+    pub original_host: Option<&'r str>,
 }
 
 /// The local address a client reached, looked up only when a pool needs it (a
@@ -102,6 +104,7 @@ impl<'r> Request<'r> {
     /// What Fulcrum adds about the client when forwarding.
     pub fn forwarded<'a>(&'a self, client_ip: &'a str) -> Forwarded<'a> {
         Forwarded {
+            original_host: self.original_host,
             keep_chain: self.via_proxy.is_some(),
             client_ip,
             proto: self.target.proto(),
@@ -147,10 +150,36 @@ pub struct Response {
     pub body: ResponseBody,
     /// A sticky-session `Set-Cookie` value to add.
     pub set_cookie: Option<String>,
+    /// The route's `response_headers`, when it has any.
+    pub edits: Option<Box<Edits>>,
     /// A gRPC call's deadline: the body is cut when it passes.
     pub deadline: Option<tokio::time::Instant>,
     /// The body is not forwarded, nor its length (a refused RFC 8441 upgrade).
     pub bodyless: bool,
+}
+
+/// A route's `response_headers` for one response: the backend's fields they drop
+/// and the fields they add, their placeholders filled.
+#[derive(Debug)]
+pub struct Edits {
+    /// The rules.
+    pub ops: std::sync::Arc<fulcrum_core::shape::headers::HeaderOps>,
+    /// The fields added, in order.
+    pub added: Vec<(Box<str>, String)>,
+}
+
+impl Edits {
+    /// Whether the backend's field `name` goes on to the client.
+    pub fn keeps(edits: Option<&Self>, name: &[u8]) -> bool {
+        edits.is_none_or(|e| !e.ops.drops(name))
+    }
+
+    /// The added fields, as byte pairs.
+    pub fn fields(edits: Option<&Self>) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+        edits
+            .into_iter()
+            .flat_map(|e| e.added.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
 }
 
 /// A response head as the backend's protocol carried it.

@@ -9,4 +9,6 @@ pub mod fields;
 pub mod message;
 
 pub use error::{Failed, ProxyError, Side};
-pub use message::{Asked, Head, Local, Plan, Request, Response, ResponseBody, Switch, Upgrade};
+pub use message::{
+    Asked, Edits, Head, Local, Plan, Request, Response, ResponseBody, Switch, Upgrade,
+};

@@ -5,6 +5,7 @@
 //! back to the client codec to encode. Upgrades (WebSocket over HTTP/1.1 and over
 //! HTTP/2) and gRPC are cases of this flow.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -14,18 +15,22 @@ use std::time::Duration;
 use base64::Engine as _;
 use fulcrum_core::balance::Backend;
 use fulcrum_core::config::PoolProtocol;
-use fulcrum_core::forward::FieldList;
+use fulcrum_core::forward::{FieldList, Target};
 use fulcrum_core::http1::{self, Framing};
 use fulcrum_core::jwt::RequestTokens;
 use fulcrum_core::retry;
 use fulcrum_core::route::{Fields, Route};
+use fulcrum_core::shape::path::normalize;
 
 use super::ids::Ids;
 use super::policy::{self, Answer};
+use super::shaping::{self, Auth, Outgoing};
 use crate::access_log::Entry;
 use crate::http::body::Source;
 use crate::http::message::Asked;
-use crate::http::{Failed, Plan, ProxyError, Request, Response, ResponseBody, Switch, Upgrade};
+use crate::http::{
+    Edits, Failed, Plan, ProxyError, Request, Response, ResponseBody, Switch, Upgrade,
+};
 use crate::state::{Listener, Member, Pool, Snapshot};
 use crate::upstream::h1::Exchanged;
 use crate::upstream::{self, Attempts, ConnSlot, Lease, Pinned, RequestSlot};
@@ -101,6 +106,21 @@ pub async fn forward<'s, 'r>(
     body: &mut Source<'_>,
     e: &mut Entry<'s>,
 ) -> Result<Forwarded<'s, 'r>, Failed> {
+    // Routes, policies and the backend all see the one normal form of the path.
+    let orig = req;
+    let norm = normalize(req.target.path, l.encoded_slashes)
+        .map_err(|err| ProxyError::BadRequest(err.reason()))?;
+    let normalized;
+    let req = match &norm {
+        Cow::Borrowed(_) => req,
+        Cow::Owned(path) => {
+            normalized = Request {
+                target: Target { path, ..req.target },
+                ..*req
+            };
+            &normalized
+        }
+    };
     // The bearer token is decoded only if a `jwt_claim` route or `jwt:` key asks.
     let tokens = RequestTokens::new(upstream::now_unix);
     let fields = Fields(req.fields());
@@ -120,9 +140,17 @@ pub async fn forward<'s, 'r>(
         }
     }
     let (route, pool) = found.ok_or(ProxyError::NoRoute)?;
+    let pool = pool.ok_or(ProxyError::NoRoute)?;
     e.pool = &pool.name;
-    if matches!(req.framing, Framing::Length(n) if n > l.max_body_bytes) {
+    let shape = l.shapes.get(route.index).and_then(Option::as_deref);
+    let max_body = shape
+        .and_then(|s| s.max_body_bytes)
+        .unwrap_or(l.max_body_bytes);
+    if matches!(req.framing, Framing::Length(n) if n > max_body) {
         return Err(ProxyError::BodyTooLarge.into());
+    }
+    if max_body != l.max_body_bytes {
+        body.set_limit(max_body);
     }
     let hash = pool.hash_key.as_ref().and_then(|key| {
         key.hash_with_claims(
@@ -146,39 +174,48 @@ pub async fn forward<'s, 'r>(
         .map(|(_, v)| v);
     let pinned = Pinned::read(pool, cookies);
     let plan = Plan {
-        upgrade: upgrade(w, snap, route, pool, req)?,
+        // The original request: the upgrade borrows its fields, which are the same.
+        upgrade: upgrade(w, snap, route, pool, orig)?,
         stream_idle: stream_idle(snap, route),
     };
-    // Fields a policy added (forward_auth): the request goes on with them, and
-    // without the client's own fields of those names.
+    // The route's rewrite, the pool's host and the header rules, with the fields a
+    // policy added (forward_auth) in place of the client's own of those names.
+    let mut route_label = String::new();
+    let vars = shape.map(|_| shaping::vars(snap, req, route.index, e.request_id, &mut route_label));
+    let auth = added.as_ref().map(|a| Auth {
+        dropped: a.dropped,
+        fields: &a.fields,
+    });
+    let outgoing = Outgoing::of(req, shape, pool, auth, vars.as_ref());
     let pairs: Vec<(&[u8], &[u8])>;
-    let with_added;
-    let req = match &added {
+    let shaped;
+    let req = match &outgoing {
         None => req,
-        Some(a) => {
-            pairs = req
-                .fields()
-                .filter(|(n, _)| {
-                    !a.dropped
-                        .iter()
-                        .any(|d| fulcrum_core::forward::same_name(n, d.as_bytes()))
-                })
-                .chain(a.fields.iter().map(|(n, v)| (n.as_bytes(), &v[..])))
-                .collect();
-            with_added = Request {
+        Some(out) => {
+            pairs = out.fields(req).collect();
+            shaped = Request {
                 fields: FieldList::Pairs(&pairs),
                 identity: None,
                 request_id: None,
                 traceparent: None,
+                target: Target {
+                    path: out.path.as_deref().unwrap_or(req.target.path),
+                    host: pool.host.as_deref().unwrap_or(req.target.host),
+                    ..req.target
+                },
+                original_host: pool.host.is_some().then_some(req.target.host),
                 ..*req
             };
-            &with_added
+            &shaped
         }
     };
     let admitted = upstream::admit(pool)?;
     let replayable = req.framing == Framing::Empty
         && (retry::is_retryable_method(req.method) || plan.upgrade.is_some());
-    let mut attempts = Attempts::new(pool, hash, pinned, replayable);
+    let mut attempts = Attempts::new(pool, hash, pinned, replayable).with_timeouts(
+        shape.and_then(|s| s.upstream_timeout),
+        shape.and_then(|s| s.per_try_timeout),
+    );
     let tried = match pool.protocol {
         PoolProtocol::Http1 => {
             upstream::run(w, &mut attempts, e, true, async |b, a, e| {
@@ -203,7 +240,15 @@ pub async fn forward<'s, 'r>(
         admitted,
     };
     match (tried.value, plan.upgrade) {
-        (Exchanged::Response(resp), _) => Ok(Forwarded::Response(resp, held)),
+        (Exchanged::Response(mut resp), _) => {
+            if let (Some(ops), Some(vars)) = (shape.and_then(|s| s.response.as_ref()), &vars) {
+                resp.edits = Some(Box::new(Edits {
+                    ops: ops.clone(),
+                    added: ops.added(vars),
+                }));
+            }
+            Ok(Forwarded::Response(resp, held))
+        }
         (Exchanged::Switched(sw), Some(u)) => Ok(Forwarded::Switched(sw, held, u)),
         // The leg accepts a 101 only for an upgrade asked.
         (Exchanged::Switched(_), None) => {
@@ -225,7 +270,7 @@ fn route<'s>(
     req: &Request<'_>,
     headers: &dyn fulcrum_core::route::Headers,
     tokens: &RequestTokens,
-) -> Option<(&'s Route, &'s Pool)> {
+) -> Option<(&'s Route, Option<&'s Pool>)> {
     let t = &req.target;
     let view = fulcrum_core::route::Request {
         method: req.method,
@@ -237,7 +282,8 @@ fn route<'s>(
     if !t.allowed_by(route.has_host) {
         return None;
     }
-    snap.pools.get(route.pool).map(|pool| (route, pool))
+    // A redirect route has no pool: a policy answers it.
+    Some((route, snap.pools.get(route.pool)))
 }
 
 /// The upgrade to ask of the backend: an HTTP/1.1 one the route lists (others are

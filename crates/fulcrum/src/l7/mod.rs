@@ -2,7 +2,8 @@
 //! bytes. The client codecs (`h1` over `fulcrum_core::http1`, `h2` over the `h2`
 //! crate; later `h3`) turn their protocol into an [`crate::http::Request`] and encode
 //! what comes back; `forward` runs the same route, policies and backend stage for
-//! all of them; `policy` is the ordered slot where edge policies plug in; `stream`
+//! all of them; `policy` is the ordered slot where edge policies plug in; `shaping` applies a
+//! route's rewrite and header rules; `stream`
 //! splices an upgraded HTTP/1.1 connection. Never picks a backend itself: that is
 //! `upstream` with `fulcrum_core`'s balancers.
 
@@ -11,4 +12,5 @@ pub mod h1;
 pub mod h2;
 pub mod ids;
 pub mod policy;
+pub mod shaping;
 pub mod stream;

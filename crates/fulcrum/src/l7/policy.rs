@@ -7,8 +7,11 @@
 //! listener's `allow` / `deny`, `redirect_https`, then for the matched route: its
 //! `allow` / `deny`, its rate limits (before any authentication, as nginx's
 //! `limit_req` comes before `auth_basic`, so a flood cannot make the auth checks
-//! spend CPU or the auth service's time), `jwt_required`, `basic_auth`, and
-//! `forward_auth`.
+//! spend CPU or the auth service's time), `jwt_required`, `basic_auth`,
+//! `forward_auth`, and last a route's `redirect` (so every check that guards a
+//! route guards its redirect too).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use fulcrum_core::config::AccessList;
@@ -18,7 +21,7 @@ use fulcrum_core::route::{Fields, Route};
 use crate::edge::forward_auth::{Asked, Outcome};
 use crate::edge::limits::{RateLimiter, Verdict};
 use crate::http::{ProxyError, Request};
-use crate::state::{Listener, Snapshot};
+use crate::state::{Listener, RouteShape, Snapshot};
 
 /// Fields a policy adds to the request before it goes to the backend (the
 /// `forward_auth` service's `copy_headers`), and the names of the client's own
@@ -64,6 +67,8 @@ pub enum Policy<'a> {
     /// Answers with a permanent redirect to HTTPS on this port (308 keeps the
     /// method and body).
     RedirectHttps(u16),
+    /// Answers a route with `redirect` (its shapes on this listener, by route).
+    Redirect(&'a [Option<Arc<RouteShape>>]),
 }
 
 /// The policies that apply to a request on `l`, in order.
@@ -77,6 +82,7 @@ pub fn policies<'a>(l: &'a Listener, req: &Request<'_>) -> impl Iterator<Item = 
         Policy::JwtRequired,
         Policy::BasicAuth,
         Policy::ForwardAuth,
+        Policy::Redirect(&l.shapes),
     ])
 }
 
@@ -299,6 +305,28 @@ impl Policy<'_> {
                     status: 200,
                     fields: vec![("content-type", "text/plain".into())],
                     body: Bytes::from(key),
+                }))
+            }
+            Self::Redirect(shapes) => {
+                let Some(r) = route else { return Ok(None) };
+                let Some(redirect) = shapes
+                    .get(r.index)
+                    .and_then(Option::as_deref)
+                    .and_then(|s| s.redirect.as_ref())
+                else {
+                    return Ok(None);
+                };
+                let request_id = req
+                    .request_id
+                    .and_then(|(_, v)| v)
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .unwrap_or_default();
+                let mut label = String::new();
+                let vars = super::shaping::vars(snap, req, r.index, request_id, &mut label);
+                Ok(Some(Answer {
+                    status: redirect.status,
+                    fields: vec![("location", redirect.to.render(&vars))],
+                    body: Bytes::new(),
                 }))
             }
             Self::RedirectHttps(port) => {

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use fulcrum_core::balance::{self, Backend, BackendKey, HashKey, Sticky};
 use fulcrum_core::config::{
-    BalanceConfig, Config, ListenerProtocol, PoolConfig, PoolProtocol, Secret,
+    BalanceConfig, Config, EncodedSlashesConfig, ListenerProtocol, PoolConfig, PoolProtocol, Secret,
 };
 use fulcrum_core::health::{HealthParams, OutlierParams, RiseFallParams, SlowStartParams};
 use fulcrum_core::jwt::JwtKey;
 use fulcrum_core::retry::{BackoffParams, RetryBudgetParams};
 use fulcrum_core::route::RouteTable;
+use fulcrum_core::shape::path::EncodedSlashes;
 
 use super::registry::Registry;
 use super::snapshot::*;
@@ -145,6 +146,7 @@ impl Snapshot {
             let jwt_key = keys.load(&format!("pools.{name}"), &p.jwt_secret, &p.jwt_public_key)?;
             pools.push(Pool {
                 name: name.clone(),
+                host: p.host.as_deref().map(Into::into),
                 jwt_key,
                 sticky,
                 balancer: balance::build(&balance::Settings::from_pool(p), &backends),
@@ -250,6 +252,11 @@ impl Snapshot {
                 };
                 let listener = Listener {
                     tls,
+                    shapes: super::shape::build(&config, name, l)?,
+                    encoded_slashes: match l.encoded_slashes {
+                        EncodedSlashesConfig::Reject => EncodedSlashes::Reject,
+                        EncodedSlashesConfig::Keep => EncodedSlashes::Keep,
+                    },
                     redirect_https: l.redirect_https,
                     trusted: l
                         .trusted_proxies

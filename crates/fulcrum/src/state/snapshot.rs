@@ -80,6 +80,10 @@ pub struct Listener {
     pub request_id: Option<(Box<str>, bool)>,
     /// `trusted_proxies`: peers whose `X-Forwarded-For` names the client.
     pub trusted: Vec<fulcrum_core::config::Cidr>,
+    /// What `%2F` and `%5C` in a path get.
+    pub encoded_slashes: fulcrum_core::shape::path::EncodedSlashes,
+    /// Each route's shaping on this listener, by route index.
+    pub shapes: Vec<Option<Arc<super::RouteShape>>>,
 }
 
 /// A tcp listener's settings: where its connections go and how long they may idle.
@@ -120,6 +124,8 @@ pub struct Pool {
     pub protocol: PoolProtocol,
     /// TLS to backends (re-encryption, mutual TLS).
     pub tls: Option<Arc<crate::tls::Upstream>>,
+    /// `Host` sent to the backends instead of the client's.
+    pub host: Option<Box<str>>,
     /// Time to connect.
     pub connect_timeout: Duration,
     /// Time for the response head, and between response reads.

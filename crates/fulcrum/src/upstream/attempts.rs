@@ -122,6 +122,10 @@ pub struct Attempts<'p> {
     why: Option<RetryOn>,
     /// A status retry already cleared the policy and the budget.
     approved: Cell<bool>,
+    /// The route's `upstream_timeout`, when it overrides the pool's.
+    upstream_timeout: Option<Duration>,
+    /// The route's `per_try_timeout`, when it overrides the pool's retries'.
+    per_try: Option<Duration>,
 }
 
 impl<'p> Attempts<'p> {
@@ -141,7 +145,21 @@ impl<'p> Attempts<'p> {
             replayable,
             why: None,
             approved: Cell::new(false),
+            upstream_timeout: None,
+            per_try: None,
         }
+    }
+
+    /// A route's own `upstream_timeout` and `per_try_timeout`, over the pool's.
+    pub fn with_timeouts(mut self, upstream: Option<Duration>, per_try: Option<Duration>) -> Self {
+        self.upstream_timeout = upstream;
+        self.per_try = per_try;
+        self
+    }
+
+    /// The wait for a backend's response head, and between two reads of its body.
+    pub fn upstream_timeout(&self) -> Duration {
+        self.upstream_timeout.unwrap_or(self.pool.upstream_timeout)
     }
 
     /// The next backend to try (recorded in the access log entry), or `None` when
@@ -262,11 +280,15 @@ impl<'p> Attempts<'p> {
 
     /// The per-try limit on the wait for a response head.
     pub fn head_timeout(&self) -> Duration {
-        let up = self.pool.upstream_timeout;
-        self.pool
-            .retries
-            .as_ref()
-            .map_or(up, |r| r.head_timeout(up))
+        let up = self.upstream_timeout();
+        match self.per_try {
+            Some(t) => t.min(up),
+            None => self
+                .pool
+                .retries
+                .as_ref()
+                .map_or(up, |r| r.head_timeout(up)),
+        }
     }
 
     /// The health record of the backend last returned by [`Self::next`].

@@ -274,7 +274,7 @@ pub async fn exchange(
         // can take it again, and the per-try timeout applies (a body still uploading
         // is the client's pace, not the backend's).
         let whole = body.is_done();
-        match io::write_all(&up, &out, pool.upstream_timeout).await {
+        match io::write_all(&up, &out, attempts.upstream_timeout()).await {
             Ok(()) => {}
             // The pooled connection was closed by the backend as we sent: nothing
             // was consumed, so the same request goes out on another connection.
@@ -294,7 +294,7 @@ pub async fn exchange(
                 body,
                 req.is_head(),
                 framing,
-                pool.upstream_timeout,
+                attempts.upstream_timeout(),
             );
             match Box::pin(upload).await {
                 Ok(r) => r,
@@ -339,7 +339,7 @@ pub async fn exchange(
         let idle = if is_event_stream(rh.fields(&bytes)) {
             plan.stream_idle
         } else {
-            pool.upstream_timeout
+            attempts.upstream_timeout()
         };
         // A refused RFC 8441 upgrade reaches the client without its body.
         let bodyless = plan.upgrade.is_some_and(|u| u.key.is_some());
@@ -354,6 +354,7 @@ pub async fn exchange(
             },
             head: Head::H1 { head: rh, bytes },
             set_cookie: attempts.set_cookie(),
+            edits: None,
             deadline: None,
             bodyless,
         }));

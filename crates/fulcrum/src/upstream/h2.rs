@@ -163,11 +163,13 @@ pub async fn exchange(
     let sent_at = Instant::now();
     // A gRPC call's own deadline caps the wait, and past it the call is over for
     // the client whatever the backend does.
-    let deadline = req.grpc_timeout.filter(|d| *d < pool.upstream_timeout);
+    let deadline = req
+        .grpc_timeout
+        .filter(|d| *d < attempts.upstream_timeout());
     let limit = deadline.unwrap_or(if ended {
         attempts.head_timeout()
     } else {
-        pool.upstream_timeout
+        attempts.upstream_timeout()
     });
     let timed = tokio::time::timeout(limit, response);
     tokio::pin!(timed);
@@ -216,6 +218,7 @@ pub async fn exchange(
         head: Head::Map(parts.headers),
         body: ResponseBody::H2(Some(recv)),
         set_cookie: attempts.set_cookie(),
+        edits: None,
         deadline: deadline.map(|d| tokio::time::Instant::from_std(sent_at) + d),
         bodyless: false,
     }))

@@ -41,6 +41,7 @@ mod reload_stress;
 mod retries;
 mod routing;
 mod schema;
+mod shaping;
 mod smuggling;
 mod sse;
 mod sticky;

@@ -25,7 +25,7 @@ pub struct H1Source<'a> {
     buf: &'a mut BytesMut,
     state: State,
     timeout: Duration,
-    limit: u64,
+    pub(super) limit: u64,
     /// A client sent `Expect: 100-continue` and has had no answer yet.
     expect_continue: bool,
     /// Body bytes delivered so far.

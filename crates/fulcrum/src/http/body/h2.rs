@@ -11,7 +11,7 @@ pub struct H2Source {
     stream: h2::RecvStream,
     data_done: bool,
     done: bool,
-    limit: u64,
+    pub(super) limit: u64,
     /// Body bytes delivered so far.
     pub received: u64,
 }

@@ -114,6 +114,16 @@ impl Source<'_> {
         }
     }
 
+    /// Caps the body at `limit` bytes from now on (a route's own `max_body_bytes`,
+    /// known once the request is routed).
+    pub fn set_limit(&mut self, limit: u64) {
+        match self {
+            Self::H1(s) => s.limit = limit,
+            Self::H2(s) => s.limit = limit,
+            Self::Done => {}
+        }
+    }
+
     /// Body bytes read so far.
     pub fn received(&self) -> u64 {
         match self {

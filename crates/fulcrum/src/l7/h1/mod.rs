@@ -346,6 +346,7 @@ async fn request<'h>(
             Asked::Nothing
         },
         grpc_timeout: None,
+        original_host: None,
     };
     // Returned to the client as well as logged.
     e.request_id = ids.request_id();

@@ -11,7 +11,7 @@ use super::Next;
 use crate::access_log::Entry;
 use crate::http::body::{pump, H1Sink, Out as Mode, PumpError, Sink};
 use crate::http::fields::client_framing;
-use crate::http::{Failed, Head, ProxyError, Response, ResponseBody, Switch, Upgrade};
+use crate::http::{Edits, Failed, Head, ProxyError, Response, ResponseBody, Switch, Upgrade};
 use crate::io::{self, Conn, IoError};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
@@ -95,8 +95,10 @@ impl Out<'_> {
             framing,
             mut body,
             set_cookie,
+            edits,
             ..
         } = resp;
+        let edits = edits.as_deref();
         e.status = status;
         let client_11 = self.head.version == Version::Http11;
         let mut pairs = Vec::new();
@@ -122,6 +124,8 @@ impl Out<'_> {
             fields
                 .iter()
                 .filter(|(n, _)| rid.is_none_or(|(h, _)| !n.eq_ignore_ascii_case(h)))
+                .filter(|(n, _)| Edits::keeps(edits, n))
+                .chain(Edits::fields(edits))
                 .chain(set_cookie_field(set_cookie.as_deref()))
                 .chain(rid),
             client,

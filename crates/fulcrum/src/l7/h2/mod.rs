@@ -191,6 +191,7 @@ async fn handle(
             .headers
             .get("grpc-timeout")
             .and_then(|v| fulcrum_core::grpc::parse_timeout(v.as_bytes())),
+        original_host: None,
     };
     // Returned to the client as well as logged.
     e.request_id = ids.request_id();

@@ -13,7 +13,7 @@ use super::ws;
 use crate::access_log::Entry;
 use crate::http::body::{pump, H2Sink, PumpError, Sink, Source};
 use crate::http::fields::{client_framing, response_map};
-use crate::http::{ProxyError, Response, Switch, Upgrade};
+use crate::http::{Edits, ProxyError, Response, Switch, Upgrade};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
 use crate::worker::Worker;
@@ -89,10 +89,17 @@ impl Out<'_> {
             set_cookie,
             deadline,
             bodyless,
+            edits,
         } = resp;
         let mut pairs = Vec::new();
         let fields = head.fields(&mut pairs);
-        let mut headers = response_map(fields.iter());
+        let edits = edits.as_deref();
+        let mut headers = response_map(
+            fields
+                .iter()
+                .filter(|(n, _)| Edits::keeps(edits, n))
+                .chain(Edits::fields(edits)),
+        );
         if is_head {
             if let Framing::Length(n) = client_framing(framing, status, fields, true, true) {
                 headers.insert(http::header::CONTENT_LENGTH, n.into());

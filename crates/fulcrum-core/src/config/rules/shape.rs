@@ -1,0 +1,132 @@
+//! Shaping keys: header rules on listeners and routes, a route's rewrite and
+//! redirect (which stands for its pool), per-route limits and a pool's `host`.
+
+use super::super::locate::{key, KeyPath};
+use super::super::{Config, HeaderOpsConfig, ListenerProtocol, RouteConfig};
+use super::Checker;
+use crate::shape::headers::{HeaderOps, Side};
+use crate::shape::rewrite::Rewrite;
+use crate::shape::template::{Template, REDIRECT_VARS};
+
+fn ops(c: &mut Checker<'_>, path: &KeyPath, cfg: Option<&HeaderOpsConfig>, side: Side) {
+    let Some(cfg) = cfg else { return };
+    if let Err(e) = HeaderOps::compile(cfg, side) {
+        let at = path.key(e.kind);
+        let at = match e.index {
+            Some(i) => at.index(i),
+            None => at.key(&e.name),
+        };
+        c.report(at, e.reason);
+    }
+}
+
+pub(super) fn check(c: &mut Checker<'_>, config: &Config) {
+    for (name, l) in &config.listeners {
+        let path = key("listeners").key(name);
+        let http = matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https);
+        for (k, set) in [
+            ("request_headers", l.request_headers.is_some()),
+            ("response_headers", l.response_headers.is_some()),
+        ] {
+            if set && !http && !c.gaps.covers(&path.key("protocol")) {
+                c.report(
+                    path.key(k),
+                    "only http and https listeners have headers to change",
+                );
+            }
+        }
+        ops(
+            c,
+            &path.key("request_headers"),
+            l.request_headers.as_ref(),
+            Side::Request,
+        );
+        ops(
+            c,
+            &path.key("response_headers"),
+            l.response_headers.as_ref(),
+            Side::Response,
+        );
+    }
+    for (name, pool) in &config.pools {
+        if let Some(host) = &pool.host {
+            let bad = host.is_empty()
+                || host.bytes().any(|b| {
+                    b.is_ascii_whitespace() || b.is_ascii_control() || b"/?#@".contains(&b)
+                });
+            if bad {
+                c.report(
+                    key("pools").key(name).key("host"),
+                    "must be a host name, with a port if needed (\"backend.internal:8080\")",
+                );
+            }
+        }
+    }
+}
+
+/// The shaping keys of one route.
+pub(super) fn check_route(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConfig) {
+    ops(
+        c,
+        &path.key("request_headers"),
+        route.request_headers.as_ref(),
+        Side::Request,
+    );
+    ops(
+        c,
+        &path.key("response_headers"),
+        route.response_headers.as_ref(),
+        Side::Response,
+    );
+    let rewrite = route
+        .rewrite
+        .as_ref()
+        .map(|r| (r.regex.as_str(), r.to.as_str()));
+    if let Err((at, why)) = Rewrite::compile(route.strip_prefix.as_deref(), rewrite) {
+        let at = match at.split_once('.') {
+            Some((a, b)) => path.key(a).key(b),
+            None => path.key(at),
+        };
+        c.report(at, why);
+    }
+    if let Some(r) = &route.redirect {
+        let at = path.key("redirect");
+        if ![301, 302, 303, 307, 308].contains(&r.status) {
+            c.report(at.key("status"), "must be 301, 302, 303, 307 or 308");
+        }
+        if r.to.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            c.report(
+                at.key("to"),
+                "must not contain spaces or control characters",
+            );
+        } else if let Err(why) = Template::parse(&r.to, REDIRECT_VARS) {
+            c.report(at.key("to"), why);
+        }
+        if !route.pool.is_empty() {
+            c.report(
+                path.key("pool"),
+                "a route with redirect answers itself: leave pool out",
+            );
+        }
+        for (k, set) in [
+            ("strip_prefix", route.strip_prefix.is_some()),
+            ("rewrite", route.rewrite.is_some()),
+            ("request_headers", route.request_headers.is_some()),
+        ] {
+            if set {
+                c.report(
+                    path.key(k),
+                    "a route with redirect sends nothing to a backend",
+                );
+            }
+        }
+    }
+    for (k, d) in [
+        ("upstream_timeout", route.upstream_timeout),
+        ("per_try_timeout", route.per_try_timeout),
+    ] {
+        if d.is_some_and(|d| d.get().is_zero()) {
+            c.report(path.key(k), "must be more than 0s");
+        }
+    }
+}

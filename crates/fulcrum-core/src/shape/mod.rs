@@ -1,0 +1,8 @@
+//! Shaping requests and responses at the edge, pure: the path's one normal form,
+//! a route's rewrite, header rules and the placeholders their values use. The
+//! runtime applies them in the forward step, the same way for every client protocol.
+
+pub mod headers;
+pub mod path;
+pub mod rewrite;
+pub mod template;

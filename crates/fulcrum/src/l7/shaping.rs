@@ -1,0 +1,113 @@
+//! A route's shaping of one request on its way to the backend: the rewritten
+//! path, the pool's `Host`, and the header rules (with the fields a policy added),
+//! applied once in the forward step for every client protocol.
+
+use bytes::Bytes;
+use fulcrum_core::forward::same_name;
+use fulcrum_core::shape::headers::HeaderOps;
+use fulcrum_core::shape::template::Vars;
+
+use crate::http::Request;
+use crate::state::{Pool, RouteShape, Snapshot};
+
+/// What fills a route's placeholders for `req`; `label` holds the route's index
+/// when it has no name.
+pub fn vars<'a>(
+    snap: &'a Snapshot,
+    req: &'a Request<'_>,
+    route: usize,
+    request_id: &'a str,
+    label: &'a mut String,
+) -> Vars<'a> {
+    let route = match snap
+        .config
+        .routes
+        .get(route)
+        .and_then(|r| r.name.as_deref())
+    {
+        Some(name) => name,
+        None => {
+            *label = route.to_string();
+            label
+        }
+    };
+    Vars {
+        client_ip: req.peer.ip(),
+        host: req.target.host,
+        request_id,
+        scheme: req.target.proto(),
+        route,
+        target: req.target.path,
+    }
+}
+
+/// How the request to the backend differs from the client's.
+pub struct Outgoing<'a> {
+    /// The rewritten target, when the route rewrites it.
+    pub path: Option<String>,
+    ops: Option<&'a HeaderOps>,
+    added: Vec<(Box<str>, String)>,
+    auth: Option<Auth<'a>>,
+}
+
+/// What an auth service (`forward_auth`) adds: the client's fields of those names
+/// go, the service's come.
+#[derive(Clone, Copy)]
+pub struct Auth<'a> {
+    /// Lowercase names of the client's fields dropped.
+    pub dropped: &'a [String],
+    /// The service's fields.
+    pub fields: &'a [(String, Bytes)],
+}
+
+impl<'a> Outgoing<'a> {
+    /// `None` when the request goes on as the client sent it.
+    pub fn of(
+        req: &Request<'_>,
+        shape: Option<&'a RouteShape>,
+        pool: &Pool,
+        auth: Option<Auth<'a>>,
+        vars: Option<&Vars<'_>>,
+    ) -> Option<Self> {
+        let path = shape
+            .and_then(|s| s.rewrite.as_ref())
+            .and_then(|r| r.apply(req.target.path));
+        let ops = shape.and_then(|s| s.request.as_ref());
+        if path.is_none() && ops.is_none() && auth.is_none() && pool.host.is_none() {
+            return None;
+        }
+        let added = match (ops, vars) {
+            (Some(ops), Some(vars)) => ops.added(vars),
+            _ => Vec::new(),
+        };
+        Some(Self {
+            path,
+            ops,
+            added,
+            auth,
+        })
+    }
+
+    /// The fields to send: the client's without those a rule or the auth service
+    /// replaces, then the auth service's, then the rules' own.
+    pub fn fields<'f>(
+        &'f self,
+        req: &Request<'f>,
+    ) -> impl Iterator<Item = (&'f [u8], &'f [u8])> + 'f {
+        let auth_drops = self.auth.map_or(&[][..], |a| a.dropped);
+        let ops = self.ops;
+        let kept = move |name: &[u8]| {
+            !auth_drops.iter().any(|d| same_name(name, d.as_bytes()))
+                && ops.is_none_or(|o| !o.drops(name))
+        };
+        let from_auth = self
+            .auth
+            .into_iter()
+            .flat_map(|a| a.fields.iter().map(|(n, v)| (n.as_bytes(), &v[..])))
+            .filter(move |(n, _)| ops.is_none_or(|o| !o.drops(n)));
+        req.fields()
+            .filter(move |(n, _)| kept(n))
+            .chain(from_auth)
+            .chain(self.added.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+}

@@ -1,0 +1,126 @@
+//! Each route's shaping, compiled with the snapshot: its header rules (the
+//! listener's with the route's on top), rewrite, redirect and its own limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fulcrum_core::config::{Config, HeaderOpsConfig, ListenerConfig, RouteConfig};
+use fulcrum_core::shape::headers::{HeaderOps, Side};
+use fulcrum_core::shape::rewrite::Rewrite;
+use fulcrum_core::shape::template::{Template, REDIRECT_VARS};
+
+use super::build::BuildError;
+
+/// A route's redirect.
+#[derive(Debug)]
+pub struct Redirect {
+    /// The `Location`.
+    pub to: Template,
+    /// Its status.
+    pub status: u16,
+}
+
+/// What a route changes, on one listener.
+#[derive(Debug, Default)]
+pub struct RouteShape {
+    /// Rules for the request to the backend.
+    pub request: Option<HeaderOps>,
+    /// Rules for the response to the client (shared with the responses that carry them).
+    pub response: Option<Arc<HeaderOps>>,
+    /// `strip_prefix` and `rewrite`.
+    pub rewrite: Option<Rewrite>,
+    /// The answer of a redirect route.
+    pub redirect: Option<Redirect>,
+    /// `max_body_bytes`, over the listener's.
+    pub max_body_bytes: Option<u64>,
+    /// `upstream_timeout`, over the pool's.
+    pub upstream_timeout: Option<Duration>,
+    /// `per_try_timeout`, over the pool's retries'.
+    pub per_try_timeout: Option<Duration>,
+}
+
+fn compile(cfg: Option<&HeaderOpsConfig>, side: Side, at: &str) -> Result<HeaderOps, BuildError> {
+    cfg.map_or(Ok(HeaderOps::default()), |c| {
+        HeaderOps::compile(c, side).map_err(|e| BuildError::Edge {
+            at: format!("{at}.{}", e.kind),
+            reason: e.reason,
+        })
+    })
+}
+
+/// The listener's rules with the route's applied after; `None` when both are empty.
+fn combined(base: &HeaderOps, route: &HeaderOps) -> Option<HeaderOps> {
+    let both = HeaderOps::then(base, route);
+    (!both.is_empty()).then_some(both)
+}
+
+fn route_shape(
+    i: usize,
+    rc: &RouteConfig,
+    request: &HeaderOps,
+    response: &HeaderOps,
+) -> Result<Option<RouteShape>, BuildError> {
+    let at = format!("routes[{i}]");
+    let rewrite = rc
+        .rewrite
+        .as_ref()
+        .map(|r| (r.regex.as_str(), r.to.as_str()));
+    let rewrite =
+        Rewrite::compile(rc.strip_prefix.as_deref(), rewrite).map_err(|(k, reason)| {
+            BuildError::Edge {
+                at: format!("{at}.{k}"),
+                reason,
+            }
+        })?;
+    let redirect = match &rc.redirect {
+        None => None,
+        Some(r) => Some(Redirect {
+            to: Template::parse(&r.to, REDIRECT_VARS).map_err(|reason| BuildError::Edge {
+                at: format!("{at}.redirect.to"),
+                reason,
+            })?,
+            status: r.status,
+        }),
+    };
+    let shape = RouteShape {
+        request: combined(
+            request,
+            &compile(rc.request_headers.as_ref(), Side::Request, &at)?,
+        ),
+        response: combined(
+            response,
+            &compile(rc.response_headers.as_ref(), Side::Response, &at)?,
+        )
+        .map(Arc::new),
+        rewrite,
+        redirect,
+        max_body_bytes: rc.max_body_bytes,
+        upstream_timeout: rc.upstream_timeout.map(|d| d.get()),
+        per_try_timeout: rc.per_try_timeout.map(|d| d.get()),
+    };
+    let empty = shape.request.is_none()
+        && shape.response.is_none()
+        && shape.rewrite.is_none()
+        && shape.redirect.is_none()
+        && shape.max_body_bytes.is_none()
+        && shape.upstream_timeout.is_none()
+        && shape.per_try_timeout.is_none();
+    Ok((!empty).then_some(shape))
+}
+
+/// Every route's shaping on listener `name`, by route index (`None`: nothing to do).
+pub fn build(
+    config: &Config,
+    name: &str,
+    l: &ListenerConfig,
+) -> Result<Vec<Option<Arc<RouteShape>>>, BuildError> {
+    let at = format!("listeners.{name}");
+    let request = compile(l.request_headers.as_ref(), Side::Request, &at)?;
+    let response = compile(l.response_headers.as_ref(), Side::Response, &at)?;
+    config
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, rc)| Ok(route_shape(i, rc, &request, &response)?.map(Arc::new)))
+        .collect()
+}
