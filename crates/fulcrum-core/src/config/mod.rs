@@ -61,7 +61,7 @@ pub use observe::{RequestIdConfig, SampleRate, TracingConfig};
 pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use schema::schema_json;
 pub use secret::Secret;
-pub use shape::{EncodedSlashesConfig, HeaderOpsConfig, RedirectConfig, RewriteConfig};
+pub use shape::{CorsConfig, EncodedSlashesConfig, HeaderOpsConfig, RedirectConfig, RewriteConfig};
 pub use tls::{
     AcmeChallenge, AcmeConfig, CertificateConfig, ClientAuthConfig, ListenerTlsConfig,
     PoolTlsConfig, TlsVersion,
@@ -427,6 +427,10 @@ pub struct RouteConfig {
     /// The pool's `retries.per_try_timeout` for this route's requests.
     #[serde(default)]
     pub per_try_timeout: Option<Duration>,
+    /// CORS answered at the edge: preflights from allowed origins get their 204
+    /// here; responses carry the allow fields for allowed origins only.
+    #[serde(default)]
+    pub cors: Option<CorsConfig>,
 }
 
 impl Default for RouteConfig {
@@ -445,6 +449,7 @@ impl Default for RouteConfig {
             max_body_bytes: None,
             upstream_timeout: None,
             per_try_timeout: None,
+            cors: None,
             allow: Vec::new(),
             deny: Vec::new(),
             name: None,

@@ -57,3 +57,30 @@ pub enum EncodedSlashesConfig {
     /// Kept encoded, as ordinary characters, never separators.
     Keep,
 }
+
+/// `cors = { origins = [...], methods = [...], ... }` on a route.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Allowed origins: `"https://app.example.com"`, `"https://*.example.com"`, or `"*"`.
+    pub origins: Vec<String>,
+    /// Methods a preflight allows. Default: `["GET", "HEAD", "POST"]`.
+    #[serde(default = "default_cors_methods")]
+    pub methods: Vec<String>,
+    /// Request fields a preflight allows. Default: none beyond the CORS-safelisted.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Response fields scripts may read (`Access-Control-Expose-Headers`).
+    #[serde(default)]
+    pub expose: Vec<String>,
+    /// Cookies and HTTP authentication allowed (`Access-Control-Allow-Credentials`).
+    #[serde(default)]
+    pub credentials: bool,
+    /// How long a browser may keep a preflight's answer (`Access-Control-Max-Age`).
+    #[serde(default)]
+    pub max_age: Option<super::Duration>,
+}
+
+fn default_cors_methods() -> Vec<String> {
+    vec!["GET".into(), "HEAD".into(), "POST".into()]
+}

@@ -52,7 +52,16 @@ fn reference_config_is_valid() {
         config.pools["grpc"].upstream_timeout,
         Duration::from_secs(90)
     );
-    assert_eq!(config.routes.len(), 7);
+    assert_eq!(config.routes.len(), 9);
+    let shaped = config
+        .routes
+        .iter()
+        .find(|r| r.strip_prefix.is_some())
+        .unwrap();
+    assert_eq!(shaped.strip_prefix.as_deref(), Some("/api"));
+    assert!(shaped.cors.as_ref().is_some_and(|c| c.credentials));
+    let redirect = config.routes.iter().find_map(|r| r.redirect.as_ref());
+    assert_eq!(redirect.map(|r| r.status), Some(301));
     assert_eq!(config.routes[3].jwt_claim["role"], "admin");
     assert_eq!(
         config.routes[2].method,

@@ -2,6 +2,7 @@
 //! a route's rewrite, header rules and the placeholders their values use. The
 //! runtime applies them in the forward step, the same way for every client protocol.
 
+pub mod cors;
 pub mod headers;
 pub mod path;
 pub mod rewrite;

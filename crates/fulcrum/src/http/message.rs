@@ -163,7 +163,9 @@ pub struct Response {
 #[derive(Debug)]
 pub struct Edits {
     /// The rules.
-    pub ops: std::sync::Arc<fulcrum_core::shape::headers::HeaderOps>,
+    pub ops: Option<std::sync::Arc<fulcrum_core::shape::headers::HeaderOps>>,
+    /// The route answers CORS itself: the backend's `Access-Control-*` fields go.
+    pub cors: bool,
     /// The fields added, in order.
     pub added: Vec<(Box<str>, String)>,
 }
@@ -171,7 +173,14 @@ pub struct Edits {
 impl Edits {
     /// Whether the backend's field `name` goes on to the client.
     pub fn keeps(edits: Option<&Self>, name: &[u8]) -> bool {
-        edits.is_none_or(|e| !e.ops.drops(name))
+        edits.is_none_or(|e| {
+            let dropped = e.ops.as_ref().is_some_and(|o| o.drops(name));
+            let cors = e.cors
+                && name
+                    .get(..15)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"access-control-"));
+            !(dropped || cors)
+        })
     }
 
     /// The added fields, as byte pairs.

@@ -28,9 +28,7 @@ use super::shaping::{self, Auth, Outgoing};
 use crate::access_log::Entry;
 use crate::http::body::Source;
 use crate::http::message::Asked;
-use crate::http::{
-    Edits, Failed, Plan, ProxyError, Request, Response, ResponseBody, Switch, Upgrade,
-};
+use crate::http::{Failed, Plan, ProxyError, Request, Response, ResponseBody, Switch, Upgrade};
 use crate::state::{Listener, Member, Pool, Snapshot};
 use crate::upstream::h1::Exchanged;
 use crate::upstream::{self, Attempts, ConnSlot, Lease, Pinned, RequestSlot};
@@ -135,7 +133,15 @@ pub async fn forward<'s, 'r>(
     let mut added = None;
     for p in policy::policies(l, req) {
         let route = found.map(|(r, _)| r);
-        if let Some(answer) = p.on_request(snap, req, route, &tokens, &mut added).await? {
+        if let Some(mut answer) = p.on_request(snap, req, route, &tokens, &mut added).await? {
+            // A script on an allowed origin may read Fulcrum's own refusals (401,
+            // 403, 429) too; a preflight's answer has its fields already.
+            let cors = route
+                .and_then(|r| l.shapes.get(r.index)?.as_deref()?.cors.as_ref())
+                .filter(|_| !fulcrum_core::shape::cors::is_preflight(req.method, req.fields()));
+            if let Some(cors) = cors {
+                answer.fields.extend(cors.actual(shaping::origin(req)));
+            }
             return Ok(Forwarded::Answered(answer));
         }
     }
@@ -241,11 +247,8 @@ pub async fn forward<'s, 'r>(
     };
     match (tried.value, plan.upgrade) {
         (Exchanged::Response(mut resp), _) => {
-            if let (Some(ops), Some(vars)) = (shape.and_then(|s| s.response.as_ref()), &vars) {
-                resp.edits = Some(Box::new(Edits {
-                    ops: ops.clone(),
-                    added: ops.added(vars),
-                }));
+            if let (Some(shape), Some(vars)) = (shape, &vars) {
+                resp.edits = shaping::response_edits(shape, vars, req);
             }
             Ok(Forwarded::Response(resp, held))
         }

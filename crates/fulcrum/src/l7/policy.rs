@@ -7,7 +7,8 @@
 //! listener's `allow` / `deny`, `redirect_https`, then for the matched route: its
 //! `allow` / `deny`, its rate limits (before any authentication, as nginx's
 //! `limit_req` comes before `auth_basic`, so a flood cannot make the auth checks
-//! spend CPU or the auth service's time), `jwt_required`, `basic_auth`,
+//! spend CPU or the auth service's time), a CORS preflight's answer (browsers send
+//! preflights without credentials), `jwt_required`, `basic_auth`,
 //! `forward_auth`, and last a route's `redirect` (so every check that guards a
 //! route guards its redirect too).
 
@@ -69,6 +70,10 @@ pub enum Policy<'a> {
     RedirectHttps(u16),
     /// Answers a route with `redirect` (its shapes on this listener, by route).
     Redirect(&'a [Option<Arc<RouteShape>>]),
+    /// Answers a CORS preflight on a route with `cors`: 204 with the allow fields
+    /// for an allowed origin, 403 for another. Before authentication, since
+    /// browsers send preflights without credentials.
+    Cors(&'a [Option<Arc<RouteShape>>]),
 }
 
 /// The policies that apply to a request on `l`, in order.
@@ -79,6 +84,7 @@ pub fn policies<'a>(l: &'a Listener, req: &Request<'_>) -> impl Iterator<Item = 
     acme.into_iter().chain(access).chain(redirect).chain([
         Policy::RouteAccess,
         Policy::RateLimit,
+        Policy::Cors(&l.shapes),
         Policy::JwtRequired,
         Policy::BasicAuth,
         Policy::ForwardAuth,
@@ -305,6 +311,28 @@ impl Policy<'_> {
                     status: 200,
                     fields: vec![("content-type", "text/plain".into())],
                     body: Bytes::from(key),
+                }))
+            }
+            Self::Cors(shapes) => {
+                let Some(r) = route else { return Ok(None) };
+                let Some(cors) = shapes
+                    .get(r.index)
+                    .and_then(Option::as_deref)
+                    .and_then(|s| s.cors.as_ref())
+                else {
+                    return Ok(None);
+                };
+                if !fulcrum_core::shape::cors::is_preflight(req.method, req.fields()) {
+                    return Ok(None);
+                }
+                let origin = super::shaping::origin(req).unwrap_or_default();
+                Ok(Some(match cors.preflight(origin) {
+                    Some(fields) => Answer {
+                        status: 204,
+                        fields,
+                        body: Bytes::new(),
+                    },
+                    None => forbidden(),
                 }))
             }
             Self::Redirect(shapes) => {

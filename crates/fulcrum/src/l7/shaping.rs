@@ -7,7 +7,7 @@ use fulcrum_core::forward::same_name;
 use fulcrum_core::shape::headers::HeaderOps;
 use fulcrum_core::shape::template::Vars;
 
-use crate::http::Request;
+use crate::http::{Edits, Request};
 use crate::state::{Pool, RouteShape, Snapshot};
 
 /// What fills a route's placeholders for `req`; `label` holds the route's index
@@ -110,4 +110,37 @@ impl<'a> Outgoing<'a> {
             .chain(from_auth)
             .chain(self.added.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
     }
+}
+
+/// The route's changes to a backend's response for `req`: its `response_headers`
+/// and, with `cors`, the allow fields for the request's origin.
+pub fn response_edits(
+    shape: &RouteShape,
+    vars: &Vars<'_>,
+    req: &Request<'_>,
+) -> Option<Box<Edits>> {
+    if shape.response.is_none() && shape.cors.is_none() {
+        return None;
+    }
+    let mut added = shape
+        .response
+        .as_ref()
+        .map(|o| o.added(vars))
+        .unwrap_or_default();
+    if let Some(cors) = &shape.cors {
+        let fields = cors.actual(origin(req));
+        added.extend(fields.into_iter().map(|(n, v)| (n.into(), v)));
+    }
+    Some(Box::new(Edits {
+        ops: shape.response.clone(),
+        cors: shape.cors.is_some(),
+        added,
+    }))
+}
+
+/// The request's `Origin`, when it has one.
+pub fn origin<'r>(req: &Request<'r>) -> Option<&'r [u8]> {
+    req.fields()
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"origin"))
+        .map(|(_, v)| v)
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fulcrum_core::config::{Config, HeaderOpsConfig, ListenerConfig, RouteConfig};
+use fulcrum_core::shape::cors::Cors;
 use fulcrum_core::shape::headers::{HeaderOps, Side};
 use fulcrum_core::shape::rewrite::Rewrite;
 use fulcrum_core::shape::template::{Template, REDIRECT_VARS};
@@ -37,6 +38,8 @@ pub struct RouteShape {
     pub upstream_timeout: Option<Duration>,
     /// `per_try_timeout`, over the pool's retries'.
     pub per_try_timeout: Option<Duration>,
+    /// CORS answered at the edge.
+    pub cors: Option<Cors>,
 }
 
 fn compile(cfg: Option<&HeaderOpsConfig>, side: Side, at: &str) -> Result<HeaderOps, BuildError> {
@@ -82,7 +85,15 @@ fn route_shape(
             status: r.status,
         }),
     };
+    let cors = match &rc.cors {
+        None => None,
+        Some(c) => Some(Cors::compile(c).map_err(|(k, reason)| BuildError::Edge {
+            at: format!("{at}.cors.{k}"),
+            reason,
+        })?),
+    };
     let shape = RouteShape {
+        cors,
         request: combined(
             request,
             &compile(rc.request_headers.as_ref(), Side::Request, &at)?,
@@ -104,7 +115,8 @@ fn route_shape(
         && shape.redirect.is_none()
         && shape.max_body_bytes.is_none()
         && shape.upstream_timeout.is_none()
-        && shape.per_try_timeout.is_none();
+        && shape.per_try_timeout.is_none()
+        && shape.cors.is_none();
     Ok((!empty).then_some(shape))
 }
 

@@ -591,7 +591,7 @@ impl Browser {
     }
 
     /// Opens `url` in the page.
-    async fn navigate(&mut self, url: &str) {
+    pub async fn navigate(&mut self, url: &str) {
         let session = self.session.clone();
         let r = self
             .send(Some(&session), "Page.navigate", json!({ "url": url }))
@@ -600,7 +600,7 @@ impl Browser {
     }
 
     /// The value of a JavaScript expression in the page.
-    async fn eval(&mut self, expression: &str) -> Value {
+    pub async fn eval(&mut self, expression: &str) -> Value {
         self.try_eval(expression)
             .await
             .unwrap_or_else(|e| panic!("{expression}: {e}"))
@@ -653,7 +653,7 @@ impl Browser {
     }
 
     /// Closes the browser and waits for it to exit.
-    async fn close(mut self) {
+    pub async fn close(mut self) {
         // The answer may not come before the socket closes: wait for the exit instead.
         self.post(None, "Browser.close", json!({})).await;
         let deadline = Instant::now() + TIMEOUT;

@@ -500,3 +500,228 @@ backends = ["127.0.0.1:1"]
         assert!(out.contains(needle), "{needle}\n{out}");
     }
 }
+
+/// The API behind Fulcrum for the CORS tests: JSON, with a CORS field of its own
+/// that Fulcrum must drop.
+async fn json_api() -> Backend {
+    Backend::with(
+        "api",
+        false,
+        Arc::new(|_name: &str, _req| {
+            hyper::Response::builder()
+                .header("content-type", "application/json")
+                .header("access-control-allow-origin", "*")
+                .header("x-total-count", "3")
+                .body(Full::new(Bytes::from_static(b"{\"items\":3}")))
+                .unwrap()
+        }),
+    )
+    .await
+}
+
+fn cors_config(api: &Backend, origin: &str) -> String {
+    format!(
+        r#"workers = 1
+
+[listeners.public]
+address = "127.0.0.1:0"
+
+[[routes]]
+path_prefix = "/api/"
+cors = {{ origins = ["{origin}", "https://*.example.com"], methods = ["GET", "PUT"], headers = ["Content-Type", "X-Token"], expose = ["X-Total-Count"], credentials = true, max_age = "10m" }}
+pool = "api"
+
+[[routes]]
+path_prefix = "/private/"
+allow = ["192.0.2.0/24"]
+cors = {{ origins = ["{origin}"] }}
+pool = "api"
+
+[[routes]]
+pool = "api"
+
+[pools.api]
+backends = [{}]
+"#,
+        quoted(api)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_answered_at_the_edge() {
+    within(async {
+        let api = json_api().await;
+        let cfg = cors_config(&api, "https://app.example.org");
+        let f = Fulcrum::start(&cfg);
+        let url = format!("{}/api/items", f.url("public"));
+        for (proto, c) in [("h1", client()), ("h2", h2_client())] {
+            let preflight = [
+                ("origin", "https://app.example.org"),
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-headers", "content-type, x-token"),
+            ];
+            let (status, h) = ask(&c, "OPTIONS", &url, &preflight).await;
+            assert_eq!(status, 204, "{proto}");
+            let get = |h: &hyper::HeaderMap, n: &str| {
+                h.get_all(n)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            assert_eq!(
+                get(&h, "access-control-allow-origin"),
+                "https://app.example.org",
+                "{proto}"
+            );
+            assert_eq!(
+                get(&h, "access-control-allow-methods"),
+                "GET, PUT",
+                "{proto}"
+            );
+            assert_eq!(
+                get(&h, "access-control-allow-headers"),
+                "Content-Type, X-Token",
+                "{proto}"
+            );
+            assert_eq!(
+                get(&h, "access-control-allow-credentials"),
+                "true",
+                "{proto}"
+            );
+            assert_eq!(get(&h, "access-control-max-age"), "600", "{proto}");
+            // A wildcard origin, and one that is not allowed: no CORS fields.
+            let sub = [
+                ("origin", "https://shop.example.com"),
+                ("access-control-request-method", "GET"),
+            ];
+            let (status, h) = ask(&c, "OPTIONS", &url, &sub).await;
+            assert_eq!(
+                (status, get(&h, "access-control-allow-origin")),
+                (204, "https://shop.example.com".into()),
+                "{proto}"
+            );
+            let evil = [
+                ("origin", "https://evil.test"),
+                ("access-control-request-method", "PUT"),
+            ];
+            let (status, h) = ask(&c, "OPTIONS", &url, &evil).await;
+            assert_eq!(status, 403, "{proto}");
+            assert!(
+                h.keys().all(|k| !k.as_str().starts_with("access-control-")),
+                "{proto}: {h:?}"
+            );
+            assert_eq!(
+                api.requests(),
+                0,
+                "{proto}: a preflight reached the backend"
+            );
+            // Actual requests: the allow fields for an allowed origin only, the
+            // backend's own `*` dropped, Vary: Origin always.
+            let (status, h) = ask(&c, "GET", &url, &[("origin", "https://app.example.org")]).await;
+            assert_eq!(status, 200, "{proto}");
+            assert_eq!(
+                get(&h, "access-control-allow-origin"),
+                "https://app.example.org",
+                "{proto}"
+            );
+            assert_eq!(
+                get(&h, "access-control-expose-headers"),
+                "X-Total-Count",
+                "{proto}"
+            );
+            assert_eq!(
+                get(&h, "access-control-allow-credentials"),
+                "true",
+                "{proto}"
+            );
+            assert_eq!(get(&h, "vary"), "Origin", "{proto}");
+            let (_, h) = ask(&c, "GET", &url, &[("origin", "https://evil.test")]).await;
+            assert!(
+                h.keys().all(|k| !k.as_str().starts_with("access-control-")),
+                "{proto}: {h:?}"
+            );
+            assert_eq!(get(&h, "vary"), "Origin", "{proto}");
+            // Fulcrum's own refusal on a CORS route is readable by the allowed origin.
+            let private = format!("{}/private/x", f.url("public"));
+            let (status, h) = ask(
+                &c,
+                "GET",
+                &private,
+                &[("origin", "https://app.example.org")],
+            )
+            .await;
+            assert_eq!(status, 403, "{proto}");
+            assert_eq!(
+                get(&h, "access-control-allow-origin"),
+                "https://app.example.org",
+                "{proto}"
+            );
+            // A plain OPTIONS (no Access-Control-Request-Method) goes to the backend.
+            let before = api.requests();
+            let (status, _) = ask(
+                &c,
+                "OPTIONS",
+                &url,
+                &[("origin", "https://app.example.org")],
+            )
+            .await;
+            assert_eq!((status, api.requests()), (200, before + 1), "{proto}");
+            api.seen.requests.store(0, Ordering::Relaxed);
+        }
+    })
+    .await;
+}
+
+/// A page on one origin fetches a JSON API behind Fulcrum on another, in real
+/// headless Chromium: the allowed origin reads it (its preflight answered by
+/// Fulcrum, never seen by the backend), another origin is refused by the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_on_an_allowed_origin_reads_the_api_and_another_cannot() {
+    within(async {
+        let page = |name: &'static str| {
+            Backend::with(
+                name,
+                false,
+                Arc::new(|_n: &str, _req| {
+                    hyper::Response::builder()
+                        .header("content-type", "text/html")
+                        .body(Full::new(Bytes::from_static(b"<!doctype html><title>app</title><p>app</p>")))
+                        .unwrap()
+                }),
+            )
+        };
+        let good = page("good").await;
+        let evil = page("evil").await;
+        let api = json_api().await;
+        let origin = format!("http://{}", good.addr);
+        let f = Fulcrum::start(&cors_config(&api, &origin));
+        let Some(mut browser) = crate::dashboard::Browser::launch().await else {
+            return;
+        };
+        // PUT with a JSON body and a custom field: the browser must preflight.
+        let call = format!(
+            "fetch('{}/api/items', {{ method: 'PUT', credentials: 'include', \
+             headers: {{ 'Content-Type': 'application/json', 'X-Token': 't' }}, body: '{{}}' }})\
+             .then(r => r.text().then(t => r.status + ' ' + t + ' ' + r.headers.get('x-total-count')))\
+             .catch(e => 'refused: ' + e)",
+            f.url("public")
+        );
+        browser.navigate(&format!("http://{}/", good.addr)).await;
+        let got = browser.eval(&call).await;
+        assert_eq!(got, "200 {\"items\":3} 3", "{got}");
+        // The backend saw the PUT only; its preflight was answered by Fulcrum.
+        assert_eq!(api.requests(), 1);
+        assert!(saw(&api).0.starts_with("PUT "), "{:?}", saw(&api));
+        let lines = f.wait_access_log(2);
+        let preflight = lines.iter().find(|l| l["method"] == "OPTIONS").expect("the preflight reached Fulcrum");
+        assert_eq!(preflight["status"], 204, "{lines:?}");
+        browser.navigate(&format!("http://{}/", evil.addr)).await;
+        let got = browser.eval(&call).await;
+        assert!(got.as_str().is_some_and(|s| s.starts_with("refused: TypeError")), "{got}");
+        // Its preflight was refused at the edge: the PUT was never sent.
+        assert_eq!(api.requests(), 1);
+        browser.close().await;
+    })
+    .await;
+}

@@ -89,6 +89,11 @@ pub(super) fn check_route(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConf
         };
         c.report(at, why);
     }
+    if let Some(cors) = &route.cors {
+        if let Err((k, why)) = crate::shape::cors::Cors::compile(cors) {
+            c.report(path.key("cors").key(k), why);
+        }
+    }
     if let Some(r) = &route.redirect {
         let at = path.key("redirect");
         if ![301, 302, 303, 307, 308].contains(&r.status) {
