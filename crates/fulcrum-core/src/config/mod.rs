@@ -288,6 +288,10 @@ pub struct ListenerConfig {
     /// default) or `"keep"` (passed on encoded, never a separator).
     #[serde(default)]
     pub encoded_slashes: EncodedSlashesConfig,
+    /// Pages for the errors Fulcrum answers itself, by status (`"502"`): files
+    /// read with the config. A client asking for JSON gets JSON instead.
+    #[serde(default)]
+    pub error_pages: BTreeMap<String, String>,
 }
 
 /// A udp listener's `session_idle_timeout` when the config leaves it out.
@@ -431,6 +435,9 @@ pub struct RouteConfig {
     /// here; responses carry the allow fields for allowed origins only.
     #[serde(default)]
     pub cors: Option<CorsConfig>,
+    /// Error pages for this route's requests, over its listener's.
+    #[serde(default)]
+    pub error_pages: BTreeMap<String, String>,
 }
 
 impl Default for RouteConfig {
@@ -450,6 +457,7 @@ impl Default for RouteConfig {
             upstream_timeout: None,
             per_try_timeout: None,
             cors: None,
+            error_pages: BTreeMap::new(),
             allow: Vec::new(),
             deny: Vec::new(),
             name: None,

@@ -49,12 +49,12 @@ also_bogus = true
             "f.toml:6: listeners.a.protocl: unknown key (expected one of: address, protocol, \
              pool, max_header_bytes, max_body_bytes, header_timeout, keepalive_timeout, \
              client_timeout, idle_timeout, max_connections, proxy_protocol, proxy_protocol_from, \
-             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes)",
+             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes, error_pages)",
             "f.toml:9: listeners.b.max_header_bytes: must not be negative (found -1)",
             "f.toml:11: routes[0].pool: expected a string, found integer `5`",
             "f.toml:14: routes[1].paht: unknown key (expected one of: name, listener, host, path, \
              path_prefix, path_regex, method, header, cookie, query, jwt_claim, jwt_secret, \
-             jwt_public_key, pool, upgrades, stream_idle_timeout, max_stream_duration, sni, allow, deny, jwt_required, rate_limit, basic_auth, forward_auth, request_headers, response_headers, strip_prefix, rewrite, redirect, max_body_bytes, upstream_timeout, per_try_timeout, cors)",
+             jwt_public_key, pool, upgrades, stream_idle_timeout, max_stream_duration, sni, allow, deny, jwt_required, rate_limit, basic_auth, forward_auth, request_headers, response_headers, strip_prefix, rewrite, redirect, max_body_bytes, upstream_timeout, per_try_timeout, cors, error_pages)",
             "f.toml:17: pools.api.connect_timeout: invalid duration \"5 parsecs\": \
              expected a number followed by ms, s, m or h",
             "f.toml:20: pools.web.balance: unknown value \"fastest\" \
@@ -186,7 +186,7 @@ fn dotted_keys_are_placed_too() {
             "f.toml:1: listeners.a.adress: unknown key (expected one of: address, protocol, \
              pool, max_header_bytes, max_body_bytes, header_timeout, keepalive_timeout, \
              client_timeout, idle_timeout, max_connections, proxy_protocol, proxy_protocol_from, \
-             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes)",
+             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes, error_pages)",
             "f.toml:1: listeners.a.address: missing required key",
             "f.toml:3: pools.p.idle_timeout: expected a duration string such as \"250ms\", \
              \"5s\", \"2m\" or \"1h\", found integer `3`",

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+
 /// Who caused an error (pingora's ErrorSource idea): it picks the status and the log level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -149,16 +151,172 @@ pub fn write_h1_error(
     close: bool,
     retry_after: Option<u32>,
     request_id: Option<(&str, &str)>,
+    body: &ErrorBody,
 ) {
     let reason = fulcrum_core::http1::reason(status);
-    let body_len = reason.len() + 1;
     let retry = retry_after.map_or(String::new(), |s| format!("retry-after: {s}\r\n"));
     let rid = request_id.map_or(String::new(), |(name, id)| format!("{name}: {id}\r\n"));
     out.extend_from_slice(
         format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {body_len}\r\n{retry}{rid}{}\r\n{reason}\n",
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{retry}{rid}{}\r\n",
+            body.content_type,
+            body.body.len(),
             if close { "connection: close\r\n" } else { "" }
         )
         .as_bytes(),
     );
+    out.extend_from_slice(&body.body);
+}
+
+/// An error page from `error_pages`, read with the config.
+#[derive(Debug)]
+pub struct Page {
+    /// The file's bytes.
+    pub body: Bytes,
+    /// Its type, by extension.
+    pub content_type: &'static str,
+}
+
+/// Largest error page file: a page is held in memory for every listener and route.
+pub const MAX_PAGE_BYTES: u64 = 1024 * 1024;
+
+impl Page {
+    /// Reads `path`; an error says which file and why.
+    pub fn load(path: &str) -> Result<Self, String> {
+        let meta = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("{path}: not a file"));
+        }
+        if meta.len() > MAX_PAGE_BYTES {
+            return Err(format!("{path}: larger than 1 MiB"));
+        }
+        let body = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let ext = std::path::Path::new(path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let content_type = match ext.as_deref() {
+            Some("json") => "application/json",
+            Some("txt") => "text/plain; charset=utf-8",
+            _ => "text/html; charset=utf-8",
+        };
+        Ok(Self {
+            body: Bytes::from(body),
+            content_type,
+        })
+    }
+}
+
+/// The body of an error Fulcrum answers itself, and its type.
+#[derive(Debug)]
+pub struct ErrorBody {
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl ErrorBody {
+    /// JSON for a client that asks for it, else the configured page, else the
+    /// reason phrase as text.
+    pub fn new(status: u16, page: Option<&Page>, json: bool, request_id: Option<&str>) -> Self {
+        let reason = fulcrum_core::http1::reason(status);
+        if json {
+            let mut body = format!("{{\"status\":{status},\"error\":\"{reason}\"");
+            if let Some(id) = request_id.filter(|id| !id.is_empty()) {
+                body.push_str(",\"request_id\":\"");
+                for c in id.chars() {
+                    match c {
+                        '"' | '\\' => {
+                            body.push('\\');
+                            body.push(c);
+                        }
+                        c if c.is_control() => {}
+                        c => body.push(c),
+                    }
+                }
+                body.push('"');
+            }
+            body.push_str("}\n");
+            return Self {
+                content_type: "application/json",
+                body: Bytes::from(body),
+            };
+        }
+        match page {
+            Some(p) => Self {
+                content_type: p.content_type,
+                body: p.body.clone(),
+            },
+            None => Self {
+                content_type: "text/plain",
+                body: Bytes::from(format!("{reason}\n")),
+            },
+        }
+    }
+}
+
+/// Whether an `Accept` value asks for JSON rather than a page: it lists
+/// `application/json` (or a `+json` type) and no `text/html`, each with q > 0.
+pub fn wants_json(accept: Option<&[u8]>) -> bool {
+    let Some(accept) = accept.and_then(|a| std::str::from_utf8(a).ok()) else {
+        return false;
+    };
+    let mut json = false;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+        });
+        if refused {
+            continue;
+        }
+        if media == "text/html" {
+            return false;
+        }
+        json |= media == "application/json" || media.ends_with("+json");
+    }
+    json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_for_clients_that_ask_for_it() {
+        assert!(wants_json(Some(b"application/json")));
+        assert!(wants_json(Some(b"application/problem+json, */*;q=0.1")));
+        assert!(!wants_json(Some(
+            b"text/html,application/xhtml+xml,application/json;q=0.9"
+        )));
+        assert!(!wants_json(Some(b"*/*")));
+        assert!(!wants_json(Some(b"application/json;q=0")));
+        assert!(!wants_json(None));
+    }
+
+    #[test]
+    fn error_bodies() {
+        let json = ErrorBody::new(502, None, true, Some("ab\"c"));
+        assert_eq!(
+            &json.body[..],
+            b"{\"status\":502,\"error\":\"Bad Gateway\",\"request_id\":\"ab\\\"c\"}\n"
+        );
+        let page = Page {
+            body: Bytes::from_static(b"<h1>down</h1>"),
+            content_type: "text/html; charset=utf-8",
+        };
+        let html = ErrorBody::new(502, Some(&page), false, None);
+        assert_eq!(
+            (&html.body[..], html.content_type),
+            (&b"<h1>down</h1>"[..], "text/html; charset=utf-8")
+        );
+        assert_eq!(
+            &ErrorBody::new(404, None, false, None).body[..],
+            b"Not Found\n"
+        );
+    }
 }

@@ -142,6 +142,20 @@ pub async fn forward<'s, 'r>(
             if let Some(cors) = cors {
                 answer.fields.extend(cors.actual(shaping::origin(req)));
             }
+            // Fulcrum's own refusals take the error page (an auth service's refusal
+            // is that service's answer, and stays as it sent it).
+            let own = answer.status >= 400 && !matches!(p, policy::Policy::ForwardAuth);
+            let index = route.map(|r| r.index);
+            if let Some(body) = own
+                .then(|| shaping::error_body(l, index, req, e.request_id, answer.status))
+                .flatten()
+            {
+                answer.fields.retain(|(n, _)| *n != "content-type");
+                answer
+                    .fields
+                    .push(("content-type", body.content_type.into()));
+                answer.body = body.body;
+            }
             return Ok(Forwarded::Answered(answer));
         }
     }

@@ -7,8 +7,9 @@ use fulcrum_core::forward::same_name;
 use fulcrum_core::shape::headers::HeaderOps;
 use fulcrum_core::shape::template::Vars;
 
+use crate::http::error::{wants_json, ErrorBody};
 use crate::http::{Edits, Request};
-use crate::state::{Pool, RouteShape, Snapshot};
+use crate::state::{Listener, Pool, RouteShape, Snapshot};
 
 /// What fills a route's placeholders for `req`; `label` holds the route's index
 /// when it has no name.
@@ -143,4 +144,26 @@ pub fn origin<'r>(req: &Request<'r>) -> Option<&'r [u8]> {
     req.fields()
         .find(|(n, _)| n.eq_ignore_ascii_case(b"origin"))
         .map(|(_, v)| v)
+}
+
+/// The body of an error `status` answered for `req` when a page is configured
+/// for it or the client asks for JSON; `None` keeps the answer's own.
+pub fn error_body(
+    l: &Listener,
+    route: Option<usize>,
+    req: &Request<'_>,
+    request_id: &str,
+    status: u16,
+) -> Option<ErrorBody> {
+    let accept = req
+        .fields()
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"accept"))
+        .map(|(_, v)| v);
+    let page = l.error_page(route, status);
+    let json = wants_json(accept);
+    if page.is_none() && !json {
+        return None;
+    }
+    let id = (!request_id.is_empty()).then_some(request_id);
+    Some(ErrorBody::new(status, page, json, id))
 }

@@ -253,6 +253,7 @@ impl Snapshot {
                 let listener = Listener {
                     tls,
                     shapes: super::shape::build(&config, name, l)?,
+                    error_pages: super::shape::pages(&format!("listeners.{name}"), &l.error_pages)?,
                     encoded_slashes: match l.encoded_slashes {
                         EncodedSlashesConfig::Reject => EncodedSlashes::Reject,
                         EncodedSlashesConfig::Keep => EncodedSlashes::Keep,

@@ -1,6 +1,7 @@
 //! Each route's shaping, compiled with the snapshot: its header rules (the
 //! listener's with the route's on top), rewrite, redirect and its own limits.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use fulcrum_core::shape::rewrite::Rewrite;
 use fulcrum_core::shape::template::{Template, REDIRECT_VARS};
 
 use super::build::BuildError;
+use crate::http::error::Page;
 
 /// A route's redirect.
 #[derive(Debug)]
@@ -40,6 +42,26 @@ pub struct RouteShape {
     pub per_try_timeout: Option<Duration>,
     /// CORS answered at the edge.
     pub cors: Option<Cors>,
+    /// `error_pages`, over the listener's.
+    pub error_pages: Pages,
+}
+
+/// Error pages by status.
+pub type Pages = HashMap<u16, Arc<Page>>;
+
+/// Reads the files of an `error_pages` table (at `at`).
+pub fn pages(at: &str, table: &BTreeMap<String, String>) -> Result<Pages, BuildError> {
+    table
+        .iter()
+        .filter_map(|(status, file)| Some((status.parse::<u16>().ok()?, status, file)))
+        .map(|(code, status, file)| {
+            let page = Page::load(file).map_err(|reason| BuildError::Edge {
+                at: format!("{at}.error_pages.{status}"),
+                reason,
+            })?;
+            Ok((code, Arc::new(page)))
+        })
+        .collect()
 }
 
 fn compile(cfg: Option<&HeaderOpsConfig>, side: Side, at: &str) -> Result<HeaderOps, BuildError> {
@@ -93,6 +115,7 @@ fn route_shape(
         })?),
     };
     let shape = RouteShape {
+        error_pages: pages(&at, &rc.error_pages)?,
         cors,
         request: combined(
             request,
@@ -116,7 +139,8 @@ fn route_shape(
         && shape.max_body_bytes.is_none()
         && shape.upstream_timeout.is_none()
         && shape.per_try_timeout.is_none()
-        && shape.cors.is_none();
+        && shape.cors.is_none()
+        && shape.error_pages.is_empty();
     Ok((!empty).then_some(shape))
 }
 

@@ -84,6 +84,24 @@ pub struct Listener {
     pub encoded_slashes: fulcrum_core::shape::path::EncodedSlashes,
     /// Each route's shaping on this listener, by route index.
     pub shapes: Vec<Option<Arc<super::RouteShape>>>,
+    /// `error_pages`, by status.
+    pub error_pages: super::Pages,
+}
+
+impl Listener {
+    /// The page for an error `status` on a request of `route` (the route's own
+    /// first, then the listener's).
+    pub fn error_page(
+        &self,
+        route: Option<usize>,
+        status: u16,
+    ) -> Option<&crate::http::error::Page> {
+        let shape = route.and_then(|r| self.shapes.get(r)?.as_deref());
+        shape
+            .and_then(|s| s.error_pages.get(&status))
+            .or_else(|| self.error_pages.get(&status))
+            .map(|p| &**p)
+    }
 }
 
 /// A tcp listener's settings: where its connections go and how long they may idle.

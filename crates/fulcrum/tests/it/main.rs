@@ -21,6 +21,7 @@ mod check;
 mod cli;
 mod dashboard;
 mod edge_auth;
+mod error_pages;
 mod errors;
 mod failover;
 mod grpc;

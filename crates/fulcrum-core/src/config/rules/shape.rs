@@ -8,6 +8,21 @@ use crate::shape::headers::{HeaderOps, Side};
 use crate::shape::rewrite::Rewrite;
 use crate::shape::template::{Template, REDIRECT_VARS};
 
+/// `error_pages`: statuses of errors, each with a file.
+fn pages(c: &mut Checker<'_>, path: &KeyPath, pages: &std::collections::BTreeMap<String, String>) {
+    for (status, file) in pages {
+        let at = path.key("error_pages").key(status);
+        if !status
+            .parse::<u16>()
+            .is_ok_and(|s| (400..=599).contains(&s))
+        {
+            c.report(at, "keys are error statuses, \"400\" to \"599\"");
+        } else if file.is_empty() {
+            c.report(at, "must name a file");
+        }
+    }
+}
+
 fn ops(c: &mut Checker<'_>, path: &KeyPath, cfg: Option<&HeaderOpsConfig>, side: Side) {
     let Some(cfg) = cfg else { return };
     if let Err(e) = HeaderOps::compile(cfg, side) {
@@ -47,6 +62,7 @@ pub(super) fn check(c: &mut Checker<'_>, config: &Config) {
             l.response_headers.as_ref(),
             Side::Response,
         );
+        pages(c, &path, &l.error_pages);
     }
     for (name, pool) in &config.pools {
         if let Some(host) = &pool.host {
@@ -78,6 +94,7 @@ pub(super) fn check_route(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConf
         route.response_headers.as_ref(),
         Side::Response,
     );
+    pages(c, path, &route.error_pages);
     let rewrite = route
         .rewrite
         .as_ref()

@@ -18,7 +18,7 @@ use super::ids::Ids;
 use super::stream::{Logged, Stream};
 use crate::access_log::Entry;
 use crate::http::body::{H1Source, Source};
-use crate::http::error::write_h1_error;
+use crate::http::error::{wants_json, write_h1_error, ErrorBody};
 use crate::http::message::{Asked, Local};
 use crate::http::{Failed, ProxyError, Request, Side};
 use crate::io::{self, Conn, IoError};
@@ -120,7 +120,8 @@ pub fn serve(
 /// Answers 503 and closes: the connection's listener is gone.
 async fn reply_gone(io: &Conn) {
     let mut out = Vec::with_capacity(160);
-    write_h1_error(&mut out, 503, true, None, None);
+    let body = ErrorBody::new(503, None, false, None);
+    write_h1_error(&mut out, 503, true, None, None, &body);
     let _ = io::write_all(io, &out, std::time::Duration::from_secs(5)).await;
 }
 
@@ -215,7 +216,8 @@ async fn exchange(
         Ok(None) => return Next::Close,
         Err(err) => {
             let status = err.status();
-            reply_error(io, l, status, true, (None, None)).await;
+            let body = ErrorBody::new(status, l.error_page(None, status), false, None);
+            reply_error(io, l, status, true, (None, None), &body).await;
             e.status = status;
             e.error = Some(err.to_string());
             e.duration = started.elapsed();
@@ -250,8 +252,15 @@ async fn exchange(
                 !head.keep_alive || head.body != Framing::Empty || err.side() == Side::Client;
             if !replied {
                 let rid = (!e.request_id.is_empty()).then_some(e.request_id);
-                reply_error(io, l, err.status(), close, (err.retry_after(), rid)).await;
-                e.status = err.status();
+                let status = err.status();
+                let accept = head
+                    .fields(&hb)
+                    .find(|(n, _)| n.eq_ignore_ascii_case(b"accept"))
+                    .map(|(_, v)| v);
+                let page = l.error_page(e.route, status);
+                let body = ErrorBody::new(status, page, wants_json(accept), rid);
+                reply_error(io, l, status, close, (err.retry_after(), rid), &body).await;
+                e.status = status;
             }
             e.error = Some(err.to_string());
             Next::from(!close && !replied)
@@ -272,14 +281,15 @@ async fn reply_error(
     status: u16,
     close: bool,
     (retry_after, request_id): (Option<u32>, Option<&str>),
+    body: &ErrorBody,
 ) {
-    let mut out = Vec::with_capacity(160);
+    let mut out = Vec::with_capacity(160 + body.body.len());
     let rid = l
         .request_id
         .as_ref()
         .zip(request_id)
         .map(|((name, _), id)| (&**name, id));
-    write_h1_error(&mut out, status, close, retry_after, rid);
+    write_h1_error(&mut out, status, close, retry_after, rid, body);
     let _ = io::write_all(io, &out, l.client_timeout).await;
 }
 

@@ -22,6 +22,7 @@ use super::forward::{client, describe, forward, Forwarded};
 use super::ids::Ids;
 use crate::access_log::Entry;
 use crate::http::body::{H2Source, Source};
+use crate::http::error::{wants_json, ErrorBody};
 use crate::http::fields::{map_fields, map_framing};
 use crate::http::message::{Asked, Local};
 use crate::http::{ProxyError, Request};
@@ -251,7 +252,15 @@ async fn handle(
                     .as_ref()
                     .map(|(name, _)| (&**name, e.request_id))
                     .filter(|(_, id)| !id.is_empty());
-                send_error(&mut respond, err.status(), err.retry_after(), rid);
+                let status = err.status();
+                let accept = parts
+                    .headers
+                    .get(http::header::ACCEPT)
+                    .map(|v| v.as_bytes());
+                let page = l.error_page(e.route, status);
+                let id = (!e.request_id.is_empty()).then_some(e.request_id);
+                let body = ErrorBody::new(status, page, wants_json(accept), id);
+                send_error(&mut respond, status, err.retry_after(), rid, body);
             }
         }
         e.error = Some(err.to_string());
@@ -269,11 +278,11 @@ fn send_error(
     status: u16,
     retry_after: Option<u32>,
     request_id: Option<(&str, &str)>,
+    body: ErrorBody,
 ) {
-    let reason = fulcrum_core::http1::reason(status);
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
-        .header("content-type", "text/plain");
+        .header("content-type", body.content_type);
     if let Some(secs) = retry_after {
         builder = builder.header("retry-after", secs);
     }
@@ -282,7 +291,7 @@ fn send_error(
     }
     let response = builder.body(()).unwrap_or_default();
     if let Ok(mut stream) = respond.send_response(response, false) {
-        let _ = stream.send_data(Bytes::from(format!("{reason}\n")), true);
+        let _ = stream.send_data(body.body, true);
     }
 }
 
