@@ -438,6 +438,17 @@ pub struct RouteConfig {
     /// Error pages for this route's requests, over its listener's.
     #[serde(default)]
     pub error_pages: BTreeMap<String, String>,
+    /// Codings responses are compressed with, in order of preference, as the
+    /// client's `Accept-Encoding` allows: `"zstd"`, `"br"`, `"gzip"`. Empty: none.
+    #[serde(default)]
+    pub compress: Vec<String>,
+    /// Responses known to be smaller than this are sent as they are. Default: 512.
+    #[serde(default = "defaults::compress_min_bytes")]
+    pub compress_min_bytes: u64,
+    /// Content types compressed (`"text/"` is a prefix); empty: text and the
+    /// usual structured types (JSON, JavaScript, XML, SVG, WebAssembly, fonts).
+    #[serde(default)]
+    pub compress_types: Vec<String>,
 }
 
 impl Default for RouteConfig {
@@ -458,6 +469,9 @@ impl Default for RouteConfig {
             per_try_timeout: None,
             cors: None,
             error_pages: BTreeMap::new(),
+            compress: Vec::new(),
+            compress_min_bytes: defaults::compress_min_bytes(),
+            compress_types: Vec::new(),
             allow: Vec::new(),
             deny: Vec::new(),
             name: None,
@@ -676,6 +690,10 @@ pub struct BackendConfig {
 mod defaults {
     use super::Duration;
     use std::num::NonZeroU32;
+
+    pub(super) fn compress_min_bytes() -> u64 {
+        512
+    }
 
     pub fn yes() -> bool {
         true

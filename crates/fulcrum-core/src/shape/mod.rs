@@ -3,6 +3,7 @@
 //! runtime applies them in the forward step, the same way for every client protocol.
 
 pub mod cors;
+pub mod encoding;
 pub mod headers;
 pub mod path;
 pub mod rewrite;

@@ -108,6 +108,56 @@ pub fn is_event_stream<'a>(mut fields: impl Iterator<Item = (&'a [u8], &'a [u8])
     })
 }
 
+/// A response compressed on its way: the fields it changes (`Content-Encoding`,
+/// `Vary`, a weakened `ETag`; the length goes with the framing) and its encoder.
+pub struct Coded {
+    coding: Option<fulcrum_core::shape::encoding::Coding>,
+    etag: Option<String>,
+}
+
+impl Coded {
+    /// For a response with `fields`, compressed with `coding` when it is `Some`.
+    pub fn new<'a>(
+        coding: Option<fulcrum_core::shape::encoding::Coding>,
+        mut fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Self {
+        let etag = coding.and_then(|_| {
+            let (_, v) = fields.find(|(n, _)| n.eq_ignore_ascii_case(b"etag"))?;
+            let v = std::str::from_utf8(v).ok()?;
+            Some(fulcrum_core::shape::encoding::weaken_etag(v).into_owned())
+        });
+        Self { coding, etag }
+    }
+
+    /// Whether the backend's field `name` goes on as it is.
+    pub fn keeps(&self, name: &[u8]) -> bool {
+        self.coding.is_none()
+            || !(name.eq_ignore_ascii_case(b"etag") || name.eq_ignore_ascii_case(b"content-length"))
+    }
+
+    /// The fields added.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+        let coding = self.coding.map(|c| {
+            [
+                (&b"content-encoding"[..], c.token().as_bytes()),
+                (&b"vary"[..], &b"Accept-Encoding"[..]),
+            ]
+        });
+        coding
+            .into_iter()
+            .flatten()
+            .chain(self.etag.as_deref().map(|e| (&b"etag"[..], e.as_bytes())))
+    }
+
+    /// The body's encoder, when it is compressed.
+    pub fn encoder(&self) -> Result<Option<super::body::Encoder>, super::Failed> {
+        self.coding
+            .map(super::body::Encoder::new)
+            .transpose()
+            .map_err(|e| super::ProxyError::BadResponse(format!("compressor: {e}")).into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

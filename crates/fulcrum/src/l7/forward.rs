@@ -263,6 +263,7 @@ pub async fn forward<'s, 'r>(
         (Exchanged::Response(mut resp), _) => {
             if let (Some(shape), Some(vars)) = (shape, &vars) {
                 resp.edits = shaping::response_edits(shape, vars, req);
+                resp.encode = shaping::coding(shape, req, &resp);
             }
             Ok(Forwarded::Response(resp, held))
         }

@@ -4,11 +4,13 @@
 
 use bytes::Bytes;
 use fulcrum_core::forward::same_name;
+use fulcrum_core::http1::Framing;
+use fulcrum_core::shape::encoding::{self, Candidate, Coding};
 use fulcrum_core::shape::headers::HeaderOps;
 use fulcrum_core::shape::template::Vars;
 
 use crate::http::error::{wants_json, ErrorBody};
-use crate::http::{Edits, Request};
+use crate::http::{Edits, Request, Response};
 use crate::state::{Listener, Pool, RouteShape, Snapshot};
 
 /// What fills a route's placeholders for `req`; `label` holds the route's index
@@ -166,4 +168,45 @@ pub fn error_body(
     }
     let id = (!request_id.is_empty()).then_some(request_id);
     Some(ErrorBody::new(status, page, json, id))
+}
+
+/// The coding to compress `resp` with, when the route compresses, the client
+/// takes one of its codings and the response may be compressed.
+pub fn coding(shape: &RouteShape, req: &Request<'_>, resp: &Response) -> Option<Coding> {
+    // No body, no compressed stream (an empty body is not a valid gzip one).
+    if shape.compress.is_empty() || resp.framing == Framing::Empty {
+        return None;
+    }
+    let accept = req
+        .fields()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"accept-encoding"))
+        .map(|(_, v)| v);
+    let coding = encoding::choose(accept, &shape.compress)?;
+    let mut pairs = Vec::new();
+    let fields = resp.head.fields(&mut pairs);
+    let mut c = Candidate {
+        status: resp.status,
+        head: req.is_head(),
+        length: match resp.framing {
+            Framing::Length(n) => Some(n),
+            Framing::Empty => Some(0),
+            Framing::Chunked | Framing::UntilClose => None,
+        },
+        ..Candidate::default()
+    };
+    for (name, value) in fields.iter() {
+        if name.eq_ignore_ascii_case(b"content-type") {
+            c.content_type = Some(value);
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            c.encoded = true;
+        } else if name.eq_ignore_ascii_case(b"content-range") {
+            c.ranged = true;
+        } else if name.eq_ignore_ascii_case(b"cache-control") {
+            c.no_transform |= value
+                .split(|&b| b == b',')
+                .any(|d| d.trim_ascii().eq_ignore_ascii_case(b"no-transform"));
+        }
+    }
+    let ok = encoding::eligible(&c, &shape.compress_types, shape.compress_min_bytes);
+    ok.then_some(coding)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use fulcrum_core::config::{Config, HeaderOpsConfig, ListenerConfig, RouteConfig};
 use fulcrum_core::shape::cors::Cors;
+use fulcrum_core::shape::encoding::Coding;
 use fulcrum_core::shape::headers::{HeaderOps, Side};
 use fulcrum_core::shape::rewrite::Rewrite;
 use fulcrum_core::shape::template::{Template, REDIRECT_VARS};
@@ -44,6 +45,12 @@ pub struct RouteShape {
     pub cors: Option<Cors>,
     /// `error_pages`, over the listener's.
     pub error_pages: Pages,
+    /// `compress`: the codings offered, in order.
+    pub compress: Vec<Coding>,
+    /// `compress_min_bytes`.
+    pub compress_min_bytes: u64,
+    /// `compress_types` (empty: the defaults).
+    pub compress_types: Vec<String>,
 }
 
 /// Error pages by status.
@@ -115,6 +122,13 @@ fn route_shape(
         })?),
     };
     let shape = RouteShape {
+        compress: rc
+            .compress
+            .iter()
+            .filter_map(|c| Coding::parse(c))
+            .collect(),
+        compress_min_bytes: rc.compress_min_bytes,
+        compress_types: rc.compress_types.clone(),
         error_pages: pages(&at, &rc.error_pages)?,
         cors,
         request: combined(
@@ -140,7 +154,8 @@ fn route_shape(
         && shape.upstream_timeout.is_none()
         && shape.per_try_timeout.is_none()
         && shape.cors.is_none()
-        && shape.error_pages.is_empty();
+        && shape.error_pages.is_empty()
+        && shape.compress.is_empty();
     Ok((!empty).then_some(shape))
 }
 

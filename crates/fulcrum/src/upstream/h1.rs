@@ -355,6 +355,7 @@ pub async fn exchange(
             head: Head::H1 { head: rh, bytes },
             set_cookie: attempts.set_cookie(),
             edits: None,
+            encode: None,
             deadline: None,
             bodyless,
         }));

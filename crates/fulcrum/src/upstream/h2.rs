@@ -219,6 +219,7 @@ pub async fn exchange(
         body: ResponseBody::H2(Some(recv)),
         set_cookie: attempts.set_cookie(),
         edits: None,
+        encode: None,
         deadline: deadline.map(|d| tokio::time::Instant::from_std(sent_at) + d),
         bodyless: false,
     }))

@@ -19,6 +19,7 @@ mod balancers;
 mod bodies;
 mod check;
 mod cli;
+mod compress;
 mod dashboard;
 mod edge_auth;
 mod error_pages;

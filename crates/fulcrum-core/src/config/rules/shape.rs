@@ -106,6 +106,32 @@ pub(super) fn check_route(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConf
         };
         c.report(at, why);
     }
+    let mut codings = Vec::new();
+    for (i, token) in route.compress.iter().enumerate() {
+        match crate::shape::encoding::Coding::parse(token) {
+            None => c.report(
+                path.key("compress").index(i),
+                format!("unknown coding {token:?} (codings: zstd, br, gzip)"),
+            ),
+            Some(coding) if codings.contains(&coding) => {
+                c.report(
+                    path.key("compress").index(i),
+                    format!("{token:?} is listed twice"),
+                );
+            }
+            Some(coding) => codings.push(coding),
+        }
+    }
+    for (i, t) in route.compress_types.iter().enumerate() {
+        let ok = t.split_once('/').is_some_and(|(a, _)| !a.is_empty())
+            && !t.bytes().any(|b| b.is_ascii_whitespace() || b == b';');
+        if !ok {
+            c.report(
+                path.key("compress_types").index(i),
+                "a media type (\"application/json\") or a prefix (\"text/\")",
+            );
+        }
+    }
     if let Some(cors) = &route.cors {
         if let Err((k, why)) = crate::shape::cors::Cors::compile(cors) {
             c.report(path.key("cors").key(k), why);

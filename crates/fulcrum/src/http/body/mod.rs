@@ -10,9 +10,11 @@ use http::HeaderMap;
 use crate::io::IoError;
 use fulcrum_core::http1;
 
+mod encode;
 mod h1;
 mod h2;
 
+pub use encode::Encoder;
 pub use h1::{H1Sink, H1Source, Out};
 pub use h2::{h2_send, H2Sink, H2Source};
 
@@ -197,6 +199,18 @@ impl Sink<'_> {
 /// to wait, so a small body leaves in the same write as its head, and a stream that
 /// pauses (server-sent events, a chunk then silence) reaches the client at once.
 pub async fn pump(src: &mut Source<'_>, sink: &mut Sink<'_>) -> Result<(), PumpError> {
+    pump_encoded(src, sink, None).await
+}
+
+/// [`pump`], compressing the body with `enc` on the way: what the compressor holds
+/// is flushed out whenever the source pauses, and finished at the end (before any
+/// trailers).
+pub async fn pump_encoded(
+    src: &mut Source<'_>,
+    sink: &mut Sink<'_>,
+    mut enc: Option<&mut Encoder>,
+) -> Result<(), PumpError> {
+    let failed = |e: std::io::Error| PumpError::Sink(format!("compressing: {e}"));
     loop {
         let next = src.next();
         tokio::pin!(next);
@@ -210,6 +224,12 @@ pub async fn pump(src: &mut Source<'_>, sink: &mut Sink<'_>) -> Result<(), PumpE
         let result = match ready {
             Some(r) => r,
             None => {
+                if let Some(enc) = enc.as_deref_mut() {
+                    let out = enc.flush().map_err(failed)?;
+                    if !out.is_empty() {
+                        sink.push(Frame::Data(out)).await?;
+                    }
+                }
                 sink.flush().await?;
                 match sink {
                     // An HTTP/2 peer may cancel while the source is quiet (a gRPC
@@ -226,10 +246,31 @@ pub async fn pump(src: &mut Source<'_>, sink: &mut Sink<'_>) -> Result<(), PumpE
                 }
             }
         };
-        match result {
-            Ok(Some(frame)) => sink.push(frame).await?,
-            Ok(None) => return sink.finish().await,
-            Err(e) => {
+        match (result, enc.as_deref_mut()) {
+            (Ok(Some(frame)), None) => sink.push(frame).await?,
+            (Ok(Some(Frame::Data(data))), Some(enc)) => {
+                let out = enc.write(&data).map_err(failed)?;
+                if !out.is_empty() {
+                    sink.push(Frame::Data(out)).await?;
+                }
+            }
+            (Ok(Some(trailers)), Some(enc)) => {
+                let out = enc.finish().map_err(failed)?;
+                if !out.is_empty() {
+                    sink.push(Frame::Data(out)).await?;
+                }
+                sink.push(trailers).await?;
+            }
+            (Ok(None), enc) => {
+                if let Some(enc) = enc {
+                    let out = enc.finish().map_err(failed)?;
+                    if !out.is_empty() {
+                        sink.push(Frame::Data(out)).await?;
+                    }
+                }
+                return sink.finish().await;
+            }
+            (Err(e), _) => {
                 sink.abort();
                 return Err(PumpError::Source(e));
             }

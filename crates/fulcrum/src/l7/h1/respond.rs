@@ -9,8 +9,8 @@ use fulcrum_core::http1::{self, Framing, RequestHead, Version};
 
 use super::Next;
 use crate::access_log::Entry;
-use crate::http::body::{pump, H1Sink, Out as Mode, PumpError, Sink};
-use crate::http::fields::client_framing;
+use crate::http::body::{pump_encoded, H1Sink, Out as Mode, PumpError, Sink};
+use crate::http::fields::{client_framing, Coded};
 use crate::http::{Edits, Failed, Head, ProxyError, Response, ResponseBody, Switch, Upgrade};
 use crate::io::{self, Conn, IoError};
 use crate::l7::forward::Held;
@@ -96,6 +96,7 @@ impl Out<'_> {
             mut body,
             set_cookie,
             edits,
+            encode,
             ..
         } = resp;
         let edits = edits.as_deref();
@@ -103,7 +104,13 @@ impl Out<'_> {
         let client_11 = self.head.version == Version::Http11;
         let mut pairs = Vec::new();
         let fields = head.fields(&mut pairs);
-        let client = client_framing(framing, status, fields, is_head, client_11);
+        // A compressed body's length is known only at its end.
+        let client = match encode {
+            Some(_) if client_11 => Framing::Chunked,
+            Some(_) => Framing::UntilClose,
+            None => client_framing(framing, status, fields, is_head, client_11),
+        };
+        let coded = Coded::new(encode, fields.iter());
         let close = !self.head.keep_alive
             || !body_done
             || client == Framing::UntilClose
@@ -124,8 +131,9 @@ impl Out<'_> {
             fields
                 .iter()
                 .filter(|(n, _)| rid.is_none_or(|(h, _)| !n.eq_ignore_ascii_case(h)))
-                .filter(|(n, _)| Edits::keeps(edits, n))
+                .filter(|(n, _)| Edits::keeps(edits, n) && coded.keeps(n))
                 .chain(Edits::fields(edits))
+                .chain(coded.fields())
                 .chain(set_cookie_field(set_cookie.as_deref()))
                 .chain(rid),
             client,
@@ -139,7 +147,8 @@ impl Out<'_> {
         };
         let mut src = body.source(if is_head { Framing::Empty } else { framing });
         let mut sink = Sink::H1(H1Sink::new(self.io, out, mode, self.l.client_timeout));
-        let result = pump(&mut src, &mut sink).await;
+        let mut enc = coded.encoder()?;
+        let result = pump_encoded(&mut src, &mut sink, enc.as_mut()).await;
         e.bytes_out = sink.sent();
         drop((src, sink));
         match result {

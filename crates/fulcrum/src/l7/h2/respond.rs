@@ -11,8 +11,8 @@ use http::{Response as HttpResponse, StatusCode};
 
 use super::ws;
 use crate::access_log::Entry;
-use crate::http::body::{pump, H2Sink, PumpError, Sink, Source};
-use crate::http::fields::{client_framing, response_map};
+use crate::http::body::{pump_encoded, H2Sink, PumpError, Sink, Source};
+use crate::http::fields::{client_framing, response_map, Coded};
 use crate::http::{Edits, ProxyError, Response, Switch, Upgrade};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
@@ -90,15 +90,18 @@ impl Out<'_> {
             deadline,
             bodyless,
             edits,
+            encode,
         } = resp;
         let mut pairs = Vec::new();
         let fields = head.fields(&mut pairs);
         let edits = edits.as_deref();
+        let coded = Coded::new(encode, fields.iter());
         let mut headers = response_map(
             fields
                 .iter()
-                .filter(|(n, _)| Edits::keeps(edits, n))
-                .chain(Edits::fields(edits)),
+                .filter(|(n, _)| Edits::keeps(edits, n) && coded.keeps(n))
+                .chain(Edits::fields(edits))
+                .chain(coded.fields()),
         );
         if is_head {
             if let Framing::Length(n) = client_framing(framing, status, fields, true, true) {
@@ -128,11 +131,13 @@ impl Out<'_> {
         }
         let mut src = body.source(framing);
         let mut sink = Sink::H2(H2Sink::new(stream));
+        let mut enc = coded.encoder().map_err(|f| f.err)?;
+        let pumped = pump_encoded(&mut src, &mut sink, enc.as_mut());
         let result = match deadline {
-            Some(at) => tokio::time::timeout_at(at, pump(&mut src, &mut sink))
+            Some(at) => tokio::time::timeout_at(at, pumped)
                 .await
                 .unwrap_or_else(|_| Err(PumpError::Sink("grpc-timeout passed".into()))),
-            None => pump(&mut src, &mut sink).await,
+            None => pumped.await,
         };
         e.bytes_out = sink.sent();
         drop(src);
