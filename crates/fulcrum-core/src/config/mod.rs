@@ -61,7 +61,9 @@ pub use observe::{RequestIdConfig, SampleRate, TracingConfig};
 pub use retries::{Percent, RetriesConfig, RetryOn};
 pub use schema::schema_json;
 pub use secret::Secret;
-pub use shape::{CorsConfig, EncodedSlashesConfig, HeaderOpsConfig, RedirectConfig, RewriteConfig};
+pub use shape::{
+    CorsConfig, EncodedSlashesConfig, HeaderOpsConfig, RedirectConfig, RewriteConfig, StaticConfig,
+};
 pub use tls::{
     AcmeChallenge, AcmeConfig, CertificateConfig, ClientAuthConfig, ListenerTlsConfig,
     PoolTlsConfig, TlsVersion,
@@ -365,7 +367,7 @@ pub struct RouteConfig {
     /// tokens for `jwt_claim`.
     #[serde(default)]
     pub jwt_public_key: Option<String>,
-    /// Pool that serves matching requests; a route with `redirect` has none.
+    /// Pool that serves matching requests; a route with `redirect` or `static` has none.
     #[serde(default)]
     pub pool: String,
     /// `Upgrade` protocols passed to the backend (`Connection: upgrade` kept for that
@@ -449,6 +451,9 @@ pub struct RouteConfig {
     /// usual structured types (JSON, JavaScript, XML, SVG, WebAssembly, fonts).
     #[serde(default)]
     pub compress_types: Vec<String>,
+    /// Serves files from disk; the route then names no pool.
+    #[serde(default, rename = "static")]
+    pub static_files: Option<StaticConfig>,
 }
 
 impl Default for RouteConfig {
@@ -472,6 +477,7 @@ impl Default for RouteConfig {
             compress: Vec::new(),
             compress_min_bytes: defaults::compress_min_bytes(),
             compress_types: Vec::new(),
+            static_files: None,
             allow: Vec::new(),
             deny: Vec::new(),
             name: None,

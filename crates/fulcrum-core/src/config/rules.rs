@@ -337,7 +337,8 @@ fn check_route(c: &mut Checker<'_>, config: &Config, path: &KeyPath, route: &Rou
         return; // a placeholder for a route that did not deserialize
     }
     if route.pool.is_empty() {
-        if route.redirect.is_none() && !c.gaps.covers(&path.key("pool")) {
+        let answers = route.redirect.is_some() || route.static_files.is_some();
+        if !answers && !c.gaps.covers(&path.key("pool")) {
             c.report(path.key("pool"), "missing required key");
         }
     } else if !known(c, config, &route.pool) {

@@ -84,3 +84,29 @@ pub struct CorsConfig {
 fn default_cors_methods() -> Vec<String> {
     vec!["GET".into(), "HEAD".into(), "POST".into()]
 }
+
+/// `static = { root = "/var/www/site", index = "index.html", fallback = "/index.html" }`
+/// on a route: files served from disk; the route then names no pool.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// The directory served; nothing outside it is ever sent.
+    pub root: String,
+    /// The file served for a directory's URL (ending in `/`). Default: `index.html`.
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// A path under `root` served (200) when the asked file does not exist: a
+    /// single-page app's `/index.html`. Default: unset (404).
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// A directory without its index is listed (else 403). Default: false.
+    #[serde(default)]
+    pub list: bool,
+    /// Symbolic links may lead outside `root`. Default: false (such a link is a 404).
+    #[serde(default)]
+    pub follow_symlinks: bool,
+}
+
+fn default_index() -> String {
+    "index.html".into()
+}

@@ -52,7 +52,7 @@ fn reference_config_is_valid() {
         config.pools["grpc"].upstream_timeout,
         Duration::from_secs(90)
     );
-    assert_eq!(config.routes.len(), 9);
+    assert_eq!(config.routes.len(), 10);
     let shaped = config
         .routes
         .iter()

@@ -155,10 +155,14 @@ impl RouteTable {
             if cfg.listener.as_deref().is_some_and(|l| l != listener) {
                 continue;
             }
-            // A redirect route answers itself: its pool index names no pool.
+            // A redirect or static route answers itself: its pool index names no pool.
             let pool = match pools.iter().position(|p| *p == cfg.pool) {
                 Some(pool) => pool,
-                None if cfg.pool.is_empty() && cfg.redirect.is_some() => usize::MAX,
+                None if cfg.pool.is_empty()
+                    && (cfg.redirect.is_some() || cfg.static_files.is_some()) =>
+                {
+                    usize::MAX
+                }
                 None => continue,
             };
             let key = keys.get(index).cloned().flatten();

@@ -4,6 +4,7 @@
 
 pub mod cors;
 pub mod encoding;
+pub mod files;
 pub mod headers;
 pub mod path;
 pub mod rewrite;

@@ -279,6 +279,54 @@ pub async fn write_all<S: Socket>(s: &S, data: &[u8], limit: Duration) -> Result
         .map_err(IoError::Io)
 }
 
+/// Sends `len` bytes of `file` from `offset` with `sendfile(2)`: the kernel moves
+/// them from the page cache to the socket, never through Fulcrum's memory. Each
+/// megabyte is first announced to the kernel's readahead (`fadvise WILLNEED`), so
+/// the copy mostly finds its pages in memory; `limit` bounds each wait for the
+/// client to take more. Returns the bytes sent.
+pub async fn send_file(
+    tcp: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    limit: Duration,
+) -> Result<u64, IoError> {
+    const CHUNK: u64 = 1 << 20;
+    let (mut off, end) = (offset, offset + len);
+    while off < end {
+        let chunk = (end - off).min(CHUNK);
+        let _ = rustix::fs::fadvise(
+            file,
+            off,
+            std::num::NonZeroU64::new(chunk),
+            rustix::fs::Advice::WillNeed,
+        );
+        loop {
+            let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+                rustix::fs::sendfile(tcp, file, Some(&mut off), chunk as usize)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    return Err(IoError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while sent",
+                    )))
+                }
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tokio::time::timeout(limit, tcp.writable())
+                        .await
+                        .map_err(|_| IoError::Timeout)?
+                        .map_err(IoError::Io)?;
+                }
+                Err(e) => return Err(IoError::Io(e)),
+            }
+        }
+    }
+    Ok(off - offset)
+}
+
 /// Whether a pooled connection is still open: readable with EOF, data, or an error all
 /// mean it cannot carry a new request.
 pub fn is_reusable(s: &Conn) -> bool {

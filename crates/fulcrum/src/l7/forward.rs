@@ -22,6 +22,7 @@ use fulcrum_core::retry;
 use fulcrum_core::route::{Fields, Route};
 use fulcrum_core::shape::path::normalize;
 
+use super::files::FileAnswer;
 use super::ids::Ids;
 use super::policy::{self, Answer};
 use super::shaping::{self, Auth, Outgoing};
@@ -42,6 +43,8 @@ pub enum Forwarded<'s, 'r> {
     Response(Response, Held<'s>),
     /// The backend switched protocols as the client asked.
     Switched(Switch, Held<'s>, Upgrade<'r>),
+    /// A static route's file (or its small answer).
+    File(FileAnswer),
 }
 
 /// What a forwarded request holds until its response has been delivered.
@@ -160,9 +163,35 @@ pub async fn forward<'s, 'r>(
         }
     }
     let (route, pool) = found.ok_or(ProxyError::NoRoute)?;
+    let shape = l.shapes.get(route.index).and_then(Option::as_deref);
+    if let Some((shape, files)) = shape.and_then(|s| Some((s, s.files.as_ref()?))) {
+        let rewritten = shape
+            .rewrite
+            .as_ref()
+            .and_then(|r| r.apply(req.target.path));
+        let target = rewritten.as_deref().unwrap_or(req.target.path);
+        let mut answer = super::files::serve(files, req, target).await?;
+        shaping::file_fields(&mut answer, shape, snap, req, route.index, e.request_id);
+        if answer.status >= 400 {
+            if let Some(body) =
+                shaping::error_body(l, Some(route.index), req, e.request_id, answer.status)
+            {
+                answer
+                    .fields
+                    .retain(|(n, _)| !matches!(*n, "content-type" | "content-length"));
+                answer
+                    .fields
+                    .push(("content-type", body.content_type.into()));
+                answer
+                    .fields
+                    .push(("content-length", body.body.len().to_string()));
+                answer.bytes = body.body;
+            }
+        }
+        return Ok(Forwarded::File(answer));
+    }
     let pool = pool.ok_or(ProxyError::NoRoute)?;
     e.pool = &pool.name;
-    let shape = l.shapes.get(route.index).and_then(Option::as_deref);
     let max_body = shape
         .and_then(|s| s.max_body_bytes)
         .unwrap_or(l.max_body_bytes);

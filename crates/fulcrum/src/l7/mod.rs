@@ -7,6 +7,7 @@
 //! splices an upgraded HTTP/1.1 connection. Never picks a backend itself: that is
 //! `upstream` with `fulcrum_core`'s balancers.
 
+pub mod files;
 pub mod forward;
 pub mod h1;
 pub mod h2;

@@ -9,6 +9,7 @@ use fulcrum_core::shape::encoding::{self, Candidate, Coding};
 use fulcrum_core::shape::headers::HeaderOps;
 use fulcrum_core::shape::template::Vars;
 
+use super::files::FileAnswer;
 use crate::http::error::{wants_json, ErrorBody};
 use crate::http::{Edits, Request, Response};
 use crate::state::{Listener, Pool, RouteShape, Snapshot};
@@ -209,4 +210,23 @@ pub fn coding(shape: &RouteShape, req: &Request<'_>, resp: &Response) -> Option<
     }
     let ok = encoding::eligible(&c, &shape.compress_types, shape.compress_min_bytes);
     ok.then_some(coding)
+}
+
+/// A static route's `response_headers` (the listener's with its own) on its answer.
+pub fn file_fields(
+    answer: &mut FileAnswer,
+    shape: &RouteShape,
+    snap: &Snapshot,
+    req: &Request<'_>,
+    route: usize,
+    request_id: &str,
+) {
+    let Some(ops) = &shape.response else { return };
+    answer.fields.retain(|(n, _)| {
+        // The framing stays Fulcrum's: rules cannot name it anyway.
+        !ops.drops(n.as_bytes())
+    });
+    let mut label = String::new();
+    let vars = vars(snap, req, route, request_id, &mut label);
+    answer.extra = ops.added(&vars);
 }

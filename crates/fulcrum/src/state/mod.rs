@@ -10,7 +10,7 @@ mod snapshot;
 
 pub use build::{health_params, udp_listeners, BuildError};
 pub use registry::{byte_state, state_byte, Registry};
-pub use shape::{Pages, Redirect, RouteShape};
+pub use shape::{Pages, Redirect, RouteShape, StaticFiles};
 pub use snapshot::*;
 
 /// The published snapshot: one `load()` per request or connection.

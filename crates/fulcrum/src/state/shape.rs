@@ -2,6 +2,7 @@
 //! listener's with the route's on top), rewrite, redirect and its own limits.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,41 @@ use fulcrum_core::shape::template::{Template, REDIRECT_VARS};
 
 use super::build::BuildError;
 use crate::http::error::Page;
+
+/// A `static` route's settings, its root resolved at load.
+#[derive(Debug)]
+pub struct StaticFiles {
+    /// The real path of `root`.
+    pub root: PathBuf,
+    /// `index`.
+    pub index: String,
+    /// `fallback`, relative to the root.
+    pub fallback: Option<String>,
+    /// `list`.
+    pub list: bool,
+    /// `follow_symlinks`.
+    pub follow_symlinks: bool,
+}
+
+impl StaticFiles {
+    /// Resolves `cfg.root`; an error says why it cannot be served.
+    pub fn load(cfg: &fulcrum_core::config::StaticConfig) -> Result<Self, String> {
+        let root = std::fs::canonicalize(&cfg.root).map_err(|e| format!("{}: {e}", cfg.root))?;
+        if !root.is_dir() {
+            return Err(format!("{}: not a directory", cfg.root));
+        }
+        Ok(Self {
+            root,
+            index: cfg.index.clone(),
+            fallback: cfg
+                .fallback
+                .as_deref()
+                .and_then(|f| fulcrum_core::shape::files::relative_path(f).ok()),
+            list: cfg.list,
+            follow_symlinks: cfg.follow_symlinks,
+        })
+    }
+}
 
 /// A route's redirect.
 #[derive(Debug)]
@@ -51,6 +87,8 @@ pub struct RouteShape {
     pub compress_min_bytes: u64,
     /// `compress_types` (empty: the defaults).
     pub compress_types: Vec<String>,
+    /// `static`: files served from disk.
+    pub files: Option<Arc<StaticFiles>>,
 }
 
 /// Error pages by status.
@@ -121,7 +159,17 @@ fn route_shape(
             reason,
         })?),
     };
+    let files = match &rc.static_files {
+        None => None,
+        Some(st) => Some(Arc::new(StaticFiles::load(st).map_err(|reason| {
+            BuildError::Edge {
+                at: format!("{at}.static.root"),
+                reason,
+            }
+        })?)),
+    };
     let shape = RouteShape {
+        files,
         compress: rc
             .compress
             .iter()
@@ -155,7 +203,8 @@ fn route_shape(
         && shape.per_try_timeout.is_none()
         && shape.cors.is_none()
         && shape.error_pages.is_empty()
-        && shape.compress.is_empty();
+        && shape.compress.is_empty()
+        && shape.files.is_none();
     Ok((!empty).then_some(shape))
 }
 

@@ -46,6 +46,7 @@ mod schema;
 mod shaping;
 mod smuggling;
 mod sse;
+mod static_files;
 mod sticky;
 mod systemd;
 mod tcp;

@@ -137,6 +137,46 @@ pub(super) fn check_route(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConf
             c.report(path.key("cors").key(k), why);
         }
     }
+    if let Some(st) = &route.static_files {
+        let at = path.key("static");
+        if st.root.is_empty() {
+            c.report(at.key("root"), "must name a directory");
+        }
+        if st.index.is_empty() || st.index.contains('/') || st.index == ".." {
+            c.report(at.key("index"), "must be a file name");
+        }
+        if let Some(fb) = &st.fallback {
+            if !fb.starts_with('/') || crate::shape::files::relative_path(fb).is_err() {
+                c.report(
+                    at.key("fallback"),
+                    "must be a path under root, starting with \"/\"",
+                );
+            }
+        }
+        if !route.pool.is_empty() {
+            c.report(
+                path.key("pool"),
+                "a route with static serves files itself: leave pool out",
+            );
+        }
+        if route.redirect.is_some() {
+            c.report(
+                path.key("redirect"),
+                "set either static or redirect, not both",
+            );
+        }
+        for (k, set) in [
+            ("rewrite", route.rewrite.is_some()),
+            ("request_headers", route.request_headers.is_some()),
+        ] {
+            if set {
+                c.report(
+                    path.key(k),
+                    "a route with static sends nothing to a backend",
+                );
+            }
+        }
+    }
     if let Some(r) = &route.redirect {
         let at = path.key("redirect");
         if ![301, 302, 303, 307, 308].contains(&r.status) {

@@ -374,6 +374,7 @@ async fn request<'h>(
     let out = respond::Out { w, l, io, head };
     match forwarded {
         Forwarded::Answered(answer) => out.answer(answer, e).await,
+        Forwarded::File(file) => out.file(file, e).await,
         Forwarded::Response(resp, held) => {
             out.response(req.is_head(), resp, held, body_done, e).await
         }

@@ -13,6 +13,7 @@ use crate::http::body::{pump_encoded, H1Sink, Out as Mode, PumpError, Sink};
 use crate::http::fields::{client_framing, Coded};
 use crate::http::{Edits, Failed, Head, ProxyError, Response, ResponseBody, Switch, Upgrade};
 use crate::io::{self, Conn, IoError};
+use crate::l7::files::{read_chunk, FileAnswer};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
 use crate::l7::stream::Stream;
@@ -75,6 +76,63 @@ impl Out<'_> {
         io::write_all(self.io, &out, self.l.client_timeout)
             .await
             .map_err(|err| ProxyError::Client(err.to_string()))?;
+        Ok(Next::from(!close))
+    }
+
+    /// Sends a static file (or a static route's small answer); the connection stays
+    /// open as after a policy's answer.
+    pub async fn file(&self, a: FileAnswer, e: &mut Entry<'_>) -> Result<Next, Failed> {
+        let close = self.head.body != Framing::Empty || !self.head.keep_alive;
+        let mut out = Vec::with_capacity(256 + a.bytes.len());
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(a.status.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(http1::reason(a.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let extra = a.extra.iter().map(|(n, v)| (&**n, v));
+        for (name, value) in a.fields.iter().map(|(n, v)| (*n, v)).chain(extra) {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        if let Some((name, value)) = request_id_field(self.l, e.request_id) {
+            for part in [name, b": ", value, b"\r\n"] {
+                out.extend_from_slice(part);
+            }
+        }
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&a.bytes);
+        e.status = a.status;
+        io::write_all(self.io, &out, self.l.client_timeout)
+            .await
+            .map_err(|err| ProxyError::Client(err.to_string()))?;
+        e.bytes_out = a.bytes.len() as u64;
+        let Some(mut body) = a.file else {
+            return Ok(Next::from(!close));
+        };
+        let failed = |err: String| Failed {
+            err: ProxyError::Client(err),
+            replied: true,
+        };
+        match self.io {
+            Conn::Tcp(tcp) => {
+                let timeout = self.l.client_timeout;
+                let sent = io::send_file(tcp, &body.file, body.offset, body.len, timeout).await;
+                e.bytes_out += sent.map_err(|err| failed(err.to_string()))?;
+            }
+            Conn::Tls(_) => {
+                while body.len > 0 {
+                    let chunk = read_chunk(&mut body, 64 * 1024)
+                        .await
+                        .map_err(|err| failed(err.to_string()))?;
+                    io::write_all(self.io, &chunk, self.l.client_timeout)
+                        .await
+                        .map_err(|err| failed(err.to_string()))?;
+                    e.bytes_out += chunk.len() as u64;
+                }
+            }
+        }
         Ok(Next::from(!close))
     }
 

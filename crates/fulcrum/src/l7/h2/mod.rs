@@ -230,6 +230,7 @@ async fn handle(
     };
     let result = match result {
         Ok(Forwarded::Answered(a)) => out.answer(a, &mut e),
+        Ok(Forwarded::File(file)) => out.file(file, &mut e).await,
         Ok(Forwarded::Response(resp, held)) => {
             out.response(req.is_head(), resp, held, body_done, &mut e)
                 .await

@@ -11,9 +11,10 @@ use http::{Response as HttpResponse, StatusCode};
 
 use super::ws;
 use crate::access_log::Entry;
-use crate::http::body::{pump_encoded, H2Sink, PumpError, Sink, Source};
+use crate::http::body::{h2_send, pump_encoded, H2Sink, PumpError, Sink, Source};
 use crate::http::fields::{client_framing, response_map, Coded};
 use crate::http::{Edits, ProxyError, Response, Switch, Upgrade};
+use crate::l7::files::{read_chunk, FileAnswer};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
 use crate::worker::Worker;
@@ -69,6 +70,60 @@ impl Out<'_> {
             let _ = stream.send_data(a.body, true);
         }
         Ok(())
+    }
+
+    /// Sends a static file (or a static route's small answer), read in 64 KiB
+    /// pieces off the worker and sent as the stream's window allows.
+    pub async fn file(self, a: FileAnswer, e: &mut Entry<'_>) -> Result<(), ProxyError> {
+        let mut res = HttpResponse::new(());
+        *res.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+        for (name, value) in a.fields {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                res.headers_mut().append(name, v);
+            }
+        }
+        for (name, value) in a.extra {
+            let name = http::header::HeaderName::from_bytes(name.as_bytes());
+            if let (Ok(n), Ok(v)) = (name, HeaderValue::try_from(value)) {
+                res.headers_mut().append(n, v);
+            }
+        }
+        set_request_id(res.headers_mut(), self.request_id);
+        e.status = a.status;
+        let end = a.bytes.is_empty() && a.file.is_none();
+        let mut stream = self
+            .respond
+            .send_response(res, end)
+            .map_err(|err| ProxyError::Client(err.to_string()))?;
+        if end {
+            return Ok(());
+        }
+        let client = |err: String| ProxyError::Client(err);
+        if !a.bytes.is_empty() {
+            e.bytes_out = a.bytes.len() as u64;
+            let last = a.file.is_none();
+            stream
+                .send_data(a.bytes, last)
+                .map_err(|err| client(err.to_string()))?;
+            if last {
+                return Ok(());
+            }
+        }
+        let Some(mut body) = a.file else {
+            return Ok(());
+        };
+        while body.len > 0 {
+            let chunk = read_chunk(&mut body, 64 * 1024)
+                .await
+                .map_err(|err| client(err.to_string()))?;
+            e.bytes_out += chunk.len() as u64;
+            h2_send(&mut stream, chunk)
+                .await
+                .map_err(|err| client(err.to_string()))?;
+        }
+        stream
+            .send_data(Bytes::new(), true)
+            .map_err(|err| client(err.to_string()))
     }
 
     /// Sends a backend's response, then streams its body; `body_done`: the request's
