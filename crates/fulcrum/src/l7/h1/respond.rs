@@ -52,26 +52,13 @@ impl Out<'_> {
     /// was left unread or the client asked to close.
     pub async fn answer(&self, a: Answer, e: &mut Entry<'_>) -> Result<Next, Failed> {
         let close = self.head.body != Framing::Empty || !self.head.keep_alive;
-        let mut out = Vec::with_capacity(160 + a.body.len());
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(a.status.to_string().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(http1::reason(a.status).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        for (name, value) in &a.fields {
-            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-        }
-        if let Some((name, value)) = request_id_field(self.l, e.request_id) {
-            for part in [name, b": ", value, b"\r\n"] {
-                out.extend_from_slice(part);
-            }
-        }
-        out.extend_from_slice(format!("content-length: {}\r\n", a.body.len()).as_bytes());
-        if close {
-            out.extend_from_slice(b"connection: close\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&a.body);
+        let length = a.body.len().to_string();
+        let fields = a
+            .fields
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .chain([("content-length", length.as_str())]);
+        let out = self.own_head(a.status, fields, close, e, &a.body);
         e.status = a.status;
         io::write_all(self.io, &out, self.l.client_timeout)
             .await
@@ -79,19 +66,26 @@ impl Out<'_> {
         Ok(Next::from(!close))
     }
 
-    /// Sends a static file (or a static route's small answer); the connection stays
-    /// open as after a policy's answer.
-    pub async fn file(&self, a: FileAnswer, e: &mut Entry<'_>) -> Result<Next, Failed> {
-        let close = self.head.body != Framing::Empty || !self.head.keep_alive;
-        let mut out = Vec::with_capacity(256 + a.bytes.len());
+    /// The head of an answer Fulcrum makes itself (a policy's, a static route's),
+    /// with the request ID and `connection: close` when `close`, then `body`.
+    fn own_head<'f>(
+        &self,
+        status: u16,
+        fields: impl Iterator<Item = (&'f str, &'f str)>,
+        close: bool,
+        e: &Entry<'_>,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + body.len());
         out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(a.status.to_string().as_bytes());
+        out.extend_from_slice(status.to_string().as_bytes());
         out.push(b' ');
-        out.extend_from_slice(http1::reason(a.status).as_bytes());
+        out.extend_from_slice(http1::reason(status).as_bytes());
         out.extend_from_slice(b"\r\n");
-        let extra = a.extra.iter().map(|(n, v)| (&**n, v));
-        for (name, value) in a.fields.iter().map(|(n, v)| (*n, v)).chain(extra) {
-            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        for (name, value) in fields {
+            for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                out.extend_from_slice(part);
+            }
         }
         if let Some((name, value)) = request_id_field(self.l, e.request_id) {
             for part in [name, b": ", value, b"\r\n"] {
@@ -102,7 +96,17 @@ impl Out<'_> {
             out.extend_from_slice(b"connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&a.bytes);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// Sends a static file (or a static route's small answer); the connection stays
+    /// open as after a policy's answer.
+    pub async fn file(&self, a: FileAnswer, e: &mut Entry<'_>) -> Result<Next, Failed> {
+        let close = self.head.body != Framing::Empty || !self.head.keep_alive;
+        let extra = a.extra.iter().map(|(n, v)| (&**n, v.as_str()));
+        let fields = a.fields.iter().map(|(n, v)| (*n, v.as_str())).chain(extra);
+        let out = self.own_head(a.status, fields, close, e, &a.bytes);
         e.status = a.status;
         io::write_all(self.io, &out, self.l.client_timeout)
             .await
