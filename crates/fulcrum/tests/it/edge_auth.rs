@@ -22,22 +22,8 @@ type C = hyper_util::client::legacy::Client<
 
 /// One GET with `headers`: status, fields and body.
 async fn ask(c: &C, url: &str, headers: &[(&str, &str)]) -> (u16, hyper::HeaderMap, String) {
-    let mut req = Request::builder().uri(url);
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let res = c
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let (parts, body) = res.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    (
-        status,
-        parts.headers,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
+    let (status, fields, body) = fetch(c, "GET", url, headers).await;
+    (status, fields, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn basic(user: &str, password: &str) -> String {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
 use crate::support::*;
 
@@ -16,21 +16,12 @@ type C = hyper_util::client::legacy::Client<
 >;
 
 async fn ask(c: &C, url: &str, accept: Option<&str>) -> (u16, String, String) {
-    let mut req = hyper::Request::builder().uri(url);
-    if let Some(a) = accept {
-        req = req.header("accept", a);
-    }
-    let res = c
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let ct = res
-        .headers()
+    let accept: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+    let (status, h, body) = fetch(c, "GET", url, &accept).await;
+    let ct = h
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, ct, String::from_utf8_lossy(&body).into_owned())
 }
 

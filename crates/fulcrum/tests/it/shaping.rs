@@ -14,6 +14,11 @@ use http_body_util::{BodyExt, Full};
 
 use crate::support::*;
 
+type C = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
 /// The last method and target `b` received, and how many requests it took.
 fn saw(b: &Backend) -> (String, usize) {
     (b.seen.last_target.lock().unwrap().clone(), b.requests())
@@ -188,27 +193,9 @@ async fn encoded_slashes_can_be_kept_as_characters() {
 }
 
 /// One request with `headers`; status and response fields.
-async fn ask(
-    c: &hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        Full<Bytes>,
-    >,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-) -> (u16, hyper::HeaderMap) {
-    let mut req = hyper::Request::builder().method(method).uri(url);
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let res = c
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let (parts, body) = res.into_parts();
-    let _ = body.collect().await;
-    (status, parts.headers)
+async fn ask(c: &C, method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, hyper::HeaderMap) {
+    let (status, fields, _) = fetch(c, method, url, headers).await;
+    (status, fields)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
 use crate::support::*;
 
@@ -24,21 +24,8 @@ struct Got {
 }
 
 async fn get(c: &C, method: &str, url: &str, headers: &[(&str, &str)]) -> Got {
-    let mut req = hyper::Request::builder().method(method).uri(url);
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let res = c
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let (parts, body) = res.into_parts();
-    Got {
-        status,
-        h: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    let (status, h, body) = fetch(c, method, url, headers).await;
+    Got { status, h, body }
 }
 
 /// A site: the root holds pages, a big file, a directory without an index, a
@@ -352,4 +339,37 @@ async fn a_missing_root_is_a_config_error() {
         out.contains("routes[0].static.root: /nonexistent/site:"),
         "{out}"
     );
+}
+
+/// A worker keeps what it found for a second: a changed file is served changed
+/// soon after, and a deleted one stops being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_is_served_changed_after_the_cache_second() {
+    within(async {
+        let dir = TempDir::new();
+        let (root, _) = site(&dir);
+        let f = Fulcrum::start(&config(&root));
+        let url = format!("{}/data.txt", f.url("public"));
+        std::fs::write(root.join("data.txt"), "one").unwrap();
+        let c = client();
+        assert_eq!(&get(&c, "GET", &url, &[]).await.body[..], b"one");
+        std::fs::write(root.join("data.txt"), "two").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while &get(&c, "GET", &url, &[]).await.body[..] != b"two" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the old file is still served"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::fs::remove_file(root.join("data.txt")).unwrap();
+        while get(&c, "GET", &url, &[]).await.status != 404 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a deleted file is still served"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }

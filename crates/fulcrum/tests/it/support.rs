@@ -634,6 +634,33 @@ pub async fn get(
     (status, backend, body)
 }
 
+/// One request with `headers` and an empty body: status, fields and the whole body.
+pub async fn fetch(
+    c: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, hyper::HeaderMap, Bytes) {
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = c
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let (parts, body) = res.into_parts();
+    (
+        status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
+}
+
 /// Sends raw bytes on a fresh connection and reads until the peer closes or `limit`
 /// passes; returns what came back.
 pub fn raw(addr: SocketAddr, bytes: &[u8], limit: Duration) -> String {
