@@ -444,6 +444,10 @@ pub struct RouteConfig {
     /// client's `Accept-Encoding` allows: `"zstd"`, `"br"`, `"gzip"`. Empty: none.
     #[serde(default)]
     pub compress: Vec<String>,
+    /// Levels by coding (`{ gzip = 1 }`); unset ones take gzip 5, zstd 3 (Caddy's
+    /// defaults) and brotli 4.
+    #[serde(default)]
+    pub compress_level: BTreeMap<String, i32>,
     /// Responses known to be smaller than this are sent as they are. Default: 512.
     #[serde(default = "defaults::compress_min_bytes")]
     pub compress_min_bytes: u64,
@@ -475,6 +479,7 @@ impl Default for RouteConfig {
             cors: None,
             error_pages: BTreeMap::new(),
             compress: Vec::new(),
+            compress_level: BTreeMap::new(),
             compress_min_bytes: defaults::compress_min_bytes(),
             compress_types: Vec::new(),
             static_files: None,

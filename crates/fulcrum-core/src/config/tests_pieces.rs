@@ -54,7 +54,7 @@ also_bogus = true
             "f.toml:11: routes[0].pool: expected a string, found integer `5`",
             "f.toml:14: routes[1].paht: unknown key (expected one of: name, listener, host, path, \
              path_prefix, path_regex, method, header, cookie, query, jwt_claim, jwt_secret, \
-             jwt_public_key, pool, upgrades, stream_idle_timeout, max_stream_duration, sni, allow, deny, jwt_required, rate_limit, basic_auth, forward_auth, request_headers, response_headers, strip_prefix, rewrite, redirect, max_body_bytes, upstream_timeout, per_try_timeout, cors, error_pages, compress, compress_min_bytes, compress_types, static)",
+             jwt_public_key, pool, upgrades, stream_idle_timeout, max_stream_duration, sni, allow, deny, jwt_required, rate_limit, basic_auth, forward_auth, request_headers, response_headers, strip_prefix, rewrite, redirect, max_body_bytes, upstream_timeout, per_try_timeout, cors, error_pages, compress, compress_level, compress_min_bytes, compress_types, static)",
             "f.toml:17: pools.api.connect_timeout: invalid duration \"5 parsecs\": \
              expected a number followed by ms, s, m or h",
             "f.toml:20: pools.web.balance: unknown value \"fastest\" \

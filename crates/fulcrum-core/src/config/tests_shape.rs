@@ -86,3 +86,23 @@ fn bad_shaping_values_are_refused_on_their_key() {
         "{got:?}"
     );
 }
+
+#[test]
+fn compression_keys_are_checked() {
+    let text = BASE.replace(
+        "[[routes]]\npool = \"api\"\n",
+        "[[routes]]\npool = \"api\"\ncompress = [\"zstd\", \"gzip\", \"deflate\", \"gzip\"]\n\
+         compress_level = { gzip = 12, br = 11, lz4 = 1 }\ncompress_types = [\"json\"]\n",
+    );
+    let got = errors(&text);
+    for needle in [
+        "routes[0].compress[2]: unknown coding \"deflate\" (codings: zstd, br, gzip)",
+        "routes[0].compress[3]: \"gzip\" is listed twice",
+        "routes[0].compress_level.gzip: gzip levels are 1 to 9",
+        "routes[0].compress_level.lz4: unknown coding \"lz4\"",
+        "routes[0].compress_types[0]: a media type",
+    ] {
+        assert!(got.iter().any(|e| e.contains(needle)), "{needle}: {got:?}");
+    }
+    assert!(!got.iter().any(|e| e.contains("compress_level.br")), "{got:?}");
+}

@@ -25,6 +25,25 @@ impl Coding {
         }
     }
 
+    /// Its level when the route sets none: Caddy's defaults for gzip (5) and zstd
+    /// (3); brotli at quality 4, a fast streaming setting (Caddy has no brotli).
+    pub fn default_level(self) -> i32 {
+        match self {
+            Self::Zstd => 3,
+            Self::Br => 4,
+            Self::Gzip => 5,
+        }
+    }
+
+    /// The levels a route may set: gzip 1 to 9, brotli 0 to 11, zstd 1 to 19.
+    pub fn levels(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Self::Zstd => 1..=19,
+            Self::Br => 0..=11,
+            Self::Gzip => 1..=9,
+        }
+    }
+
     /// The coding named `token` in a config.
     pub fn parse(token: &str) -> Option<Self> {
         match token {
@@ -34,6 +53,15 @@ impl Coding {
             _ => None,
         }
     }
+}
+
+/// A coding and its level, as a response is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compression {
+    /// The coding.
+    pub coding: Coding,
+    /// Its level.
+    pub level: i32,
 }
 
 /// The q-value of one `coding;q=0.5` item (1 when absent, 0 when unreadable).

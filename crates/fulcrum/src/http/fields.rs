@@ -111,14 +111,14 @@ pub fn is_event_stream<'a>(mut fields: impl Iterator<Item = (&'a [u8], &'a [u8])
 /// A response compressed on its way: the fields it changes (`Content-Encoding`,
 /// `Vary`, a weakened `ETag`; the length goes with the framing) and its encoder.
 pub struct Coded {
-    coding: Option<fulcrum_core::shape::encoding::Coding>,
+    coding: Option<fulcrum_core::shape::encoding::Compression>,
     etag: Option<String>,
 }
 
 impl Coded {
     /// For a response with `fields`, compressed with `coding` when it is `Some`.
     pub fn new<'a>(
-        coding: Option<fulcrum_core::shape::encoding::Coding>,
+        coding: Option<fulcrum_core::shape::encoding::Compression>,
         mut fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Self {
         let etag = coding.and_then(|_| {
@@ -139,7 +139,7 @@ impl Coded {
     pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
         let coding = self.coding.map(|c| {
             [
-                (&b"content-encoding"[..], c.token().as_bytes()),
+                (&b"content-encoding"[..], c.coding.token().as_bytes()),
                 (&b"vary"[..], &b"Accept-Encoding"[..]),
             ]
         });

@@ -153,7 +153,7 @@ pub struct Response {
     /// The route's `response_headers`, when it has any.
     pub edits: Option<Box<Edits>>,
     /// The coding the body is compressed with on its way to the client.
-    pub encode: Option<fulcrum_core::shape::encoding::Coding>,
+    pub encode: Option<fulcrum_core::shape::encoding::Compression>,
     /// A gRPC call's deadline: the body is cut when it passes.
     pub deadline: Option<tokio::time::Instant>,
     /// The body is not forwarded, nor its length (a refused RFC 8441 upgrade).

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use fulcrum_core::forward::same_name;
 use fulcrum_core::http1::Framing;
-use fulcrum_core::shape::encoding::{self, Candidate, Coding};
+use fulcrum_core::shape::encoding::{self, Candidate, Compression};
 use fulcrum_core::shape::headers::HeaderOps;
 use fulcrum_core::shape::template::Vars;
 
@@ -173,7 +173,7 @@ pub fn error_body(
 
 /// The coding to compress `resp` with, when the route compresses, the client
 /// takes one of its codings and the response may be compressed.
-pub fn coding(shape: &RouteShape, req: &Request<'_>, resp: &Response) -> Option<Coding> {
+pub fn coding(shape: &RouteShape, req: &Request<'_>, resp: &Response) -> Option<Compression> {
     // No body, no compressed stream (an empty body is not a valid gzip one).
     if shape.compress.is_empty() || resp.framing == Framing::Empty {
         return None;
@@ -209,7 +209,12 @@ pub fn coding(shape: &RouteShape, req: &Request<'_>, resp: &Response) -> Option<
         }
     }
     let ok = encoding::eligible(&c, &shape.compress_types, shape.compress_min_bytes);
-    ok.then_some(coding)
+    let level = shape
+        .compress_level
+        .iter()
+        .find(|(c, _)| *c == coding)
+        .map_or(coding.default_level(), |(_, l)| *l);
+    ok.then_some(Compression { coding, level })
 }
 
 /// A static route's `response_headers` (the listener's with its own) on its answer.

@@ -83,6 +83,8 @@ pub struct RouteShape {
     pub error_pages: Pages,
     /// `compress`: the codings offered, in order.
     pub compress: Vec<Coding>,
+    /// `compress_level`, by coding (unset: the coding's default).
+    pub compress_level: Vec<(Coding, i32)>,
     /// `compress_min_bytes`.
     pub compress_min_bytes: u64,
     /// `compress_types` (empty: the defaults).
@@ -174,6 +176,11 @@ fn route_shape(
             .compress
             .iter()
             .filter_map(|c| Coding::parse(c))
+            .collect(),
+        compress_level: rc
+            .compress_level
+            .iter()
+            .filter_map(|(c, l)| Some((Coding::parse(c)?, *l)))
             .collect(),
         compress_min_bytes: rc.compress_min_bytes,
         compress_types: rc.compress_types.clone(),

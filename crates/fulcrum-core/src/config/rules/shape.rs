@@ -122,6 +122,20 @@ pub(super) fn check_route(c: &mut Checker<'_>, path: &KeyPath, route: &RouteConf
             Some(coding) => codings.push(coding),
         }
     }
+    for (name, level) in &route.compress_level {
+        let at = path.key("compress_level").key(name);
+        match crate::shape::encoding::Coding::parse(name) {
+            None => c.report(
+                at,
+                format!("unknown coding {name:?} (codings: zstd, br, gzip)"),
+            ),
+            Some(coding) if !coding.levels().contains(level) => {
+                let (lo, hi) = coding.levels().into_inner();
+                c.report(at, format!("{name} levels are {lo} to {hi}"));
+            }
+            Some(_) => {}
+        }
+    }
     for (i, t) in route.compress_types.iter().enumerate() {
         let ok = t.split_once('/').is_some_and(|(a, _)| !a.is_empty())
             && !t.bytes().any(|b| b.is_ascii_whitespace() || b == b';');

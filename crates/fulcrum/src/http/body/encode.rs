@@ -1,20 +1,15 @@
 //! A response body's compressor: frames in, compressed frames out, flushed
 //! whenever the body pauses so a stream (server-sent events, a chunked answer
 //! written bit by bit) reaches the client as it is written, never held whole.
-//! Levels are Caddy's defaults: gzip 5, zstd 3; brotli at quality 4, a fast
-//! streaming setting (Caddy ships no brotli encoder).
+//! Levels are the route's, by default Caddy's: gzip 5, zstd 3; brotli at quality
+//! 4, a fast streaming setting (Caddy ships no brotli encoder).
 
 use std::io::Write;
 
 use bytes::Bytes;
-use fulcrum_core::shape::encoding::Coding;
+use fulcrum_core::shape::encoding::{Coding, Compression};
 
-/// gzip's level.
-const GZIP_LEVEL: u32 = 5;
-/// zstd's level.
-const ZSTD_LEVEL: i32 = 3;
-/// brotli's quality, and its window (2^18 bytes: memory per stream stays small).
-const BROTLI_QUALITY: u32 = 4;
+/// brotli's window: 2^18 bytes, so memory per stream stays small.
 const BROTLI_WINDOW: u32 = 18;
 
 enum Inner {
@@ -35,20 +30,21 @@ impl std::fmt::Debug for Encoder {
 }
 
 impl Encoder {
-    /// A compressor for `coding`.
-    pub fn new(coding: Coding) -> std::io::Result<Self> {
-        let inner = match coding {
+    /// A compressor for `c` (its level checked with the config).
+    pub fn new(c: Compression) -> std::io::Result<Self> {
+        let level = u32::try_from(c.level).unwrap_or(0);
+        let inner = match c.coding {
             Coding::Gzip => Inner::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
-                flate2::Compression::new(GZIP_LEVEL),
+                flate2::Compression::new(level),
             )),
             Coding::Br => Inner::Br(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 4096,
-                BROTLI_QUALITY,
+                level,
                 BROTLI_WINDOW,
             ))),
-            Coding::Zstd => Inner::Zstd(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?),
+            Coding::Zstd => Inner::Zstd(zstd::stream::write::Encoder::new(Vec::new(), c.level)?),
         };
         Ok(Self { inner: Some(inner) })
     }
@@ -104,7 +100,11 @@ mod tests {
     use super::*;
 
     fn roundtrip(coding: Coding, pieces: &[&[u8]]) -> Vec<u8> {
-        let mut enc = Encoder::new(coding).unwrap_or_else(|e| panic!("{e}"));
+        let c = Compression {
+            coding,
+            level: coding.default_level(),
+        };
+        let mut enc = Encoder::new(c).unwrap_or_else(|e| panic!("{e}"));
         let mut out = Vec::new();
         for p in pieces {
             out.extend_from_slice(&enc.write(p).unwrap_or_default());
@@ -138,7 +138,9 @@ mod tests {
     #[test]
     fn a_flush_lets_out_what_was_written() {
         for c in [Coding::Gzip, Coding::Br, Coding::Zstd] {
-            let mut enc = Encoder::new(c).unwrap_or_else(|e| panic!("{e}"));
+            let level = c.default_level();
+            let mut enc =
+                Encoder::new(Compression { coding: c, level }).unwrap_or_else(|e| panic!("{e}"));
             let _ = enc.write(b"event: tick\n\n");
             let flushed = enc.flush().unwrap_or_default();
             assert!(!flushed.is_empty(), "{c:?}");
