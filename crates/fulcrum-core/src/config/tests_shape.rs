@@ -104,5 +104,8 @@ fn compression_keys_are_checked() {
     ] {
         assert!(got.iter().any(|e| e.contains(needle)), "{needle}: {got:?}");
     }
-    assert!(!got.iter().any(|e| e.contains("compress_level.br")), "{got:?}");
+    assert!(
+        !got.iter().any(|e| e.contains("compress_level.br")),
+        "{got:?}"
+    );
 }

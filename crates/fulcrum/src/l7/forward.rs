@@ -30,7 +30,7 @@ use crate::access_log::Entry;
 use crate::http::body::Source;
 use crate::http::message::Asked;
 use crate::http::{Failed, Plan, ProxyError, Request, Response, ResponseBody, Switch, Upgrade};
-use crate::state::{Listener, Member, Pool, Snapshot};
+use crate::state::{Listener, Member, Pool, RouteShape, Snapshot};
 use crate::upstream::h1::Exchanged;
 use crate::upstream::{self, Attempts, ConnSlot, Lease, Pinned, RequestSlot};
 use crate::worker::Worker;
@@ -137,57 +137,23 @@ pub async fn forward<'s, 'r>(
     for p in policy::policies(l, req) {
         let route = found.map(|(r, _)| r);
         if let Some(mut answer) = p.on_request(snap, req, route, &tokens, &mut added).await? {
-            // A script on an allowed origin may read Fulcrum's own refusals (401,
-            // 403, 429) too; a preflight's answer has its fields already.
-            let cors = route
-                .and_then(|r| l.shapes.get(r.index)?.as_deref()?.cors.as_ref())
-                .filter(|_| !fulcrum_core::shape::cors::is_preflight(req.method, req.fields()));
-            if let Some(cors) = cors {
-                answer.fields.extend(cors.actual(shaping::origin(req)));
-            }
-            // Fulcrum's own refusals take the error page (an auth service's refusal
-            // is that service's answer, and stays as it sent it).
-            let own = answer.status >= 400 && !matches!(p, policy::Policy::ForwardAuth);
-            let index = route.map(|r| r.index);
-            if let Some(body) = own
-                .then(|| shaping::error_body(l, index, req, e.request_id, answer.status))
-                .flatten()
-            {
-                answer.fields.retain(|(n, _)| *n != "content-type");
-                answer
-                    .fields
-                    .push(("content-type", body.content_type.into()));
-                answer.body = body.body;
-            }
+            // An auth service's refusal is that service's answer, as it sent it.
+            let own = !matches!(p, policy::Policy::ForwardAuth);
+            finish_answer(
+                &mut answer,
+                l,
+                route.map(|r| r.index),
+                req,
+                e.request_id,
+                own,
+            );
             return Ok(Forwarded::Answered(answer));
         }
     }
     let (route, pool) = found.ok_or(ProxyError::NoRoute)?;
     let shape = l.shapes.get(route.index).and_then(Option::as_deref);
-    if let Some((shape, files)) = shape.and_then(|s| Some((s, s.files.as_ref()?))) {
-        let rewritten = shape
-            .rewrite
-            .as_ref()
-            .and_then(|r| r.apply(req.target.path));
-        let target = rewritten.as_deref().unwrap_or(req.target.path);
-        let mut answer = super::files::serve(files, req, target).await?;
-        shaping::file_fields(&mut answer, shape, snap, req, route.index, e.request_id);
-        if answer.status >= 400 {
-            if let Some(body) =
-                shaping::error_body(l, Some(route.index), req, e.request_id, answer.status)
-            {
-                answer
-                    .fields
-                    .retain(|(n, _)| !matches!(*n, "content-type" | "content-length"));
-                answer
-                    .fields
-                    .push(("content-type", body.content_type.into()));
-                answer
-                    .fields
-                    .push(("content-length", body.body.len().to_string()));
-                answer.bytes = body.body;
-            }
-        }
+    if let Some(shape) = shape.filter(|s| s.files.is_some()) {
+        let answer = static_answer(snap, l, shape, route.index, req, e.request_id).await?;
         return Ok(Forwarded::File(answer));
     }
     let pool = pool.ok_or(ProxyError::NoRoute)?;
@@ -302,6 +268,72 @@ pub async fn forward<'s, 'r>(
             Err(ProxyError::BadResponse("101 without an upgrade request".into()).into())
         }
     }
+}
+
+/// What every answer Fulcrum makes itself gets on its way out: a CORS route's
+/// allow fields (so a script on an allowed origin can read a 401, 403 or 429; a
+/// preflight's answer has them already), and for Fulcrum's `own` refusals the
+/// error page or JSON the client asks for.
+fn finish_answer(
+    answer: &mut Answer,
+    l: &Listener,
+    route: Option<usize>,
+    req: &Request<'_>,
+    request_id: &str,
+    own: bool,
+) {
+    let cors = route
+        .and_then(|r| l.shapes.get(r)?.as_deref()?.cors.as_ref())
+        .filter(|_| !fulcrum_core::shape::cors::is_preflight(req.method, req.fields()));
+    if let Some(cors) = cors {
+        answer.fields.extend(cors.actual(shaping::origin(req)));
+    }
+    if !own || answer.status < 400 {
+        return;
+    }
+    if let Some(body) = shaping::error_body(l, route, req, request_id, answer.status) {
+        answer.fields.retain(|(n, _)| *n != "content-type");
+        answer
+            .fields
+            .push(("content-type", body.content_type.into()));
+        answer.body = body.body;
+    }
+}
+
+/// A static route's answer: its file (the path after the route's rewrite), the
+/// route's response rules, and the error page for a 4xx.
+async fn static_answer(
+    snap: &Snapshot,
+    l: &Listener,
+    shape: &RouteShape,
+    route: usize,
+    req: &Request<'_>,
+    request_id: &str,
+) -> Result<FileAnswer, ProxyError> {
+    let Some(files) = &shape.files else {
+        return Err(ProxyError::NoRoute);
+    };
+    let rewritten = shape
+        .rewrite
+        .as_ref()
+        .and_then(|r| r.apply(req.target.path));
+    let target = rewritten.as_deref().unwrap_or(req.target.path);
+    let mut answer = super::files::serve(files, req, target).await?;
+    shaping::file_fields(&mut answer, shape, snap, req, route, request_id);
+    if answer.status >= 400 {
+        if let Some(body) = shaping::error_body(l, Some(route), req, request_id, answer.status) {
+            let framing = |n: &&str| matches!(*n, "content-type" | "content-length");
+            answer.fields.retain(|(n, _)| !framing(n));
+            answer
+                .fields
+                .push(("content-type", body.content_type.into()));
+            answer
+                .fields
+                .push(("content-length", body.body.len().to_string()));
+            answer.bytes = body.body;
+        }
+    }
+    Ok(answer)
 }
 
 /// The `name` of route `index`, when it has one.
