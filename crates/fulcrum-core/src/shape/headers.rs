@@ -157,11 +157,35 @@ impl HeaderOps {
             .any(|d| crate::forward::same_name(name, d.as_bytes()))
     }
 
-    /// The fields added for `vars`, in order.
-    pub fn added(&self, vars: &Vars<'_>) -> Vec<(Box<str>, String)> {
+    /// The values of the added fields that have placeholders, filled for `vars`
+    /// (`None` for a fixed one; an empty list when all are fixed, with no
+    /// allocation): read the fields with [`HeaderOps::fields`].
+    pub fn render(&self, vars: &Vars<'_>) -> Vec<Option<String>> {
+        if self.add.iter().all(|(_, t)| t.fixed().is_some()) {
+            return Vec::new();
+        }
         self.add
             .iter()
-            .map(|(n, t)| (n.clone(), t.render(vars)))
+            .map(|(_, t)| t.fixed().is_none().then(|| t.render(vars)))
+            .collect()
+    }
+
+    /// The fields added, in order, with the values `rendered` by [`HeaderOps::render`].
+    pub fn fields<'a>(
+        &'a self,
+        rendered: &'a [Option<String>],
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + Clone + 'a {
+        self.add.iter().enumerate().map(move |(i, (name, t))| {
+            let value = rendered.get(i).and_then(Option::as_deref);
+            (&**name, value.or(t.fixed()).unwrap_or_default())
+        })
+    }
+
+    /// The fields added for `vars`, owned.
+    pub fn added(&self, vars: &Vars<'_>) -> Vec<(Box<str>, String)> {
+        let rendered = self.render(vars);
+        self.fields(&rendered)
+            .map(|(n, v)| (n.into(), v.to_owned()))
             .collect()
     }
 }

@@ -166,10 +166,12 @@ pub struct Response {
 pub struct Edits {
     /// The rules.
     pub ops: Option<std::sync::Arc<fulcrum_core::shape::headers::HeaderOps>>,
+    /// Their placeholders' values for this request.
+    pub rendered: Vec<Option<String>>,
     /// The route answers CORS itself: the backend's `Access-Control-*` fields go.
     pub cors: bool,
-    /// The fields added, in order.
-    pub added: Vec<(Box<str>, String)>,
+    /// The CORS fields added.
+    pub cors_fields: Vec<(&'static str, String)>,
 }
 
 impl Edits {
@@ -187,9 +189,14 @@ impl Edits {
 
     /// The added fields, as byte pairs.
     pub fn fields(edits: Option<&Self>) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
-        edits
-            .into_iter()
-            .flat_map(|e| e.added.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        edits.into_iter().flat_map(|e| {
+            let ops = e.ops.as_deref().map(|o| o.fields(&e.rendered));
+            let cors = e.cors_fields.iter().map(|(n, v)| (*n, v.as_str()));
+            ops.into_iter()
+                .flatten()
+                .chain(cors)
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        })
     }
 }
 

@@ -153,7 +153,16 @@ pub async fn forward<'s, 'r>(
     let (route, pool) = found.ok_or(ProxyError::NoRoute)?;
     let shape = l.shapes.get(route.index).and_then(Option::as_deref);
     if let Some(shape) = shape.filter(|s| s.files.is_some()) {
-        let answer = static_answer(snap, l, shape, route.index, req, e.request_id).await?;
+        // Boxed: its future (disk lookups) would otherwise enlarge every request's.
+        let answer = Box::pin(static_answer(
+            snap,
+            l,
+            shape,
+            route.index,
+            req,
+            e.request_id,
+        ))
+        .await?;
         return Ok(Forwarded::File(answer));
     }
     let pool = pool.ok_or(ProxyError::NoRoute)?;

@@ -81,15 +81,16 @@ pub fn policies<'a>(l: &'a Listener, req: &Request<'_>) -> impl Iterator<Item = 
     let acme = (!req.target.secure).then_some(Policy::AcmeHttp01);
     let access = l.gate.access.as_ref().map(Policy::Access);
     let redirect = l.redirect_https.map(Policy::RedirectHttps);
-    acme.into_iter().chain(access).chain(redirect).chain([
-        Policy::RouteAccess,
-        Policy::RateLimit,
-        Policy::Cors(&l.shapes),
-        Policy::JwtRequired,
-        Policy::BasicAuth,
-        Policy::ForwardAuth,
-        Policy::Redirect(&l.shapes),
-    ])
+    // A listener whose routes answer no preflight and redirect nothing skips both.
+    let cors = l.answers.cors.then_some(Policy::Cors(&l.shapes));
+    let route_redirect = l.answers.redirect.then_some(Policy::Redirect(&l.shapes));
+    acme.into_iter()
+        .chain(access)
+        .chain(redirect)
+        .chain([Policy::RouteAccess, Policy::RateLimit])
+        .chain(cors)
+        .chain([Policy::JwtRequired, Policy::BasicAuth, Policy::ForwardAuth])
+        .chain(route_redirect)
 }
 
 /// 429 for `limiter`, with `Retry-After` and the IETF httpapi draft's

@@ -50,7 +50,7 @@ pub struct Outgoing<'a> {
     /// The rewritten target, when the route rewrites it.
     pub path: Option<String>,
     ops: Option<&'a HeaderOps>,
-    added: Vec<(Box<str>, String)>,
+    rendered: Vec<Option<String>>,
     auth: Option<Auth<'a>>,
 }
 
@@ -80,14 +80,14 @@ impl<'a> Outgoing<'a> {
         if path.is_none() && ops.is_none() && auth.is_none() && pool.host.is_none() {
             return None;
         }
-        let added = match (ops, vars) {
-            (Some(ops), Some(vars)) => ops.added(vars),
+        let rendered = match (ops, vars) {
+            (Some(ops), Some(vars)) => ops.render(vars),
             _ => Vec::new(),
         };
         Some(Self {
             path,
             ops,
-            added,
+            rendered,
             auth,
         })
     }
@@ -112,7 +112,11 @@ impl<'a> Outgoing<'a> {
         req.fields()
             .filter(move |(n, _)| kept(n))
             .chain(from_auth)
-            .chain(self.added.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+            .chain(
+                ops.into_iter()
+                    .flat_map(|o| o.fields(&self.rendered))
+                    .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            )
     }
 }
 
@@ -126,19 +130,19 @@ pub fn response_edits(
     if shape.response.is_none() && shape.cors.is_none() {
         return None;
     }
-    let mut added = shape
-        .response
-        .as_ref()
-        .map(|o| o.added(vars))
-        .unwrap_or_default();
-    if let Some(cors) = &shape.cors {
-        let fields = cors.actual(origin(req));
-        added.extend(fields.into_iter().map(|(n, v)| (n.into(), v)));
-    }
     Some(Box::new(Edits {
+        rendered: shape
+            .response
+            .as_ref()
+            .map(|o| o.render(vars))
+            .unwrap_or_default(),
         ops: shape.response.clone(),
         cors: shape.cors.is_some(),
-        added,
+        cors_fields: shape
+            .cors
+            .as_ref()
+            .map(|c| c.actual(origin(req)))
+            .unwrap_or_default(),
     }))
 }
 

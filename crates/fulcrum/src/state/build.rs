@@ -252,6 +252,10 @@ impl Snapshot {
                 };
                 let listener = Listener {
                     tls,
+                    answers: Answers {
+                        cors: config.routes.iter().any(|r| r.cors.is_some()),
+                        redirect: config.routes.iter().any(|r| r.redirect.is_some()),
+                    },
                     shapes: super::shape::build(&config, name, l)?,
                     error_pages: super::shape::pages(&format!("listeners.{name}"), &l.error_pages)?,
                     encoded_slashes: match l.encoded_slashes {

@@ -86,6 +86,17 @@ pub struct Listener {
     pub shapes: Vec<Option<Arc<super::RouteShape>>>,
     /// `error_pages`, by status.
     pub error_pages: super::Pages,
+    /// Which answering policies some route of this listener needs.
+    pub answers: Answers,
+}
+
+/// Policies that only routes with their keys need: the slot skips them elsewhere.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Answers {
+    /// A route has `cors`.
+    pub cors: bool,
+    /// A route has `redirect`.
+    pub redirect: bool,
 }
 
 impl Listener {

@@ -373,3 +373,47 @@ async fn a_changed_file_is_served_changed_after_the_cache_second() {
     })
     .await;
 }
+
+/// Through TLS there is no sendfile: the file goes out in reads off the worker,
+/// over HTTP/1.1 and HTTP/2 alike, whole and in ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_whole_through_tls_on_both_protocols() {
+    use crate::support_tls::{client_config, connect, get_with, Ca};
+    within(async {
+        let dir = TempDir::new();
+        let (root, big) = site(&dir);
+        let ca = Ca::new("Test CA");
+        let (cert, key) = ca.leaf(&["a.test"], false).write(&dir, "a");
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\n\
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+             [[routes]]\nstatic = {{ root = {:?} }}\n",
+            root.display().to_string()
+        ));
+        let addr = f.addr("secure");
+        for alpn in ["http/1.1", "h2"] {
+            let s = connect(addr, "a.test", client_config(&[ca.der()], &[alpn], None))
+                .await
+                .unwrap();
+            let (status, body) = get_with(s, "a.test", "/big.bin", &[]).await.unwrap();
+            assert_eq!(status, 200, "{alpn}");
+            assert!(
+                body == big,
+                "{alpn}: the file differs ({} bytes)",
+                body.len()
+            );
+        }
+        let s = connect(
+            addr,
+            "a.test",
+            client_config(&[ca.der()], &["http/1.1"], None),
+        )
+        .await
+        .unwrap();
+        let range = [("range", "bytes=100000-300000")];
+        let (status, body) = get_with(s, "a.test", "/big.bin", &range).await.unwrap();
+        assert_eq!(status, 206);
+        assert!(body[..] == big[100_000..=300_000]);
+    })
+    .await;
+}
