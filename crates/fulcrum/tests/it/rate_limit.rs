@@ -18,18 +18,8 @@ type C = Client<HttpConnector, Full<Bytes>>;
 
 /// One GET with `headers`; the status and the response's fields.
 async fn ask(c: &C, url: &str, headers: &[(&str, &str)]) -> (u16, HeaderMap) {
-    let mut req = hyper::Request::builder().uri(url);
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    let res = c
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let (parts, body) = res.into_parts();
-    let _ = body.collect().await;
-    (status, parts.headers)
+    let (status, fields, _) = fetch(c, "GET", url, headers).await;
+    (status, fields)
 }
 
 fn field<'a>(h: &'a HeaderMap, name: &str) -> &'a str {

@@ -708,20 +708,12 @@ pub async fn send_with(
     url: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
-    let mut req = hyper::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let res = c
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let backend = res
-        .headers()
+    let (status, fields, _) = fetch(c, method, url, headers).await;
+    let backend = fields
         .get("x-backend")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    (res.status().as_u16(), backend)
+    (status, backend)
 }
 
 /// A TCP echo server on port 0: echoes until the client half-closes, then closes;
