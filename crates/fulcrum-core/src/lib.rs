@@ -9,6 +9,7 @@
 pub mod balance;
 pub mod client_hello;
 pub mod config;
+pub mod discover;
 pub mod forward;
 pub mod grpc;
 pub mod health;

@@ -81,7 +81,7 @@ fn route_host_parts(host: &str) -> Result<(), &'static str> {
 
 /// A syntactically valid DNS name: dot-separated labels of 1 to 63 letters, digits,
 /// `-` or `_` (service names in container networks use it), at most 253 bytes.
-fn dns_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn dns_name(name: &str) -> Result<(), &'static str> {
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() {
         return Err("the host is empty");

@@ -7,6 +7,7 @@
 mod address;
 mod backend;
 mod cidr;
+mod discover;
 mod duration;
 mod health;
 mod limits;
@@ -23,6 +24,8 @@ mod shape;
 mod tests;
 #[cfg(test)]
 mod tests_balance;
+#[cfg(test)]
+mod tests_discover;
 #[cfg(test)]
 mod tests_health;
 #[cfg(test)]
@@ -52,6 +55,7 @@ use std::num::NonZeroU32;
 use serde::Deserialize;
 
 pub use cidr::{AccessList, Cidr, ProxyProtocolConfig};
+pub use discover::{DiscoverConfig, DnsConfig, FamilyConfig};
 pub use duration::{Duration, DurationError};
 pub use health::{CheckKind, HealthCheckConfig, OutlierConfig, StatusRange};
 pub use limits::{
@@ -69,6 +73,12 @@ pub use tls::{
     PoolTlsConfig, TlsVersion,
 };
 pub use validate::{parse, ConfigError};
+
+/// Checks a backend address (`host:port`, the port not 0) as the config does;
+/// for addresses that arrive at run time (a backends file, the admin API).
+pub fn backend_address(address: &str) -> Result<(), String> {
+    address::backend(address)
+}
 
 /// A whole config file.
 #[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -107,6 +117,10 @@ pub struct Config {
     /// Pools of backends by name.
     #[serde(default)]
     pub pools: BTreeMap<String, PoolConfig>,
+    /// DNS servers (`"127.0.0.1:5353"`, or an IP for port 53) that backend names
+    /// and SRV records are resolved with; `/etc/resolv.conf` when empty.
+    #[serde(default)]
+    pub resolvers: Vec<String>,
 }
 
 /// `[admin]`: loopback unless `allow_public = true`.
@@ -519,8 +533,17 @@ pub struct PoolConfig {
     /// The balancing algorithm.
     #[serde(default)]
     pub balance: BalanceConfig,
-    /// The backends; at least one.
+    /// The backends; at least one unless `discover` finds them. A name
+    /// (`"api.internal:8080"`) is one member per A/AAAA record, re-resolved as
+    /// its TTL runs out.
+    #[serde(default)]
     pub backends: Vec<BackendConfig>,
+    /// How names among `backends` and the `discover.srv` records are re-resolved.
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// Members found at run time: SRV records or a watched file.
+    #[serde(default)]
+    pub discover: Option<DiscoverConfig>,
     /// What the pool speaks to its backends.
     #[serde(default)]
     pub protocol: PoolProtocol,

@@ -36,6 +36,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "listeners",
     "routes",
     "pools",
+    "resolvers",
 ];
 
 /// A type or unknown-key error: where in the text, and serde's message.
@@ -98,6 +99,7 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>) -> Pieces {
         listeners: BTreeMap::new(),
         routes: Vec::new(),
         pools: BTreeMap::new(),
+        resolvers: Vec::new(),
     };
     for (name, value) in doc.into_inner() {
         let path = key(name.get_ref());
@@ -117,6 +119,7 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>) -> Pieces {
             "listeners" => config.listeners = r.named(path, value),
             "pools" => config.pools = r.named(path, value),
             "routes" => config.routes = r.routes(path, value),
+            "resolvers" => config.resolvers = r.value(path, value).unwrap_or_default(),
             other => r.failures.push(Failure {
                 span: Some(name.span()),
                 message: toml::de::Error::unknown_field(other, TOP_KEYS)

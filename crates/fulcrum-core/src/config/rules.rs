@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 mod access;
+mod discover;
 mod health;
 mod jwt;
 mod l4;
@@ -67,6 +68,7 @@ pub(crate) fn check(
     access::check(&mut c, config);
     limits::check(&mut c, config);
     shape::check(&mut c, config);
+    discover::check(&mut c, config);
     if let Some(admin) = &config.admin {
         let path = key("admin").key("address");
         match address::bind(&admin.address) {
@@ -216,7 +218,7 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
 fn check_pool(c: &mut Checker<'_>, path: &KeyPath, pool: &PoolConfig) {
     l4::check_send_proxy(c, path, pool);
     let backends = path.key("backends");
-    if pool.backends.is_empty() {
+    if pool.backends.is_empty() && pool.discover.is_none() && !c.gaps.within(&backends) {
         c.report(backends.clone(), "pool has no backends");
     }
     for (i, backend) in pool.backends.iter().enumerate() {

@@ -172,7 +172,7 @@ fn unknown_keys_name_their_full_path() {
     assert_eq!(
         error(&format!("worker = 2\n{BASE}")),
         "f.toml:1: worker: unknown key (expected one of: workers, shutdown_timeout, watch, \
-         admin, access_log, tracing, rate_limits, redis, listeners, routes, pools)"
+         admin, access_log, tracing, rate_limits, redis, listeners, routes, pools, resolvers)"
     );
     // The misspelt key is reported, and so is the key it failed to set.
     let text = BASE.replace("address = \"0.0.0.0:8080\"", "adress = \"0.0.0.0:8080\"");

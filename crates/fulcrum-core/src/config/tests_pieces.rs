@@ -44,7 +44,7 @@ also_bogus = true
         [
             "f.toml:1: workers: expected a non-negative integer, found string \"two\"",
             "f.toml:2: bogus: unknown key (expected one of: workers, shutdown_timeout, watch, \
-             admin, access_log, tracing, rate_limits, redis, listeners, routes, pools)",
+             admin, access_log, tracing, rate_limits, redis, listeners, routes, pools, resolvers)",
             "f.toml:3: admin.allow_public: expected a boolean, found string \"yes\"",
             "f.toml:6: listeners.a.protocl: unknown key (expected one of: address, protocol, \
              pool, max_header_bytes, max_body_bytes, header_timeout, keepalive_timeout, \
@@ -60,7 +60,7 @@ also_bogus = true
             "f.toml:20: pools.web.balance: unknown value \"fastest\" \
              (expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, ring_hash, maglev)",
             "f.toml:21: pools.web.also_bogus: unknown key (expected one of: balance, \
-             backends, protocol, connect_timeout, upstream_timeout, host, connect_attempts, \
+             backends, dns, discover, protocol, connect_timeout, upstream_timeout, host, connect_attempts, \
              max_idle_per_backend, idle_timeout, hash_key, jwt_secret, jwt_public_key, virtual_nodes, \
              balance_factor, table_size, load, sticky, health, outlier, slow_start, \
              drain_timeout, panic_threshold, retries, max_connections, max_pending, \

@@ -317,5 +317,41 @@ pub fn pool_verdict(states: &[State], panic_threshold: u32, out: &mut Vec<bool>)
     panic
 }
 
+/// [`pool_verdict`] for a pool with backups (`backup[i]`, from SRV records of a
+/// higher priority): the backups serve only while no other backend is Up, and
+/// then alone. With nothing Up in either tier, the others take the pool's
+/// verdict (and its panic mode).
+pub fn tiered_verdict(
+    states: &[State],
+    backup: &[bool],
+    panic_threshold: u32,
+    out: &mut Vec<bool>,
+) -> bool {
+    let is_backup = |i: usize| backup.get(i).copied().unwrap_or(false);
+    if !(0..states.len()).any(is_backup) {
+        return pool_verdict(states, panic_threshold, out);
+    }
+    let up_in = |tier: bool| {
+        states
+            .iter()
+            .enumerate()
+            .any(|(i, s)| is_backup(i) == tier && *s == State::Up)
+    };
+    let serving = !up_in(false) && up_in(true);
+    // The other tier reads as never checked: it neither takes traffic nor counts.
+    let tier: Vec<State> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if is_backup(i) == serving {
+                *s
+            } else {
+                State::Unknown
+            }
+        })
+        .collect();
+    pool_verdict(&tier, panic_threshold, out)
+}
+
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,7 @@ mod slow_start;
 pub(crate) mod window;
 
 pub use active::{next_probe, RiseFall, RiseFallParams, DEFAULT_JITTER_FRACTION};
-pub use backend::{pool_verdict, BackendHealth, HealthParams, State};
+pub use backend::{pool_verdict, tiered_verdict, BackendHealth, HealthParams, State};
 pub use drain::{is_released, Drain, DEFAULT_DRAIN_TIMEOUT};
 pub use outlier::{
     may_eject, panic_mode, Ejection, Outcome, Outlier, OutlierParams, OutlierPool, Reason,

@@ -156,3 +156,20 @@ fn verdict_without_panic_routes_only_up() {
     assert!(!pool_verdict(&[], 50, &mut out));
     assert!(out.is_empty());
 }
+
+#[test]
+fn backups_serve_only_while_no_other_backend_is_up() {
+    use State::*;
+    let mut out = Vec::new();
+    let backup = [false, false, true];
+    assert!(!tiered_verdict(&[Up, Down, Up], &backup, 0, &mut out));
+    assert_eq!(out, [true, false, false]);
+    assert!(!tiered_verdict(&[Down, Ejected, Up], &backup, 0, &mut out));
+    assert_eq!(out, [false, false, true]);
+    // Nothing up anywhere: the primaries' panic mode, not the backups'.
+    assert!(tiered_verdict(&[Down, Down, Down], &backup, 50, &mut out));
+    assert_eq!(out, [true, true, false]);
+    // Without backups it is the plain verdict.
+    assert!(!tiered_verdict(&[Up, Down], &[], 50, &mut out));
+    assert_eq!(out, [true, false]);
+}
