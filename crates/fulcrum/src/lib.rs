@@ -11,6 +11,8 @@ pub mod admin;
 pub mod cert_tasks;
 pub mod clock;
 pub mod demo;
+pub mod discover;
+pub mod dns;
 pub mod edge;
 pub mod handover;
 pub mod health;

@@ -61,11 +61,33 @@ pub fn reload(
     let old = shared.load();
     let generation = old.generation + 1;
     let plan = live.map(|l| l.plan(&config)).transpose()?;
-    let snapshot = Arc::new(Snapshot::build(config, generation, registry)?);
+    // The admin API's additions and removals last until a reload: this one
+    // builds without them, and puts them back if it fails.
+    let runtime = registry.discovered.take_runtime();
+    let snapshot = match Snapshot::build(config, generation, registry) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            registry.discovered.restore_runtime(runtime);
+            return Err(e.into());
+        }
+    };
     shared.store(snapshot.clone());
     registry.apply(&snapshot);
     if let (Some(live), Some(plan)) = (live, plan) {
         live.commit(plan);
     }
+    Ok(generation)
+}
+
+/// Builds and publishes a snapshot of the serving config again, with the
+/// registry's current weight overrides, discovered members and admin API changes;
+/// returns its generation. Called on the main thread, as reloads are, so the two
+/// never interleave.
+pub fn rebuild(shared: &Shared, registry: &Registry) -> Result<u64, crate::state::BuildError> {
+    let old = shared.load_full();
+    let generation = old.generation + 1;
+    let snapshot = Arc::new(Snapshot::build(old.config.clone(), generation, registry)?);
+    shared.store(snapshot.clone());
+    registry.apply(&snapshot);
     Ok(generation)
 }

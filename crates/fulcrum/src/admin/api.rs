@@ -16,7 +16,8 @@ use super::view::PoolView;
 use super::{error, json, Admin, Reply};
 use crate::clock;
 use crate::reload::ReloadError;
-use crate::state::{Member, Pool, Snapshot};
+use crate::state::{Member, Pool, Snapshot, Spec};
+use fulcrum_core::balance::BackendKey;
 
 /// Highest weight the API accepts.
 const MAX_WEIGHT: u64 = 1_000_000;
@@ -111,7 +112,7 @@ impl Admin {
             pools: snap
                 .pools
                 .iter()
-                .map(|p| PoolView::new(&snap, p, &overrides, now))
+                .map(|p| PoolView::new(p, &overrides, now))
                 .collect(),
         };
         json(StatusCode::OK, &all)
@@ -122,10 +123,7 @@ impl Admin {
         let snap = self.shared.load_full();
         let overrides = self.registry.weights().clone();
         match snap.pools.iter().find(|p| p.name == name) {
-            Some(p) => json(
-                StatusCode::OK,
-                &PoolView::new(&snap, p, &overrides, clock::now()),
-            ),
+            Some(p) => json(StatusCode::OK, &PoolView::new(p, &overrides, clock::now())),
             None => unknown_pool(name),
         }
     }
@@ -285,19 +283,90 @@ impl Admin {
         }
     }
 
-    /// Builds and publishes a snapshot of the serving config with the current weight
-    /// overrides, as a reload does; returns its generation. Runs on the main thread,
-    /// as reloads do, so the two never interleave.
+    /// `POST /api/pools/{pool}/backends` with `{"address": "ip:port", "weight": N}`:
+    /// a member until the next reload, as HAProxy's `add server`.
+    pub(super) async fn add_backend(&self, pool: &str, body: Incoming) -> Reply {
+        let snap = self.shared.load_full();
+        let Some(p) = snap.pools.iter().find(|p| p.name == pool) else {
+            return unknown_pool(pool);
+        };
+        let bytes = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body: unreadable or over 64 KiB",
+                )
+            }
+        };
+        let (addr, weight) = match parse_member(&bytes) {
+            Ok(m) => m,
+            Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+        };
+        let key = BackendKey(addr.to_string());
+        if let Some(b) = p.backends.iter().find(|b| b.addr == addr || b.key == key) {
+            return error(
+                StatusCode::CONFLICT,
+                &format!(
+                    "pool {pool:?} has a backend at {addr} already ({:?})",
+                    b.key.0
+                ),
+            );
+        }
+        drop(snap);
+        let spec = Spec {
+            key: key.clone(),
+            addr,
+            weight,
+            backup: false,
+        };
+        self.registry.discovered.add(pool, spec);
+        match self.rebuild() {
+            Ok(generation) => {
+                tracing::info!(pool, backend = %key.0, weight, generation, "backend added through the admin API; it lasts until the next reload");
+                json(
+                    StatusCode::CREATED,
+                    &json!({ "pool": pool, "backend": key.0, "weight": weight, "generation": generation }),
+                )
+            }
+            Err(why) => {
+                self.registry.discovered.remove(pool, &key);
+                error(StatusCode::INTERNAL_SERVER_ERROR, &why)
+            }
+        }
+    }
+
+    /// `DELETE /api/pools/{pool}/backends/{address}`: drains the member and takes
+    /// it out until the next reload, as HAProxy's `del server`.
+    pub(super) fn remove_backend(&self, pool: &str, address: &str) -> Reply {
+        let found = match self.find(pool, address) {
+            Ok(f) => f,
+            Err(r) => return r.into(),
+        };
+        let m = found.member().clone();
+        drop(found);
+        self.registry.discovered.remove(pool, &m.key);
+        match self.rebuild() {
+            Ok(generation) => {
+                tracing::info!(pool, backend = %m.key.0, generation, "backend removed through the admin API; it drains, and lasts until the next reload");
+                json(
+                    StatusCode::OK,
+                    &json!({
+                        "pool": pool,
+                        "backend": m.key.0,
+                        "state": State::Draining.as_str(),
+                        "in_flight": m.state.in_flight.load(Ordering::Relaxed),
+                        "generation": generation,
+                    }),
+                )
+            }
+            Err(why) => error(StatusCode::INTERNAL_SERVER_ERROR, &why),
+        }
+    }
+
+    /// Publishes a snapshot of the serving config with the registry's changes.
     fn rebuild(&self) -> Result<u64, String> {
-        let old = self.shared.load_full();
-        let generation = old.generation + 1;
-        let snapshot =
-            crate::state::Snapshot::build(old.config.clone(), generation, &self.registry)
-                .map_err(|e| e.to_string())?;
-        let snapshot = Arc::new(snapshot);
-        self.shared.store(snapshot.clone());
-        self.registry.apply(&snapshot);
-        Ok(generation)
+        crate::reload::rebuild(&self.shared, &self.registry).map_err(|e| e.to_string())
     }
 
     /// `POST /api/reload`.
@@ -385,6 +454,35 @@ fn parse_wait(query: &str) -> Result<bool, Refusal> {
     Ok(wait)
 }
 
+/// The address and weight of a `{"address": "ip:port", "weight": N}` body.
+fn parse_member(body: &[u8]) -> Result<(std::net::SocketAddr, u32), String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        address: String,
+        #[serde(default)]
+        weight: Option<serde_json::Number>,
+    }
+    let b: Body = serde_json::from_slice(body)
+        .map_err(|e| format!("body: expected {{\"address\": \"ip:port\", \"weight\": N}}: {e}"))?;
+    let addr = b
+        .address
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .filter(|a| a.port() != 0)
+        .ok_or_else(|| {
+            format!(
+                "address: expected ip:port such as 10.0.0.5:8080, got {:?} (a name belongs in the config, where it is re-resolved)",
+                b.address
+            )
+        })?;
+    let weight = match b.weight {
+        None => 1,
+        Some(w) => parse_weight(format!("{{\"weight\": {w}}}").as_bytes())?,
+    };
+    Ok((addr, weight))
+}
+
 /// The weight in a `{"weight": N}` body, 1 to 1,000,000.
 fn parse_weight(body: &[u8]) -> Result<u32, String> {
     #[derive(serde::Deserialize)]
@@ -432,6 +530,32 @@ mod tests {
             .unwrap_err()
             .starts_with("body:"));
         assert!(parse_weight(b"nope").unwrap_err().starts_with("body:"));
+    }
+
+    #[test]
+    fn member_bodies() {
+        let addr = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(
+            parse_member(br#"{"address": "10.0.0.5:8080"}"#),
+            Ok((addr("10.0.0.5:8080"), 1))
+        );
+        assert_eq!(
+            parse_member(br#"{"address": "[::1]:80", "weight": 3}"#),
+            Ok((addr("[::1]:80"), 3))
+        );
+        for bad in [
+            &br#"{"address": "api.internal:80"}"#[..],
+            br#"{"address": "10.0.0.5:0"}"#,
+            br#"{"address": "10.0.0.5"}"#,
+        ] {
+            assert!(parse_member(bad).unwrap_err().starts_with("address:"));
+        }
+        assert!(parse_member(br#"{"address": "10.0.0.5:80", "weight": 0}"#)
+            .unwrap_err()
+            .starts_with("weight:"));
+        assert!(parse_member(br#"{"addr": "10.0.0.5:80"}"#)
+            .unwrap_err()
+            .starts_with("body:"));
     }
 
     #[test]

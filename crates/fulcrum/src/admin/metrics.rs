@@ -4,6 +4,7 @@
 //! and each pool's `PoolState`, so a scrape costs the scraper, not the proxy.
 
 mod backends;
+mod discovery;
 mod edge;
 mod tls;
 mod traffic;
@@ -234,6 +235,7 @@ impl PromCollector for Collector {
         let snap = self.shared.load_full();
         backends::encode(&mut enc, &snap)?;
         encode_pools(&mut enc, &snap, &self.registry)?;
+        discovery::encode(&mut enc, &self.registry)?;
         traffic::encode_traffic(&mut enc, &snap)?;
         udp::encode(&mut enc, &snap)?;
         edge::encode(&mut enc, &snap)?;
@@ -245,7 +247,12 @@ impl PromCollector for Collector {
 fn encode_pools(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot, reg: &Registry) -> fmt::Result {
     use MetricType::{Counter, Gauge};
     type Read = fn(&Pool) -> Option<u64>;
-    let gauges: [(&str, &str, Read); 7] = [
+    let gauges: [(&str, &str, Read); 8] = [
+        (
+            "fulcrum_pool_members",
+            "Members of the pool: its literal backends, and what names, SRV records, a backends file and the admin API add.",
+            |p| Some(p.members.len() as u64),
+        ),
         (
             "fulcrum_pool_in_flight_requests",
             "Requests in flight to the pool (counted against max_requests).",

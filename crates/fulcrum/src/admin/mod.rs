@@ -147,6 +147,13 @@ impl Admin {
             ["api", "status"] => wrong_method(m, &[M::GET]).unwrap_or_else(|| self.status()),
             ["api", "pools"] => wrong_method(m, &[M::GET]).unwrap_or_else(|| self.pools()),
             ["api", "pools", pool] => wrong_method(m, &[M::GET]).unwrap_or_else(|| self.pool(pool)),
+            ["api", "pools", pool, "backends"] => match wrong_method(m, &[M::POST]) {
+                Some(r) => r,
+                None => self.add_backend(pool, body).await,
+            },
+            ["api", "pools", pool, "backends", backend] => {
+                wrong_method(m, &[M::DELETE]).unwrap_or_else(|| self.remove_backend(pool, backend))
+            }
             ["api", "pools", pool, "backends", backend, action] => match *action {
                 "drain" => match wrong_method(m, &[M::POST]) {
                     Some(r) => r,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fulcrum_core::balance::BackendKey;
 use serde::Serialize;
 
-use crate::state::{Pool, Snapshot};
+use crate::state::Pool;
 
 /// One pool.
 #[derive(Serialize)]
@@ -32,6 +32,11 @@ struct BackendView<'a> {
     address: &'a str,
     /// What it resolved to.
     resolved: String,
+    /// The name, SRV record, file or `admin-api` it came from; null for a
+    /// literal address in the config.
+    source: Option<&'a str>,
+    /// Serves only while no other member is up (a higher SRV priority).
+    backup: bool,
     state: &'static str,
     weight: WeightView,
     in_flight: u32,
@@ -41,7 +46,7 @@ struct BackendView<'a> {
 
 #[derive(Serialize)]
 struct WeightView {
-    /// From the config file.
+    /// From its source: the config file, an SRV record, a backends file.
     configured: Option<u32>,
     /// Set through the API, if any.
     #[serde(rename = "override")]
@@ -93,15 +98,9 @@ struct LastMinute {
 }
 
 impl<'a> PoolView<'a> {
-    /// The view of `p` (a pool of `snap`) at `now`, with the API's weight overrides.
-    pub fn new(
-        snap: &'a Snapshot,
-        p: &'a Pool,
-        overrides: &HashMap<(String, BackendKey), u32>,
-        now: Duration,
-    ) -> Self {
+    /// The view of `p` at `now`, with the API's weight overrides.
+    pub fn new(p: &'a Pool, overrides: &HashMap<(String, BackendKey), u32>, now: Duration) -> Self {
         let limit = |v: u32| (v != u32::MAX).then_some(v);
-        let configured = snap.config.pools.get(&p.name);
         let ms = |s: Option<f64>| s.map(|s| (s * 1e6).round() / 1e3);
         let backends = p
             .backends
@@ -124,9 +123,11 @@ impl<'a> PoolView<'a> {
                 BackendView {
                     address: &m.key.0,
                     resolved: b.addr.to_string(),
+                    source: m.source.as_deref(),
+                    backup: p.backups.get(i).copied().unwrap_or(false),
                     state: state.as_str(),
                     weight: WeightView {
-                        configured: configured.and_then(|c| c.backends.get(i)).map(|c| c.weight),
+                        configured: p.base_weights.get(i).copied(),
                         set,
                         effective: u64::from(b.weight.get()) * u64::from(b.state.ramp_permille())
                             / 1000,

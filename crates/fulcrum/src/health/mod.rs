@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use fulcrum_core::balance::BackendKey;
 use fulcrum_core::config::HealthCheckConfig;
-use fulcrum_core::health::{pool_verdict, warm_share_permille, State, DEFAULT_JITTER_FRACTION};
+use fulcrum_core::health::{tiered_verdict, warm_share_permille, State, DEFAULT_JITTER_FRACTION};
 use fulcrum_core::proxy_protocol::Version;
 use tokio::task::JoinHandle;
 
@@ -143,7 +143,7 @@ fn evaluate(pool: &Pool, now: Duration, out: &mut Vec<bool>) {
             release(m);
         }
     }
-    let panic = pool_verdict(&states, pool.panic_threshold, out);
+    let panic = tiered_verdict(&states, &pool.backups, pool.panic_threshold, out);
     let was = pool.state.panic.swap(panic, Ordering::Relaxed);
     if panic && !was {
         pool.state.panics.fetch_add(1, Ordering::Relaxed);

@@ -124,6 +124,8 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     registry.apply(&shared.load());
     // Probes and health timers run on this thread, beside the signal handling.
     rt.spawn(crate::health::run(shared.clone(), registry.clone()));
+    // So does discovery: names re-resolved, files re-read, pools rebuilt.
+    rt.spawn(crate::discover::run(shared.clone(), registry.clone()));
     rt.spawn(log.clone().report_drops());
     // Certificate files are checked for changes on a thread of their own.
     crate::cert_tasks::watch(shared.clone());

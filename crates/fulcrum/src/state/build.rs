@@ -4,7 +4,7 @@
 //! snapshot serving.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use fulcrum_core::retry::{BackoffParams, RetryBudgetParams};
 use fulcrum_core::route::RouteTable;
 use fulcrum_core::shape::path::EncodedSlashes;
 
+use super::discovered::{query, Queried, Source, Spec, ADMIN_API};
 use super::registry::Registry;
 use super::snapshot::*;
 use crate::stats::udp::Kept;
@@ -78,6 +79,14 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// A `discover` source could not be used at start or reload.
+    #[error("{at}: {reason}")]
+    Discover {
+        /// `pools.NAME.discover.srv` or `.file`.
+        at: String,
+        /// The source and why.
+        reason: String,
+    },
     /// A `jwt_public_key` file could not be read or holds no usable key.
     #[error("{at}.jwt_public_key: {file}: {reason}")]
     JwtKey {
@@ -113,31 +122,45 @@ impl Snapshot {
         let overrides = registry.weights().clone();
         let mut keys = Keys::default();
         let mut pools = Vec::with_capacity(pool_names.len());
+        resolve_missing(&config, registry)?;
         for (name, p) in &config.pools {
             let health = health_params(p);
-            let mut backends = Vec::with_capacity(p.backends.len());
-            let mut members = Vec::with_capacity(p.backends.len());
-            for b in &p.backends {
-                let addr = resolve(&b.address).map_err(|reason| BuildError::Resolve {
-                    pool: name.clone(),
-                    address: b.address.clone(),
-                    reason,
-                })?;
-                let key = BackendKey(b.address.clone());
-                let member = registry.member(name, &key, &health, generation > 1);
+            let specs = pool_specs(name, p, registry);
+            let mut backends = Vec::with_capacity(specs.len());
+            let mut members = Vec::with_capacity(specs.len());
+            let mut backups = Vec::new();
+            let mut base_weights = Vec::with_capacity(specs.len());
+            for (spec, source) in specs {
+                base_weights.push(spec.weight);
+                let key = spec.key;
+                let member = registry.member(name, &key, &health, generation > 1, source);
                 let weight = if overrides.is_empty() {
-                    b.weight
+                    spec.weight
                 } else {
                     let set = overrides.get(&(name.clone(), key.clone()));
-                    set.copied().unwrap_or(b.weight)
+                    set.copied().unwrap_or(spec.weight)
                 };
                 backends.push(Backend {
                     state: member.state.clone(),
                     key,
-                    addr,
+                    addr: spec.addr,
                     weight: NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN),
                 });
                 members.push(member);
+                backups.push(spec.backup);
+            }
+            if !backups.contains(&true) {
+                backups.clear();
+            } else if members
+                .iter()
+                .zip(&backups)
+                .any(|(m, b)| !b && m.state.is_available())
+            {
+                // Until the health task's first look: backups wait while another
+                // member may serve.
+                for (m, _) in members.iter().zip(&backups).filter(|(_, b)| **b) {
+                    m.state.set_available(false);
+                }
             }
             let sticky = p.sticky.as_ref().map(|st| StickyPool {
                 codec: Sticky::new(st.secret.as_bytes(), st.ttl.get().as_secs(), &backends),
@@ -185,6 +208,10 @@ impl Snapshot {
                     state
                 },
                 members,
+                base_weights,
+                backups,
+                sources: Source::of(p),
+                dns: p.dns,
                 health,
                 check: p.health.clone(),
                 panic_threshold: p.panic_threshold,
@@ -343,15 +370,126 @@ impl Snapshot {
     }
 }
 
-fn resolve(address: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = address.parse() {
-        return Ok(addr);
+/// A pool's members: its literal addresses, what its sources last gave, and the
+/// admin API's additions, less its removals; each with its source's label. The
+/// first of two members with one key wins.
+fn pool_specs(name: &str, p: &PoolConfig, registry: &Registry) -> Vec<(Spec, Option<Box<str>>)> {
+    let d = &registry.discovered;
+    let mut out: Vec<(Spec, Option<Box<str>>)> = p
+        .backends
+        .iter()
+        .filter_map(|b| {
+            let addr = b.address.parse::<SocketAddr>().ok()?;
+            let key = BackendKey(b.address.clone());
+            Some((
+                Spec {
+                    key,
+                    addr,
+                    weight: b.weight,
+                    backup: false,
+                },
+                None,
+            ))
+        })
+        .collect();
+    for source in Source::of(p) {
+        let label: Box<str> = source.label().into();
+        for spec in d.answer(name, &source).unwrap_or_default() {
+            out.push((spec, Some(label.clone())));
+        }
     }
-    address
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| "no addresses".to_owned())
+    out.extend(
+        d.added(name)
+            .into_iter()
+            .map(|s| (s, Some(ADMIN_API.into()))),
+    );
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(s, _)| !d.is_removed(name, &s.key) && seen.insert(s.key.clone()));
+    out
+}
+
+/// Asks every source that has not answered yet (a name or file new in this
+/// config), on a thread of its own. A name that does not resolve, an SRV lookup
+/// that fails and an unusable file refuse the config, as at start.
+fn resolve_missing(config: &Config, registry: &Registry) -> Result<(), BuildError> {
+    let missing: Vec<(String, Source, fulcrum_core::config::FamilyConfig)> = config
+        .pools
+        .iter()
+        .flat_map(|(name, p)| {
+            Source::of(p)
+                .into_iter()
+                .map(move |s| (name.clone(), s, p.dns.family))
+        })
+        .filter(|(name, s, _)| registry.discovered.answer(name, s).is_none())
+        .collect();
+    let Some((first_pool, first, _)) = missing.first() else {
+        return Ok(());
+    };
+    let asked: Vec<_> = missing.iter().map(|(_, s, f)| (s.clone(), *f)).collect();
+    let results = crate::dns::blocking(&config.resolvers, move |r| async move {
+        let mut out = Vec::with_capacity(asked.len());
+        for (source, family) in &asked {
+            out.push(query(&r, source, *family).await);
+        }
+        out
+    })
+    .map_err(|reason| BuildError::Resolve {
+        pool: first_pool.clone(),
+        address: first.label().to_owned(),
+        reason,
+    })?;
+    let now = crate::clock::now_ns();
+    for ((pool, source, _), result) in missing.iter().zip(results) {
+        let at = |key: &str| format!("pools.{pool}.discover.{key}");
+        let specs = match (source, result) {
+            (_, Queried::Dns(fulcrum_core::discover::dns::Outcome::Records { found, .. })) => {
+                source.specs(&found)
+            }
+            (
+                Source::Srv(name),
+                Queried::Dns(fulcrum_core::discover::dns::Outcome::Empty { .. }),
+            ) => {
+                tracing::warn!(pool = %pool, srv = %name, "SRV name has no records yet; the pool starts without its members");
+                Vec::new()
+            }
+            (
+                Source::Srv(name),
+                Queried::Dns(fulcrum_core::discover::dns::Outcome::Failed(why)),
+            ) => {
+                return Err(BuildError::Discover {
+                    at: at("srv"),
+                    reason: format!("cannot resolve {name}: {why}"),
+                })
+            }
+            (_, Queried::Dns(fulcrum_core::discover::dns::Outcome::Empty { .. })) => {
+                return Err(BuildError::Resolve {
+                    pool: pool.clone(),
+                    address: source.label().to_owned(),
+                    reason: "no addresses".to_owned(),
+                })
+            }
+            (_, Queried::Dns(fulcrum_core::discover::dns::Outcome::Failed(reason))) => {
+                return Err(BuildError::Resolve {
+                    pool: pool.clone(),
+                    address: source.label().to_owned(),
+                    reason,
+                })
+            }
+            (_, Queried::File(Ok(specs))) => specs,
+            (_, Queried::File(Err(reason))) => {
+                return Err(BuildError::Discover {
+                    at: at("file"),
+                    reason,
+                })
+            }
+        };
+        registry.discovered.set_answer(pool, source, specs);
+        registry
+            .discovered
+            .stats(pool, source.label())
+            .record(fulcrum_core::discover::dns::Event::Changed, now);
+    }
+    Ok(())
 }
 
 /// JWT keys of one build; equal keys share one `Arc`, so a request whose route and

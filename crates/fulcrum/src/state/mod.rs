@@ -3,12 +3,16 @@
 //! (`registry`), and the compilation of a config into a snapshot (`build`).
 
 mod build;
+mod discovered;
 mod edge;
 mod registry;
 mod shape;
 mod snapshot;
 
 pub use build::{health_params, udp_listeners, BuildError};
+pub use discovered::{
+    query, Discovered, Queried, RuntimeChanges, Source, SourceStats, Spec, ADMIN_API, EVENTS,
+};
 pub use registry::{byte_state, state_byte, Registry};
 pub use shape::{Pages, Redirect, RouteShape, StaticFiles};
 pub use snapshot::*;

@@ -33,6 +33,8 @@ pub struct Registry {
     pub udp: Kept,
     /// Rate limiters and the Redis connection.
     pub edge: super::edge::Kept,
+    /// What discovery found and what the admin API added or removed.
+    pub discovered: super::discovered::Discovered,
 }
 
 impl Registry {
@@ -43,6 +45,7 @@ impl Registry {
         key: &BackendKey,
         params: &HealthParams,
         joining: bool,
+        source: Option<Box<str>>,
     ) -> Arc<Member> {
         let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
         members
@@ -57,6 +60,7 @@ impl Registry {
                 Arc::new(Member {
                     pool: pool.to_owned(),
                     key: key.clone(),
+                    source,
                     state,
                     outlier: AtomicBool::new(health.outlier_enabled()),
                     health: Mutex::new(health),
@@ -118,6 +122,12 @@ impl Registry {
             }
         }
         drop(members);
+        let sources = snap
+            .pools
+            .iter()
+            .flat_map(|p| p.sources.iter().map(|s| (p.name.clone(), s.clone())))
+            .collect();
+        self.discovered.retain(&sources);
         // A weight override goes with its backend.
         self.weights().retain(|(pool, key), _| {
             snap.pools

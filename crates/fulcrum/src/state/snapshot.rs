@@ -173,6 +173,16 @@ pub struct Pool {
     pub jwt_key: Option<Arc<JwtKey>>,
     /// Health of each backend, indexed like `backends`.
     pub members: Vec<Arc<Member>>,
+    /// Each member's weight from its source (the config, an SRV record, a file),
+    /// before any admin API override; indexed like `backends`.
+    pub base_weights: Vec<u32>,
+    /// Which members are backups (SRV records of a higher priority), indexed
+    /// like `backends`; empty when none is.
+    pub backups: Vec<bool>,
+    /// Where members come from beyond literal addresses: names, SRV, a file.
+    pub sources: Vec<super::discovered::Source>,
+    /// How the sources are re-resolved.
+    pub dns: fulcrum_core::config::DnsConfig,
     /// Counters and limits shared by every worker, kept across reloads.
     pub state: Arc<PoolState>,
     /// Health settings every member was configured with.
@@ -277,8 +287,12 @@ impl PoolState {
 pub struct Member {
     /// Pool name.
     pub pool: String,
-    /// Backend key (its address as written).
+    /// Backend key: its address as written, or `source@address` when a source
+    /// found it.
     pub key: BackendKey,
+    /// The name, SRV record, file or `admin-api` it came from; `None` for a
+    /// literal address in the config.
+    pub source: Option<Box<str>>,
     /// The state balancers read; the same `Arc` as the snapshot's `Backend::state`.
     pub state: Arc<BackendState>,
     pub(super) health: Mutex<BackendHealth>,
