@@ -21,6 +21,7 @@ mod check;
 mod cli;
 mod compress;
 mod dashboard;
+mod discovery;
 mod edge_auth;
 mod error_pages;
 mod errors;

@@ -70,7 +70,7 @@ impl Drop for TempDir {
 pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
 
 impl Lines {
-    fn push(&self, line: String) {
+    pub fn push(&self, line: String) {
         let (lock, cv) = &*self.0;
         lock.lock().unwrap().push(line);
         cv.notify_all();
@@ -496,6 +496,26 @@ impl Backend {
     /// `arrived`; the handler counts the rest.
     pub async fn streaming(name: &str, h2: bool, handler: StreamHandler) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::streaming_on(listener, name, h2, handler)
+    }
+
+    /// An HTTP/1.1 backend answering `200 <name>` on `listener` (an address of the
+    /// test's choosing, such as 127.0.0.3 on a port shared with 127.0.0.2).
+    pub fn named_on(listener: TcpListener, name: &str) -> Self {
+        let own = name.to_owned();
+        Self::streaming_on(
+            listener,
+            name,
+            false,
+            Arc::new(move |seen: Arc<Seen>, _req| {
+                seen.requests.fetch_add(1, Ordering::Relaxed);
+                let name = own.clone();
+                Box::pin(async move { named(&name).map(|b| b.boxed()) })
+            }),
+        )
+    }
+
+    fn streaming_on(listener: TcpListener, name: &str, h2: bool, handler: StreamHandler) -> Self {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Seen::default());
         let seen2 = seen.clone();
