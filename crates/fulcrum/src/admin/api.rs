@@ -222,14 +222,9 @@ impl Admin {
             Ok(f) => f,
             Err(r) => return r.into(),
         };
-        let bytes = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(_) => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body: unreadable or over 64 KiB",
-                )
-            }
+        let bytes = match read_body(body).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let weight = match parse_weight(&bytes) {
             Ok(w) => w,
@@ -290,14 +285,9 @@ impl Admin {
         let Some(p) = snap.pools.iter().find(|p| p.name == pool) else {
             return unknown_pool(pool);
         };
-        let bytes = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(_) => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body: unreadable or over 64 KiB",
-                )
-            }
+        let bytes = match read_body(body).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let (addr, weight) = match parse_member(&bytes) {
             Ok(m) => m,
@@ -422,6 +412,17 @@ async fn wait_drained(m: &Member, limit: Duration) -> &'static str {
             return "deadline";
         }
         tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
+/// A request body of at most 64 KiB; else the 413 to answer.
+async fn read_body(body: Incoming) -> Result<bytes::Bytes, Reply> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body: unreadable or over 64 KiB",
+        )),
     }
 }
 
