@@ -426,10 +426,20 @@ fn resolve_missing(config: &Config, registry: &Registry) -> Result<(), BuildErro
         return Ok(());
     };
     let asked: Vec<_> = missing.iter().map(|(_, s, f)| (s.clone(), *f)).collect();
+    // All at once: a start with many names waits for the slowest, not their sum.
     let results = crate::dns::blocking(&config.resolvers, move |r| async move {
-        let mut out = Vec::with_capacity(asked.len());
-        for (source, family) in &asked {
-            out.push(query(&r, source, *family).await);
+        let tasks: Vec<_> = asked
+            .into_iter()
+            .map(|(source, family)| {
+                let r = r.clone();
+                tokio::spawn(async move { query(&r, &source, family).await })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.unwrap_or_else(|e| {
+                Queried::Dns(fulcrum_core::discover::dns::Outcome::Failed(e.to_string()))
+            }));
         }
         out
     })

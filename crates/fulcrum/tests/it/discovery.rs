@@ -593,3 +593,35 @@ async fn the_admin_api_adds_and_removes_members_until_the_next_reload() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_does_not_resolve_refuses_the_config_at_check_and_reload() {
+    within(async {
+        let b = on_one_port(1).await;
+        let port = b[0].addr.port();
+        let dns = Dns::start(&hosts("api.fulcrum.test", &[&b[0]]), &[]);
+        let good = dns_config(&dns, &format!("backends = [\"api.fulcrum.test:{port}\"]"));
+        let bad = dns_config(&dns, "backends = [\"nope.fulcrum.test:80\"]");
+        let dir = TempDir::new();
+        let path = dir.path("bad.toml");
+        std::fs::write(&path, &bad).unwrap();
+        let (code, out) = block_in_place(|| check(&path));
+        assert_ne!(code, 0, "{out}");
+        assert!(
+            out.contains("pools.p.backends: cannot resolve nope.fulcrum.test:80: no addresses"),
+            "{out}"
+        );
+        let f = Fulcrum::start(&good);
+        let c = client();
+        let url = format!("{}/", f.url("public"));
+        assert_eq!(get(&c, &url).await.1, "a");
+        let line = block_in_place(|| f.reload(&bad));
+        assert!(line.contains("reload failed"), "{line}");
+        assert!(
+            line.contains("cannot resolve nope.fulcrum.test:80"),
+            "{line}"
+        );
+        assert_eq!(get(&c, &url).await.1, "a");
+    })
+    .await;
+}
