@@ -308,6 +308,20 @@ pub struct ListenerConfig {
     /// read with the config. A client asking for JSON gets JSON instead.
     #[serde(default)]
     pub error_pages: BTreeMap<String, String>,
+    /// HTTP/3 on an https listener: QUIC on UDP at the same address, with the
+    /// listener's certificates (TLS 1.3 only).
+    #[serde(default)]
+    pub http3: bool,
+    /// With `http3`, responses over HTTP/1.1 and HTTP/2 carry
+    /// `Alt-Svc: h3=":PORT"; ma=...` so browsers move to HTTP/3.
+    #[serde(default = "defaults::yes")]
+    pub alt_svc: bool,
+    /// The `ma` of that `Alt-Svc`: how long a client may remember it.
+    #[serde(default = "defaults::alt_svc_max_age")]
+    pub alt_svc_max_age: Duration,
+    /// Streams an HTTP/3 client may open at once on one connection.
+    #[serde(default = "defaults::max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
 }
 
 /// A udp listener's `session_idle_timeout` when the config leaves it out.
@@ -785,5 +799,11 @@ mod defaults {
     }
     pub fn panic_threshold() -> u32 {
         50
+    }
+    pub fn alt_svc_max_age() -> Duration {
+        Duration::from_secs(86_400)
+    }
+    pub fn max_concurrent_streams() -> u32 {
+        100
     }
 }

@@ -181,6 +181,18 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
         c.report(path.key("address"), why);
     }
     tls::check_listener(c, path, l);
+    if l.http3 && l.protocol != ListenerProtocol::Https && !c.gaps.covers(&path.key("protocol")) {
+        c.report(
+            path.key("http3"),
+            "HTTP/3 needs TLS: only an https listener serves it",
+        );
+    }
+    if !(1..=10_000).contains(&l.max_concurrent_streams) {
+        c.report(
+            path.key("max_concurrent_streams"),
+            "must be between 1 and 10000",
+        );
+    }
     // With its protocol lost, whether the listener is http is unknown.
     let http = matches!(
         l.protocol,

@@ -172,6 +172,8 @@ pub struct Edits {
     pub cors: bool,
     /// The CORS fields added.
     pub cors_fields: Vec<(&'static str, String)>,
+    /// `Alt-Svc` advertising the listener's HTTP/3 (replacing a backend's own).
+    pub alt_svc: Option<String>,
 }
 
 impl Edits {
@@ -183,7 +185,8 @@ impl Edits {
                 && name
                     .get(..15)
                     .is_some_and(|p| p.eq_ignore_ascii_case(b"access-control-"));
-            !(dropped || cors)
+            let alt = e.alt_svc.is_some() && name.eq_ignore_ascii_case(b"alt-svc");
+            !(dropped || cors || alt)
         })
     }
 
@@ -192,9 +195,11 @@ impl Edits {
         edits.into_iter().flat_map(|e| {
             let ops = e.ops.as_deref().map(|o| o.fields(&e.rendered));
             let cors = e.cors_fields.iter().map(|(n, v)| (*n, v.as_str()));
+            let alt = e.alt_svc.as_deref().map(|v| ("alt-svc", v));
             ops.into_iter()
                 .flatten()
                 .chain(cors)
+                .chain(alt)
                 .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
         })
     }

@@ -269,6 +269,9 @@ pub async fn forward<'s, 'r>(
                 resp.edits = shaping::response_edits(shape, vars, req);
                 resp.encode = shaping::coding(shape, req, &resp);
             }
+            if let Some(ma) = l.alt_svc {
+                shaping::advertise_h3(&mut resp, req, ma);
+            }
             Ok(Forwarded::Response(resp, held))
         }
         (Exchanged::Switched(sw), Some(u)) => Ok(Forwarded::Switched(sw, held, u)),

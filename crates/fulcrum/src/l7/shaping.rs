@@ -143,7 +143,29 @@ pub fn response_edits(
             .as_ref()
             .map(|c| c.actual(origin(req)))
             .unwrap_or_default(),
+        alt_svc: None,
     }))
+}
+
+/// Adds `Alt-Svc: h3=":PORT"; ma=MAX_AGE` to a response over HTTP/1.1 or
+/// HTTP/2 of a listener that serves HTTP/3 on the port the client reached.
+pub fn advertise_h3(resp: &mut crate::http::Response, req: &Request<'_>, max_age: u64) {
+    if req.via == "3" {
+        return;
+    }
+    let Some(port) = req.local.get().map(|a| a.port()) else {
+        return;
+    };
+    let edits = resp.edits.get_or_insert_with(|| {
+        Box::new(Edits {
+            ops: None,
+            rendered: Vec::new(),
+            cors: false,
+            cors_fields: Vec::new(),
+            alt_svc: None,
+        })
+    });
+    edits.alt_svc = Some(format!("h3=\":{port}\"; ma={max_age}"));
 }
 
 /// The request's `Origin`, when it has one.

@@ -7,6 +7,7 @@ pub mod accept;
 pub mod cap;
 pub mod live;
 pub mod proxy_header;
+pub mod quic;
 pub mod socket;
 
 use std::io;

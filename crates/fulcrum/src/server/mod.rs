@@ -80,6 +80,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         Signals::new()?
     };
     let mut bound = Vec::new();
+    let mut quic: Vec<(String, Vec<std::net::UdpSocket>)> = Vec::new();
     for (name, l) in &config.listeners {
         if !crate::listen::live::is_bound(l.protocol) {
             continue;
@@ -116,6 +117,16 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             }
         };
         tracing::info!(listener = %name, address = %actual, workers, "listening");
+        if l.http3 && l.protocol == fulcrum_core::config::ListenerProtocol::Https {
+            // One QUIC socket per worker on the same address and port, all bound
+            // before any client: the kernel spreads clients by the group's size.
+            let mut group = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                group.push(crate::listen::socket::bind_udp(actual).map_err(bind_err)?);
+            }
+            tracing::info!(listener = %name, address = %actual, workers, "listening for HTTP/3");
+            quic.push((name.clone(), group));
+        }
         bound.push((name.clone(), l.address.clone(), actual, sockets));
     }
     let shared: Shared = Arc::new(ArcSwap::from_pointee(Snapshot::build(
@@ -178,9 +189,16 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         // workers' sockets, and the workers' closing does not close these.
         started.push((name, address, actual, copies));
     }
+    let mut quic_per_worker: Vec<Vec<(String, std::net::UdpSocket)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for (name, group) in quic {
+        for (w, socket) in quic_per_worker.iter_mut().zip(group) {
+            w.push((name.clone(), socket));
+        }
+    }
     let mut threads = Vec::with_capacity(workers);
     let mut commands = Vec::with_capacity(workers);
-    for (id, sockets) in per_worker.into_iter().enumerate() {
+    for (id, (sockets, quic)) in per_worker.into_iter().zip(quic_per_worker).enumerate() {
         let (shared, log, stop_rx) = (shared.clone(), log.clone(), stop_rx.clone());
         let spans = spans.clone();
         let registry = registry.clone();
@@ -192,7 +210,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
                 worker_main(
                     id,
                     Worker::new(shared, (log, spans), registry, worker_seed(id)),
-                    (sockets, rx),
+                    (sockets, quic, rx),
                     stop_rx,
                     shutdown_timeout,
                 )

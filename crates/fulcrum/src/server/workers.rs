@@ -21,10 +21,17 @@ pub(super) fn worker_seed(id: usize) -> u64 {
     (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id())
 }
 
+/// A worker's HTTP/3 sockets, by listener name.
+pub(super) type QuicSockets = Vec<(String, std::net::UdpSocket)>;
+
 pub(super) fn worker_main(
     id: usize,
     w: Rc<Worker>,
-    (sockets, commands): (Vec<(String, Socket)>, UnboundedReceiver<Command>),
+    (sockets, quic, commands): (
+        Vec<(String, Socket)>,
+        QuicSockets,
+        UnboundedReceiver<Command>,
+    ),
     mut stop_rx: watch::Receiver<bool>,
     deadline: Duration,
 ) {
@@ -42,6 +49,9 @@ pub(super) fn worker_main(
     crate::stats::set_shard(id);
     local.block_on(&rt, async move {
         tokio::task::spawn_local(listeners(w.clone(), id, sockets, commands));
+        for (name, socket) in quic {
+            tokio::task::spawn_local(listen::quic::serve(w.clone(), socket, Rc::from(&*name)));
+        }
         tokio::task::spawn_local(sweep(w.clone()));
         tokio::task::spawn_local(flush_log(w.clone()));
         let _ = stop_rx.wait_for(|s| *s).await;

@@ -290,6 +290,8 @@ impl Snapshot {
                         EncodedSlashesConfig::Keep => EncodedSlashes::Keep,
                     },
                     redirect_https: l.redirect_https,
+                    alt_svc: (l.http3 && l.alt_svc).then(|| l.alt_svc_max_age.get().as_secs()),
+                    max_concurrent_streams: l.max_concurrent_streams,
                     trusted: l
                         .trusted_proxies
                         .iter()

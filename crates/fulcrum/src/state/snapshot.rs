@@ -88,6 +88,11 @@ pub struct Listener {
     pub error_pages: super::Pages,
     /// Which answering policies some route of this listener needs.
     pub answers: Answers,
+    /// With `http3` and `alt_svc`: the `ma` (seconds) of the `Alt-Svc` field that
+    /// HTTP/1.1 and HTTP/2 responses carry.
+    pub alt_svc: Option<u64>,
+    /// Streams an HTTP/3 client may open at once on one connection.
+    pub max_concurrent_streams: u32,
 }
 
 /// Policies that only routes with their keys need: the slot skips them elsewhere.

@@ -22,6 +22,9 @@ use crate::stats::HandshakeStats;
 pub struct Terminator {
     /// What each handshake uses.
     pub config: Arc<ServerConfig>,
+    /// The same certificates and settings for QUIC (HTTP/3): ALPN `h3`, and TLS
+    /// 1.3 whatever `min_version` says, as QUIC requires.
+    pub quic: Arc<ServerConfig>,
     /// Its certificates, swapped when their files change.
     pub resolver: Arc<Resolver>,
     /// The request header (lowercase) that carries a verified client certificate's
@@ -115,8 +118,11 @@ impl Terminator {
         } else if let Some(t) = ticketer() {
             config.ticketer = t;
         }
+        let mut quic = config.clone();
+        quic.alpn_protocols = vec![b"h3".to_vec()];
         Ok(Self {
             config: Arc::new(config),
+            quic: Arc::new(quic),
             resolver,
             subject_header: tls
                 .client_auth

@@ -32,6 +32,7 @@ mod handover;
 mod health;
 mod http1;
 mod http2;
+mod http3;
 mod jwt;
 mod lifecycle;
 mod limits;

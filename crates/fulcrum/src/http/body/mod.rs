@@ -13,10 +13,12 @@ use fulcrum_core::http1;
 mod encode;
 mod h1;
 mod h2;
+mod h3;
 
 pub use encode::Encoder;
 pub use h1::{H1Sink, H1Source, Out};
 pub use h2::{h2_send, H2Sink, H2Source};
+pub use h3::{H3Recv, H3Send, H3Sink, H3Source};
 
 /// One piece of a body.
 #[derive(Debug)]
@@ -45,6 +47,9 @@ pub enum BodyError {
     /// HTTP/2 stream error.
     #[error("{0}")]
     H2(#[from] ::h2::Error),
+    /// HTTP/3 stream error.
+    #[error("{0}")]
+    H3(String),
 }
 
 /// Any body source.
@@ -53,6 +58,8 @@ pub enum Source<'a> {
     H1(H1Source<'a>),
     /// An HTTP/2 stream.
     H2(H2Source),
+    /// An HTTP/3 stream.
+    H3(H3Source),
     /// A body already taken (or none): ends at once.
     Done,
 }
@@ -63,6 +70,8 @@ pub enum Sink<'a> {
     H1(H1Sink<'a>),
     /// An HTTP/2 stream.
     H2(H2Sink),
+    /// An HTTP/3 stream.
+    H3(H3Sink<'a>),
 }
 
 /// Which end of a pump failed.
@@ -82,6 +91,7 @@ impl Source<'_> {
         match self {
             Self::H1(s) => s.next().await,
             Self::H2(s) => s.next().await,
+            Self::H3(s) => s.next().await,
             Self::Done => Ok(None),
         }
     }
@@ -91,6 +101,7 @@ impl Source<'_> {
         match self {
             Self::H1(s) => s.is_done(),
             Self::H2(s) => s.is_end(),
+            Self::H3(s) => s.is_end(),
             Self::Done => true,
         }
     }
@@ -100,7 +111,7 @@ impl Source<'_> {
     pub fn take_buffered(&mut self) -> Result<Bytes, BodyError> {
         match self {
             Self::H1(s) => s.take_buffered(),
-            Self::H2(_) | Self::Done => Ok(Bytes::new()),
+            Self::H2(_) | Self::H3(_) | Self::Done => Ok(Bytes::new()),
         }
     }
 
@@ -109,6 +120,7 @@ impl Source<'_> {
     pub fn take_owned(&mut self) -> Option<Source<'static>> {
         match std::mem::replace(self, Self::Done) {
             Self::H2(s) => Some(Source::H2(s)),
+            Self::H3(s) => Some(Source::H3(s)),
             other => {
                 *self = other;
                 None
@@ -122,6 +134,7 @@ impl Source<'_> {
         match self {
             Self::H1(s) => s.limit = limit,
             Self::H2(s) => s.limit = limit,
+            Self::H3(s) => s.limit = limit,
             Self::Done => {}
         }
     }
@@ -131,6 +144,7 @@ impl Source<'_> {
         match self {
             Self::H1(s) => s.received,
             Self::H2(s) => s.received,
+            Self::H3(s) => s.received,
             Self::Done => 0,
         }
     }
@@ -155,13 +169,20 @@ impl Sink<'_> {
                     Ok(())
                 }
             },
+            Self::H3(s) => match frame {
+                Frame::Data(data) => s.send(data).await.map_err(PumpError::Sink),
+                Frame::Trailers(map) => {
+                    s.trailers = Some(map);
+                    Ok(())
+                }
+            },
         }
     }
 
     async fn flush(&mut self) -> Result<(), PumpError> {
         match self {
             Self::H1(s) => s.flush().await.map_err(|e| PumpError::Sink(e.to_string())),
-            Self::H2(_) => Ok(()),
+            Self::H2(_) | Self::H3(_) => Ok(()),
         }
     }
 
@@ -175,6 +196,7 @@ impl Sink<'_> {
                 };
                 r.map_err(|e| PumpError::Sink(e.to_string()))
             }
+            Self::H3(s) => s.finish().await.map_err(PumpError::Sink),
         }
     }
 
@@ -183,14 +205,17 @@ impl Sink<'_> {
         match self {
             Self::H1(s) => s.sent,
             Self::H2(s) => s.sent,
+            Self::H3(s) => s.sent,
         }
     }
 
     /// Resets an HTTP/2 stream whose source failed, so the peer sees an error
     /// rather than a short body that looks complete.
     pub fn abort(&mut self) {
-        if let Self::H2(s) = self {
-            s.stream.send_reset(::h2::Reason::INTERNAL_ERROR);
+        match self {
+            Self::H2(s) => s.stream.send_reset(::h2::Reason::INTERNAL_ERROR),
+            Self::H3(s) => s.abort(),
+            Self::H1(_) => {}
         }
     }
 }
@@ -242,7 +267,7 @@ pub async fn pump_encoded(
                             return Err(PumpError::Sink(format!("stream reset by peer: {why}")));
                         }
                     },
-                    Sink::H1(_) => next.await,
+                    Sink::H1(_) | Sink::H3(_) => next.await,
                 }
             }
         };

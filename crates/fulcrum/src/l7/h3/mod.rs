@@ -1,0 +1,257 @@
+//! HTTP/3 from clients with the `h3` crate over `quinn`: each request stream
+//! becomes a [`Request`] for the same forward step as HTTP/1.1 and HTTP/2, on a
+//! task of its own; what comes back is encoded by `respond`.
+//!
+//! Malformed requests (RFC 9114 §4.2, §4.3) never reach a backend: `h3` refuses
+//! bad pseudo-header sections with a stream error, and connection-specific fields
+//! are refused here with 400.
+
+mod respond;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use fulcrum_core::forward::{FieldList, Target};
+use http::{Request as HttpRequest, Response, StatusCode};
+
+use super::forward::{client, describe, forward, Forwarded};
+use super::ids::Ids;
+use crate::access_log::Entry;
+use crate::http::body::{H3Send, H3Source, Source};
+use crate::http::error::{wants_json, ErrorBody};
+use crate::http::fields::{map_fields, map_framing};
+use crate::http::message::{Asked, Local};
+use crate::http::{ProxyError, Request};
+use crate::worker::{Busy, Worker};
+
+/// Fields that belong to one HTTP/1.1 connection; an HTTP/3 request carrying one
+/// is malformed (RFC 9114 §4.2), and passing it on could make a backend read the
+/// request differently.
+const CONNECTION_SPECIFIC: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Serves one QUIC connection of listener `listener` until it closes; `local` is
+/// the address the client reached.
+pub async fn serve(
+    w: Rc<Worker>,
+    conn: quinn::Connection,
+    local: Option<SocketAddr>,
+    listener: Rc<str>,
+) {
+    let peer = conn.remote_address();
+    let max_header = {
+        let snap = w.shared.load();
+        let Some(l) = snap.listeners.get(&*listener) else {
+            return;
+        };
+        l.max_header_bytes as u64
+    };
+    let _busy = Busy::new(&w);
+    let built = h3::server::builder()
+        .max_field_section_size(max_header)
+        .build::<_, Bytes>(h3_quinn::Connection::new(conn))
+        .await;
+    let Ok(mut h3) = built else {
+        return;
+    };
+    let mut closing = false;
+    loop {
+        if w.stopping.get() && !closing {
+            // GOAWAY: requests already open finish, new ones go elsewhere.
+            let _ = h3.shutdown(0).await;
+            closing = true;
+        }
+        tokio::select! {
+            r = h3.accept() => match r {
+                Ok(Some(resolver)) => {
+                    let (w, listener) = (w.clone(), listener.clone());
+                    tokio::task::spawn_local(Box::pin(async move {
+                        // A stream without a valid header section gets its stream
+                        // error from h3 and never reaches the forward step.
+                        if let Ok((req, stream)) = resolver.resolve_request().await {
+                            let (send, recv) = stream.split();
+                            handle(&w, req, send, recv, (peer, local), &listener).await;
+                        }
+                    }));
+                }
+                Ok(None) | Err(_) => break,
+            },
+            () = w.stop.notified(), if !closing => {}
+        }
+    }
+}
+
+async fn handle(
+    w: &Rc<Worker>,
+    req: HttpRequest<()>,
+    mut send: H3Send,
+    recv: crate::http::body::H3Recv,
+    (peer, local): (SocketAddr, Option<SocketAddr>),
+    listener: &str,
+) {
+    let started = Instant::now();
+    let snap = w.shared.load_full();
+    let Some(l) = snap.listeners.get(listener) else {
+        return;
+    };
+    let (parts, ()) = req.into_parts();
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("");
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let method = parts.method.as_str();
+    let mut e = Entry {
+        listener: &l.name,
+        listener_traffic: Some(&l.traffic),
+        client: Some(peer),
+        proto: "HTTP/3",
+        method,
+        host,
+        path,
+        ..Entry::default()
+    };
+    let pairs = map_fields(&parts.headers);
+    let fields = FieldList::Pairs(&pairs);
+    let ids = if l.request_id.is_some() || snap.config.tracing.is_some() {
+        Ids::new(w, l, snap.config.tracing.as_ref(), fields.iter())
+    } else {
+        Ids::default()
+    };
+    let (peer, via_proxy) = client(l, peer, fields);
+    e.client = Some(peer);
+    let mut src = H3Source::new(recv, l.max_body_bytes);
+    let ended = src.probe_end();
+    let req = Request {
+        via_proxy,
+        method,
+        target: Target {
+            host,
+            path,
+            absolute: false,
+            secure: true,
+        },
+        fields,
+        identity: None,
+        request_id: ids.request_id_field(),
+        traceparent: ids.traceparent_field(),
+        via: "3",
+        peer,
+        local: Local::Known(local),
+        framing: map_framing(&parts.headers, ended),
+        asked: Asked::Nothing,
+        grpc_timeout: parts
+            .headers
+            .get("grpc-timeout")
+            .and_then(|v| fulcrum_core::grpc::parse_timeout(v.as_bytes())),
+        original_host: None,
+    };
+    e.request_id = ids.request_id();
+    ids.begin(&mut e);
+    if w.log.enabled() {
+        describe(&mut e, &req, &ids);
+    }
+    let te = parts
+        .headers
+        .get_all(http::header::TE)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let malformed = te
+        || CONNECTION_SPECIFIC
+            .iter()
+            .any(|n| parts.headers.contains_key(*n));
+    let mut body = Source::H3(src);
+    let result = if malformed {
+        Err(ProxyError::BadRequest("connection-specific header field in an HTTP/3 request").into())
+    } else if parts.method == http::Method::CONNECT {
+        Err(ProxyError::MethodNotAllowed.into())
+    } else {
+        forward(w, &snap, l, &req, &mut body, &mut e).await
+    };
+    let body_done = body.is_done();
+    let out = respond::Out {
+        w,
+        send: &mut send,
+        request_id: l
+            .request_id
+            .as_ref()
+            .map(|(h, _)| (&**h, e.request_id))
+            .filter(|(_, id)| !id.is_empty()),
+    };
+    let result = match result {
+        Ok(Forwarded::Answered(a)) => out.answer(a, &mut e).await,
+        Ok(Forwarded::File(file)) => out.file(file, &mut e).await,
+        Ok(Forwarded::Response(resp, held)) => {
+            out.response(req.is_head(), resp, held, body_done, &mut e)
+                .await
+        }
+        Ok(Forwarded::Switched(..)) => Err(ProxyError::BadResponse(
+            "a protocol switch over HTTP/3 is not supported yet".into(),
+        )),
+        Err(f) => Err(f.err),
+    };
+    if let Err(err) = result {
+        if e.status == 0 {
+            e.status = err.status();
+            let rid = l
+                .request_id
+                .as_ref()
+                .map(|(name, _)| (&**name, e.request_id))
+                .filter(|(_, id)| !id.is_empty());
+            let status = err.status();
+            let accept = parts
+                .headers
+                .get(http::header::ACCEPT)
+                .map(|v| v.as_bytes());
+            let page = l.error_page(e.route, status);
+            let id = (!e.request_id.is_empty()).then_some(e.request_id);
+            let body = ErrorBody::new(status, page, wants_json(accept), id);
+            send_error(&mut send, status, err.retry_after(), rid, body).await;
+        }
+        e.error = Some(err.to_string());
+    }
+    e.duration = started.elapsed();
+    crate::access_log::record(&e);
+    if w.log.enabled() {
+        w.log.write(&e);
+    }
+    super::ids::finish(w, &mut e);
+}
+
+async fn send_error(
+    send: &mut H3Send,
+    status: u16,
+    retry_after: Option<u32>,
+    request_id: Option<(&str, &str)>,
+    body: ErrorBody,
+) {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
+        .header("content-type", body.content_type)
+        .header("content-length", body.body.len());
+    if let Some(secs) = retry_after {
+        builder = builder.header("retry-after", secs);
+    }
+    if let Some((name, id)) = request_id {
+        builder = builder.header(name, id);
+    }
+    let response = builder.body(()).unwrap_or_default();
+    if send.send_response(response).await.is_ok() {
+        let _ = send.send_data(body.body).await;
+        let _ = send.finish().await;
+    }
+}

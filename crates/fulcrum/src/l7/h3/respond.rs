@@ -1,0 +1,175 @@
+//! Encoding for an HTTP/3 client: a backend's response (its body streamed, a
+//! gRPC deadline cutting it), a policy's answer, or a static file.
+
+use std::rc::Rc;
+
+use fulcrum_core::http1::Framing;
+use http::header::{HeaderMap, HeaderValue};
+use http::{Response as HttpResponse, StatusCode};
+
+use crate::access_log::Entry;
+use crate::http::body::{pump_encoded, H3Send, H3Sink, PumpError, Sink};
+use crate::http::fields::{client_framing, response_map, Coded};
+use crate::http::{Edits, ProxyError, Response};
+use crate::l7::files::{read_chunk, FileAnswer};
+use crate::l7::forward::Held;
+use crate::l7::policy::Answer;
+use crate::worker::Worker;
+
+/// The client side of one stream.
+pub struct Out<'a> {
+    /// The worker.
+    pub w: &'a Rc<Worker>,
+    /// Where the response goes.
+    pub send: &'a mut H3Send,
+    /// The request ID field for the client, when the listener sets one.
+    pub request_id: Option<(&'a str, &'a str)>,
+}
+
+fn client(err: impl std::fmt::Display) -> ProxyError {
+    ProxyError::Client(err.to_string())
+}
+
+/// Sets the request ID field (a backend's own of that name replaced).
+fn set_request_id(map: &mut HeaderMap, field: Option<(&str, &str)>) {
+    let Some((name, value)) = field else { return };
+    if let (Ok(n), Ok(v)) = (
+        http::header::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        map.insert(n, v);
+    }
+}
+
+impl Out<'_> {
+    /// Sends a policy's answer.
+    pub async fn answer(self, a: Answer, e: &mut Entry<'_>) -> Result<(), ProxyError> {
+        let mut res = HttpResponse::new(());
+        *res.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+        for (name, value) in a.fields {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                res.headers_mut().append(name, v);
+            }
+        }
+        res.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, a.body.len().into());
+        set_request_id(res.headers_mut(), self.request_id);
+        e.status = a.status;
+        self.send.send_response(res).await.map_err(client)?;
+        if !a.body.is_empty() {
+            self.send.send_data(a.body).await.map_err(client)?;
+        }
+        self.send.finish().await.map_err(client)
+    }
+
+    /// Sends a static file (or a static route's small answer), read in 64 KiB
+    /// pieces off the worker.
+    pub async fn file(self, a: FileAnswer, e: &mut Entry<'_>) -> Result<(), ProxyError> {
+        let mut res = HttpResponse::new(());
+        *res.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
+        for (name, value) in a.fields {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                res.headers_mut().append(name, v);
+            }
+        }
+        for (name, value) in a.extra {
+            let name = http::header::HeaderName::from_bytes(name.as_bytes());
+            if let (Ok(n), Ok(v)) = (name, HeaderValue::try_from(value)) {
+                res.headers_mut().append(n, v);
+            }
+        }
+        set_request_id(res.headers_mut(), self.request_id);
+        e.status = a.status;
+        self.send.send_response(res).await.map_err(client)?;
+        if !a.bytes.is_empty() {
+            e.bytes_out = a.bytes.len() as u64;
+            self.send.send_data(a.bytes).await.map_err(client)?;
+        }
+        if let Some(mut body) = a.file {
+            while body.len > 0 {
+                let chunk = read_chunk(&mut body, 64 * 1024).await.map_err(client)?;
+                e.bytes_out += chunk.len() as u64;
+                self.send.send_data(chunk).await.map_err(client)?;
+            }
+        }
+        self.send.finish().await.map_err(client)
+    }
+
+    /// Sends a backend's response, then streams its body; `body_done`: the request's
+    /// body went through whole (else the backend connection is not reused).
+    pub async fn response(
+        self,
+        is_head: bool,
+        resp: Response,
+        held: Held<'_>,
+        body_done: bool,
+        e: &mut Entry<'_>,
+    ) -> Result<(), ProxyError> {
+        let Response {
+            status,
+            head,
+            framing,
+            mut body,
+            set_cookie,
+            deadline,
+            bodyless,
+            edits,
+            encode,
+        } = resp;
+        let mut pairs = Vec::new();
+        let fields = head.fields(&mut pairs);
+        let edits = edits.as_deref();
+        let coded = Coded::new(encode, fields.iter());
+        let mut headers = response_map(
+            fields
+                .iter()
+                .filter(|(n, _)| Edits::keeps(edits, n) && coded.keeps(n))
+                .chain(Edits::fields(edits))
+                .chain(coded.fields()),
+        );
+        if is_head {
+            if let Framing::Length(n) = client_framing(framing, status, fields, true, true) {
+                headers.insert(http::header::CONTENT_LENGTH, n.into());
+            }
+        }
+        if bodyless {
+            headers.remove(http::header::CONTENT_LENGTH);
+            headers.remove(http::header::TRANSFER_ENCODING);
+        }
+        if let Some(v) = set_cookie.and_then(|v| HeaderValue::try_from(v).ok()) {
+            headers.append(http::header::SET_COOKIE, v);
+        }
+        set_request_id(&mut headers, self.request_id);
+        let mut res = HttpResponse::new(());
+        *res.status_mut() = StatusCode::from_u16(status)
+            .map_err(|_| ProxyError::BadResponse("invalid status".into()))?;
+        *res.headers_mut() = headers;
+        e.status = status;
+        let framing = if is_head { Framing::Empty } else { framing };
+        self.send.send_response(res).await.map_err(client)?;
+        if framing == Framing::Empty {
+            held.release(self.w, body, body_done);
+            return self.send.finish().await.map_err(client);
+        }
+        let mut src = body.source(framing);
+        let mut sink = Sink::H3(H3Sink::new(self.send));
+        let mut enc = coded.encoder().map_err(|f| f.err)?;
+        let pumped = pump_encoded(&mut src, &mut sink, enc.as_mut());
+        let result = match deadline {
+            Some(at) => tokio::time::timeout_at(at, pumped)
+                .await
+                .unwrap_or_else(|_| Err(PumpError::Sink("grpc-timeout passed".into()))),
+            None => pumped.await,
+        };
+        e.bytes_out = sink.sent();
+        drop(src);
+        match result {
+            Ok(()) => held.release(self.w, body, body_done),
+            Err(err) => {
+                sink.abort();
+                e.error = Some(err.to_string());
+            }
+        }
+        Ok(())
+    }
+}

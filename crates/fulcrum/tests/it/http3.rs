@@ -1,0 +1,325 @@
+//! HTTP/3 to clients, with a real QUIC client (quinn and hyperium's h3 client):
+//! GET and POST through to an HTTP/1.1 backend, a 50 MiB download and a 10 MiB
+//! upload intact, 100 streams at once on one connection, many connections,
+//! trailers from a backend, malformed requests refused before any backend, and
+//! Alt-Svc on the listener's HTTP/1.1 and HTTP/2 responses.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::Response;
+
+use crate::support::*;
+use crate::support_tls::*;
+
+/// An h3 client connection and the task driving it.
+struct H3 {
+    send: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
+    driver: tokio::task::JoinHandle<()>,
+    _endpoint: quinn::Endpoint,
+}
+
+impl Drop for H3 {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+async fn connect(addr: SocketAddr, ca: &Ca) -> H3 {
+    let tls = client_config(&[ca.der()], &["h3"], None);
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint
+        .connect(addr, "h3.fulcrum.test")
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
+        .await
+        .unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    });
+    H3 {
+        send,
+        driver,
+        _endpoint: endpoint,
+    }
+}
+
+/// One request: status, fields, body and trailers.
+struct Got {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Bytes,
+    trailers: Option<http::HeaderMap>,
+}
+
+async fn request(c: &mut H3, req: http::Request<()>, body: Bytes) -> Result<Got, String> {
+    let mut stream = c.send.send_request(req).await.map_err(|e| e.to_string())?;
+    // In pieces, as a client streams an upload.
+    let mut rest = body;
+    while !rest.is_empty() {
+        let piece = rest.split_to(rest.len().min(256 * 1024));
+        stream.send_data(piece).await.map_err(|e| e.to_string())?;
+    }
+    stream.finish().await.map_err(|e| e.to_string())?;
+    let resp = stream.recv_response().await.map_err(|e| e.to_string())?;
+    let mut out = BytesMut::new();
+    while let Some(mut chunk) = stream.recv_data().await.map_err(|e| e.to_string())? {
+        out.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+    }
+    let trailers = stream.recv_trailers().await.map_err(|e| e.to_string())?;
+    Ok(Got {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: out.freeze(),
+        trailers,
+    })
+}
+
+fn get_req(path: &str) -> http::Request<()> {
+    http::Request::get(format!("https://h3.fulcrum.test{path}"))
+        .body(())
+        .unwrap()
+}
+
+/// Fulcrum with an https listener `secure` serving HTTP/3 in front of `backend`.
+fn start(ca: &Ca, dir: &TempDir, backend: &Backend, extra: &str) -> Fulcrum {
+    let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(dir, "leaf");
+    Fulcrum::start(&format!(
+        "workers = 2\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = true\n{extra}\
+         tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+         [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
+        quoted(backend)
+    ))
+}
+
+/// A backend that answers `/big` with `n` bytes, echoes a POST's length and
+/// SHA-256, and names itself otherwise.
+async fn backend(big: usize) -> Backend {
+    let payload = Bytes::from((0..big).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    Backend::with(
+        "b",
+        false,
+        Arc::new(move |name: &str, req: hyper::Request<Bytes>| {
+            if req.uri().path() == "/big" {
+                return Response::new(Full::new(payload.clone()));
+            }
+            if req.method() == http::Method::POST {
+                let body = req.body();
+                let sum = sha2_hex(body);
+                return Response::new(Full::new(Bytes::from(format!("{} {sum}", body.len()))));
+            }
+            named(name)
+        }),
+    )
+    .await
+}
+
+fn sha2_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_post_a_big_download_and_upload_over_http3() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(50 << 20).await;
+        let f = start(&ca, &dir, &b, "");
+        let mut c = connect(f.addr("secure"), &ca).await;
+        let got = request(&mut c, get_req("/"), Bytes::new()).await.unwrap();
+        assert_eq!((got.status, &got.body[..]), (200, &b"b"[..]));
+        assert_eq!(got.headers["x-backend"], "b");
+        // No Alt-Svc over HTTP/3 itself.
+        assert!(got.headers.get("alt-svc").is_none());
+        // The GET reached the backend without a body or chunked framing.
+        assert_eq!(b.last_header("transfer-encoding"), None);
+
+        let post = http::Request::post("https://h3.fulcrum.test/upload")
+            .body(())
+            .unwrap();
+        let upload = Bytes::from((0..10 << 20).map(|i| (i % 241) as u8).collect::<Vec<u8>>());
+        let got = request(&mut c, post, upload.clone()).await.unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            std::str::from_utf8(&got.body).unwrap(),
+            format!("{} {}", upload.len(), sha2_hex(&upload))
+        );
+
+        let got = request(&mut c, get_req("/big"), Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body.len(), 50 << 20);
+        let want: Vec<u8> = (0..50 << 20).map(|i| (i % 251) as u8).collect();
+        assert!(got.body[..] == want[..], "the download came back changed");
+        let log = f.wait_access_log(3);
+        assert!(log.iter().all(|l| l["proto"] == "HTTP/3"), "{log:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_streams_at_once_and_many_connections() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(0).await;
+        let f = start(&ca, &dir, &b, "");
+        let c = connect(f.addr("secure"), &ca).await;
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let mut send = c.send.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut s = send.send_request(get_req("/")).await.unwrap();
+                s.finish().await.unwrap();
+                let resp = s.recv_response().await.unwrap();
+                while s.recv_data().await.unwrap().is_some() {}
+                resp.status().as_u16()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+        // 200 connections, a request on each.
+        let mut conns = Vec::new();
+        for _ in 0..200 {
+            conns.push(connect(f.addr("secure"), &ca).await);
+        }
+        for c in &mut conns {
+            let got = request(c, get_req("/"), Bytes::new()).await.unwrap();
+            assert_eq!(got.status, 200);
+        }
+        assert_eq!(b.requests(), 300);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailers_pass_and_malformed_requests_stop_at_the_edge() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        // An h2c backend that ends its body with trailers, as gRPC servers do.
+        let b = Backend::streaming(
+            "t",
+            true,
+            Arc::new(|seen: Arc<Seen>, _req| {
+                seen.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Box::pin(async move {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("x-checksum", "abc123".parse().unwrap());
+                    let body = http_body_util::StreamBody::new(futures_util::stream::iter(vec![
+                        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from_static(b"payload"))),
+                        Ok(hyper::body::Frame::trailers(trailers)),
+                    ]));
+                    Response::new(body.boxed())
+                })
+            }),
+        )
+        .await;
+        let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(&dir, "leaf");
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = true\n\
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+             [[routes]]\npool = \"p\"\n\n[pools.p]\nprotocol = \"h2c\"\nbackends = [{}]\n",
+            quoted(&b)
+        ));
+        let mut c = connect(f.addr("secure"), &ca).await;
+        let req = http::Request::get("https://h3.fulcrum.test/")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let got = request(&mut c, req, Bytes::new()).await.unwrap();
+        assert_eq!((got.status, &got.body[..]), (200, &b"payload"[..]));
+        let trailers = got.trailers.expect("trailers");
+        assert_eq!(trailers["x-checksum"], "abc123");
+        assert_eq!(b.seen.requests.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+        // Connection-specific fields (RFC 9114 §4.2) are refused, never forwarded.
+        let mut refused = 0;
+        for (name, value) in [
+            ("connection", "close"),
+            ("transfer-encoding", "chunked"),
+            ("keep-alive", "300"),
+            ("upgrade", "websocket"),
+            ("te", "gzip"),
+        ] {
+            let req = http::Request::get("https://h3.fulcrum.test/")
+                .header(name, value)
+                .body(())
+                .unwrap();
+            match request(&mut c, req, Bytes::new()).await {
+                Ok(got) => {
+                    assert_eq!(got.status, 400, "{name}");
+                    refused += 1;
+                }
+                // Or the client's own library refused to send it.
+                Err(e) => println!("{name}: the client did not send it: {e}"),
+            }
+        }
+        println!("{refused} of 5 refused by Fulcrum with 400");
+        assert!(refused >= 3, "{refused}");
+        assert_eq!(b.seen.requests.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // The connection still serves.
+        let got = request(&mut c, get_req("/"), Bytes::new()).await.unwrap();
+        assert_eq!(got.status, 200);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_and_http2_responses_advertise_http3() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(0).await;
+        let f = start(&ca, &dir, &b, "alt_svc_max_age = \"1h\"\n");
+        let port = f.addr("secure").port();
+        for alpn in ["http/1.1", "h2"] {
+            let tls = client_config(&[ca.der()], &[alpn], None);
+            let s = crate::support_tls::connect(f.addr("secure"), "h3.fulcrum.test", tls)
+                .await
+                .unwrap();
+            let io = hyper_util::rt::TokioIo::new(s.tls);
+            let res = if alpn == "h2" {
+                let (mut send, conn) =
+                    hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                let req = hyper::Request::get("https://h3.fulcrum.test/")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                send.send_request(req).await.unwrap()
+            } else {
+                let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+                tokio::spawn(conn);
+                let req = hyper::Request::get("/")
+                    .header("host", "h3.fulcrum.test")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                send.send_request(req).await.unwrap()
+            };
+            let (status, headers) = (res.status().as_u16(), res.headers().clone());
+            assert_eq!(status, 200, "{alpn}");
+            assert_eq!(
+                headers
+                    .get("alt-svc")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+                Some(format!("h3=\":{port}\"; ma=3600")),
+                "{alpn}"
+            );
+        }
+    })
+    .await;
+}
