@@ -6,6 +6,7 @@
 mod backends;
 mod discovery;
 mod edge;
+mod quic;
 mod tls;
 mod traffic;
 mod udp;
@@ -240,6 +241,7 @@ impl PromCollector for Collector {
         udp::encode(&mut enc, &snap)?;
         edge::encode(&mut enc, &snap)?;
         tls::encode(&mut enc, &snap)?;
+        quic::encode(&mut enc, &snap)?;
         encode_process(&mut enc, &snap, &self.process)
     }
 }

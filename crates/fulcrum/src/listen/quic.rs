@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,8 +72,20 @@ pub async fn serve(w: Rc<Worker>, socket: std::net::UdpSocket, name: Rc<str>) {
                 let Some(incoming) = incoming else { return };
                 let (w, name) = (w.clone(), name.clone());
                 tokio::task::spawn_local(async move {
-                    if let Ok(conn) = incoming.await {
-                        crate::l7::h3::serve(w, conn, local, name).await;
+                    let traffic = w.shared.load().listeners.get(&*name).map(|l| l.traffic.clone());
+                    let Some(traffic) = traffic else { return };
+                    let q = &traffic.quic;
+                    match incoming.await {
+                        Ok(conn) => {
+                            q.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+                            q.started.fetch_add(1, Ordering::Relaxed);
+                            let handle = conn.clone();
+                            crate::l7::h3::serve(w, conn, local, name, &traffic).await;
+                            q.ended(&handle.stats());
+                        }
+                        Err(_) => {
+                            q.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 });
             }

@@ -17,6 +17,8 @@ pub struct Traffic {
     pub admission: Admission,
     /// An https listener's handshakes.
     pub tls: HandshakeStats,
+    /// An HTTP/3 listener's QUIC counters.
+    pub quic: super::quic::QuicStats,
 }
 
 /// Shards per [`Traffic`]; worker threads beyond it share.
@@ -36,6 +38,7 @@ impl Default for Traffic {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             admission: Admission::default(),
             tls: HandshakeStats::default(),
+            quic: super::quic::QuicStats::default(),
         }
     }
 }

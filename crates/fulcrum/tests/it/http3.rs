@@ -91,7 +91,7 @@ fn get_req(path: &str) -> http::Request<()> {
 fn start(ca: &Ca, dir: &TempDir, backend: &Backend, extra: &str) -> Fulcrum {
     let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(dir, "leaf");
     Fulcrum::start(&format!(
-        "workers = 2\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = true\n{extra}\
+        "workers = 2\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = true\n{extra}\
          tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
          [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
         quoted(backend)
@@ -200,6 +200,31 @@ async fn a_hundred_streams_at_once_and_many_connections() {
             assert_eq!(got.status, 200);
         }
         assert_eq!(b.requests(), 300);
+        drop(conns);
+        drop(c);
+        let text = crate::rate_limit::metrics(&f).await;
+        let sample = |prefix: &str| -> u64 {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        assert_eq!(
+            sample("fulcrum_quic_handshakes_total{listener=\"secure\",result=\"ok\"}"),
+            201,
+            "{text}"
+        );
+        assert_eq!(
+            sample("fulcrum_quic_streams_total{listener=\"secure\"}"),
+            300,
+            "{text}"
+        );
+        assert!(
+            text.contains("fulcrum_quic_open_connections{listener=\"secure\"}"),
+            "{text}"
+        );
+        assert!(text.contains("fulcrum_quic_rtt_seconds_bucket"), "{text}");
     })
     .await;
 }

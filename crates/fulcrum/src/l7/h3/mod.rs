@@ -44,6 +44,7 @@ pub async fn serve(
     conn: quinn::Connection,
     local: Option<SocketAddr>,
     listener: Rc<str>,
+    traffic: &crate::stats::Traffic,
 ) {
     let peer = conn.remote_address();
     let max_header = {
@@ -71,6 +72,7 @@ pub async fn serve(
         tokio::select! {
             r = h3.accept() => match r {
                 Ok(Some(resolver)) => {
+                    traffic.quic.streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let (w, listener) = (w.clone(), listener.clone());
                     tokio::task::spawn_local(Box::pin(async move {
                         // A stream without a valid header section gets its stream
