@@ -320,3 +320,23 @@ mod tests {
         );
     }
 }
+
+/// The `grpc-status` and `grpc-message` of an error Fulcrum answers a gRPC call
+/// with itself: the code for its HTTP status, and its text percent-encoded, kept to
+/// printable ASCII.
+pub fn grpc_status(err: &ProxyError) -> (&'static str, String) {
+    let code = fulcrum_core::grpc::Code::for_http_status(err.status());
+    let message: String = err
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect::<String>()
+        .replace('%', "%25");
+    (code.as_str(), message)
+}

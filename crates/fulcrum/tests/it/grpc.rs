@@ -184,14 +184,14 @@ impl tonic::server::StreamingService<Msg> for Chat {
 }
 
 /// The test gRPC server on port 0 (HTTP/2 prior knowledge, as gRPC backends speak).
-struct Server {
-    addr: SocketAddr,
+pub struct Server {
+    pub addr: SocketAddr,
     seen: Arc<Seen>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let seen = Arc::new(Seen::default());

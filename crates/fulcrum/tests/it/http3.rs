@@ -348,3 +348,99 @@ async fn http1_and_http2_responses_advertise_http3() {
     })
     .await;
 }
+
+/// A gRPC message with its 5-byte length prefix.
+fn grpc_frame(m: &crate::grpc::Msg) -> Bytes {
+    use prost::Message;
+    let body = m.encode_to_vec();
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Bytes::from(out)
+}
+
+/// The messages of a gRPC body.
+fn grpc_messages(mut body: Bytes) -> Vec<crate::grpc::Msg> {
+    use prost::Message;
+    let mut out = Vec::new();
+    while body.len() >= 5 {
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        let frame = body.split_to(5 + len);
+        out.push(crate::grpc::Msg::decode(&frame[5..]).unwrap());
+    }
+    assert!(body.is_empty(), "a partial gRPC frame");
+    out
+}
+
+fn grpc_call(method: &str) -> http::Request<()> {
+    http::Request::post(format!("https://h3.fulcrum.test/test.Echo/{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_cross_http3_to_an_h2c_pool() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let server = crate::grpc::Server::start().await;
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_addr = dead.local_addr().unwrap();
+        drop(dead);
+        let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(&dir, "leaf");
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = true\n\
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+             [[routes]]\npath_prefix = \"/gone.\"\npool = \"gone\"\n\n\
+             [[routes]]\npool = \"grpc\"\n\n\
+             [pools.grpc]\nprotocol = \"h2c\"\nbackends = [\"{}\"]\n\n\
+             [pools.gone]\nprotocol = \"h2c\"\nbackends = [\"{dead_addr}\"]\n",
+            server.addr
+        ));
+        let mut c = connect(f.addr("secure"), &ca).await;
+        // Unary.
+        let got = request(&mut c, grpc_call("Unary"), grpc_frame(&crate::grpc::msg("hello", 1)))
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(grpc_messages(got.body), vec![crate::grpc::msg("echo hello", 2)]);
+        assert_eq!(got.headers["x-served-by"], "grpc-test");
+        assert_eq!(got.trailers.expect("trailers")["grpc-status"], "0");
+        // Server streaming.
+        let got = request(&mut c, grpc_call("Count"), grpc_frame(&crate::grpc::msg("", 5)))
+            .await
+            .unwrap();
+        let items = grpc_messages(got.body);
+        assert_eq!(items.len(), 5);
+        assert_eq!(items[4], crate::grpc::msg("item", 4));
+        assert_eq!(got.trailers.expect("trailers")["grpc-status"], "0");
+        // Client streaming: three messages in one body.
+        let mut body = BytesMut::new();
+        for n in [1, 2, 3] {
+            body.extend_from_slice(&grpc_frame(&crate::grpc::msg("x", n)));
+        }
+        let got = request(&mut c, grpc_call("Sum"), body.freeze()).await.unwrap();
+        assert_eq!(got.trailers.expect("trailers")["grpc-status"], "0");
+        assert_eq!(grpc_messages(got.body).len(), 1);
+        // The server's error status: a trailers-only answer, whose status is in
+        // the header section.
+        let got = request(&mut c, grpc_call("Unary"), grpc_frame(&crate::grpc::msg("fail", 0)))
+            .await
+            .unwrap();
+        let status = got.trailers.as_ref().unwrap_or(&got.headers)["grpc-status"].clone();
+        assert_eq!(status, "3", "{:?}", got.headers);
+        // Fulcrum's own error (no backend answers): trailers-only, UNAVAILABLE.
+        let req = http::Request::post("https://h3.fulcrum.test/gone.Svc/Call")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let got = request(&mut c, req, grpc_frame(&crate::grpc::msg("x", 0)))
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.headers["grpc-status"], "14", "{:?}", got.headers);
+    })
+    .await;
+}

@@ -299,24 +299,11 @@ fn send_error(
 /// A trailers-only gRPC answer (HTTP 200, `grpc-status`, `grpc-message`) for an
 /// error Fulcrum produced itself, as Envoy answers them.
 fn send_grpc_error(respond: &mut h2::server::SendResponse<Bytes>, err: &ProxyError) {
-    let code = fulcrum_core::grpc::Code::for_http_status(err.status());
-    // grpc-message is percent-encoded; keep it to plain printable ASCII.
-    let message: String = err
-        .to_string()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect::<String>()
-        .replace('%', "%25");
+    let (code, message) = crate::http::error::grpc_status(err);
     let mut builder = Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/grpc")
-        .header("grpc-status", code.as_str());
+        .header("grpc-status", code);
     if let Ok(v) = http::HeaderValue::from_str(&message) {
         builder = builder.header("grpc-message", v);
     }

@@ -127,6 +127,10 @@ async fn handle(
         path,
         ..Entry::default()
     };
+    let grpc = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|ct| fulcrum_core::grpc::is_grpc(ct.as_bytes()));
     let pairs = map_fields(&parts.headers);
     let fields = FieldList::Pairs(&pairs);
     let ids = if l.request_id.is_some() || snap.config.tracing.is_some() {
@@ -207,7 +211,11 @@ async fn handle(
         Err(f) => Err(f.err),
     };
     if let Err(err) = result {
-        if e.status == 0 {
+        if e.status == 0 && grpc {
+            // A gRPC client reads the status from grpc-status, not from HTTP.
+            e.status = 200;
+            send_grpc_error(&mut send, &err).await;
+        } else if e.status == 0 {
             e.status = err.status();
             let rid = l
                 .request_id
@@ -232,6 +240,24 @@ async fn handle(
         w.log.write(&e);
     }
     super::ids::finish(w, &mut e);
+}
+
+/// A trailers-only gRPC answer (HTTP 200, `grpc-status`, `grpc-message`) for an
+/// error Fulcrum produced itself, as over HTTP/2.
+async fn send_grpc_error(send: &mut H3Send, err: &ProxyError) {
+    let (code, message) = crate::http::error::grpc_status(err);
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/grpc")
+        .header("grpc-status", code);
+    if let Ok(v) = http::HeaderValue::from_str(&message) {
+        builder = builder.header("grpc-message", v);
+    }
+    if let Ok(response) = builder.body(()) {
+        if send.send_response(response).await.is_ok() {
+            let _ = send.finish().await;
+        }
+    }
 }
 
 async fn send_error(
