@@ -282,6 +282,26 @@ pub fn wants_json(accept: Option<&[u8]>) -> bool {
     json
 }
 
+/// The `grpc-status` and `grpc-message` of an error Fulcrum answers a gRPC call
+/// with itself: the code for its HTTP status, and its text percent-encoded, kept to
+/// printable ASCII.
+pub fn grpc_status(err: &ProxyError) -> (&'static str, String) {
+    let code = fulcrum_core::grpc::Code::for_http_status(err.status());
+    let message: String = err
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect::<String>()
+        .replace('%', "%25");
+    (code.as_str(), message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,24 +339,4 @@ mod tests {
             b"Not Found\n"
         );
     }
-}
-
-/// The `grpc-status` and `grpc-message` of an error Fulcrum answers a gRPC call
-/// with itself: the code for its HTTP status, and its text percent-encoded, kept to
-/// printable ASCII.
-pub fn grpc_status(err: &ProxyError) -> (&'static str, String) {
-    let code = fulcrum_core::grpc::Code::for_http_status(err.status());
-    let message: String = err
-        .to_string()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect::<String>()
-        .replace('%', "%25");
-    (code.as_str(), message)
 }

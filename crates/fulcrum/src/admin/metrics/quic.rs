@@ -62,7 +62,8 @@ pub(super) fn encode(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> fmt::R
             Ok(())
         },
     )?;
-    let counters: [(&str, &str, fn(&QuicStats) -> u64); 2] = [
+    type Read = fn(&QuicStats) -> u64;
+    let counters: [(&str, &str, Read); 2] = [
         ("fulcrum_quic_streams", "HTTP/3 request streams.", |q| {
             q.streams.load(Ordering::Relaxed)
         }),
