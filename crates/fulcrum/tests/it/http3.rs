@@ -444,3 +444,161 @@ async fn grpc_calls_cross_http3_to_an_h2c_pool() {
     })
     .await;
 }
+
+/// The leaf certificate the server showed on `c`.
+fn leaf_of(conn: &quinn::Connection) -> rustls::pki_types::CertificateDer<'static> {
+    let chain = conn
+        .peer_identity()
+        .unwrap()
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .unwrap();
+    chain[0].clone()
+}
+
+/// Connects, and returns the connection handle beside the h3 client.
+async fn connect_raw(addr: SocketAddr, ca: &Ca) -> (H3, quinn::Connection) {
+    let tls = client_config(&[ca.der()], &["h3"], None);
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint
+        .connect(addr, "h3.fulcrum.test")
+        .unwrap()
+        .await
+        .unwrap();
+    let handle = conn.clone();
+    let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
+        .await
+        .unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    });
+    (
+        H3 {
+            send,
+            driver,
+            _endpoint: endpoint,
+        },
+        handle,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_swap_leaves_open_connections_working() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(0).await;
+        let first = ca.leaf(&["h3.fulcrum.test"], false);
+        let (cert, key) = first.write(&dir, "leaf");
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = true\n\
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}], watch_interval = \"50ms\" }}\n\n\
+             [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
+            quoted(&b)
+        ));
+        let addr = f.addr("secure");
+        let (mut held, conn) = connect_raw(addr, &ca).await;
+        assert_eq!(leaf_of(&conn), first.der);
+        assert_eq!(request(&mut held, get_req("/"), Bytes::new()).await.unwrap().status, 200);
+        let second = ca.leaf(&["h3.fulcrum.test"], false);
+        second.write(&dir, "leaf");
+        loop {
+            let (_, c) = connect_raw(addr, &ca).await;
+            if leaf_of(&c) == second.der {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        // The connection opened before the swap still serves.
+        assert_eq!(request(&mut held, get_req("/"), Bytes::new()).await.unwrap().status, 200);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_under_http3_load_fail_nothing() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let a = Backend::start("a").await;
+        let b = Backend::start("b").await;
+        let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(&dir, "leaf");
+        let config = |backends: &[&Backend]| {
+            let list: Vec<String> = backends.iter().map(|x| quoted(x)).collect();
+            format!(
+                "workers = 2\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = true\n\
+                 tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+                 [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
+                list.join(", ")
+            )
+        };
+        let f = Fulcrum::start(&config(&[&a]));
+        let addr = f.addr("secure");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut load = Vec::new();
+        for _ in 0..3 {
+            let mut c = connect(addr, &ca).await;
+            let stop = stop.clone();
+            load.push(tokio::spawn(async move {
+                let (mut ok, mut failed, mut names) = (0, Vec::new(), std::collections::BTreeSet::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match request(&mut c, get_req("/"), Bytes::new()).await {
+                        Ok(g) if g.status == 200 => {
+                            ok += 1;
+                            names.insert(String::from_utf8_lossy(&g.body).into_owned());
+                        }
+                        Ok(g) => failed.push(format!("status {}", g.status)),
+                        Err(e) => failed.push(e),
+                    }
+                }
+                (ok, failed, names)
+            }));
+        }
+        for i in 0..6 {
+            let next = if i % 2 == 0 { config(&[&a, &b]) } else { config(&[&b]) };
+            f.reload_ok(&next);
+            let before = a.requests() + b.requests();
+            until("requests after the reload", || a.requests() + b.requests() >= before + 30).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut ok, mut names) = (0, std::collections::BTreeSet::new());
+        for t in load {
+            let (n, failed, seen) = t.await.unwrap();
+            assert!(failed.is_empty(), "{failed:?}");
+            ok += n;
+            names.extend(seen);
+        }
+        println!("{ok} requests over HTTP/3 across 6 reloads, served by {names:?}");
+        assert_eq!(names.len(), 2, "{names:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_header_section_never_reaches_a_backend() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(0).await;
+        let f = start(&ca, &dir, &b, "max_header_bytes = 4096\n");
+        let mut c = connect(f.addr("secure"), &ca).await;
+        let big = "x".repeat(8192);
+        let req = http::Request::get("https://h3.fulcrum.test/")
+            .header("x-big", big.as_str())
+            .body(())
+            .unwrap();
+        match request(&mut c, req, Bytes::new()).await {
+            Ok(got) => assert_eq!(got.status, 431),
+            // The client saw the server's SETTINGS_MAX_FIELD_SECTION_SIZE and did
+            // not send it, or the server answered with a stream error.
+            Err(e) => println!("refused: {e}"),
+        }
+        assert_eq!(b.requests(), 0);
+        // A new connection still serves.
+        let mut c = connect(f.addr("secure"), &ca).await;
+        let got = request(&mut c, get_req("/"), Bytes::new()).await.unwrap();
+        assert_eq!(got.status, 200);
+    })
+    .await;
+}
