@@ -602,3 +602,50 @@ async fn an_oversized_header_section_never_reaches_a_backend() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_cancelled_streams_closes_the_connection_and_spares_backends() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(0).await;
+        let f = start(&ca, &dir, &b, "max_concurrent_streams = 1000\n");
+        let (mut c, conn) = connect_raw(f.addr("secure"), &ca).await;
+        // Rapid Reset: each stream's request is sent and cancelled at once.
+        let mut sent = 0;
+        for _ in 0..1000 {
+            let Ok(mut s) = c.send.send_request(get_req("/")).await else {
+                break;
+            };
+            s.stop_stream(h3::error::Code::H3_REQUEST_CANCELLED);
+            s.stop_sending(h3::error::Code::H3_REQUEST_CANCELLED);
+            sent += 1;
+        }
+        let reason = tokio::time::timeout(TIMEOUT, conn.closed()).await.unwrap();
+        println!(
+            "{sent} streams sent and cancelled; closed: {reason}; backend saw {}",
+            b.requests()
+        );
+        assert!(
+            reason.to_string().contains("too many cancelled streams"),
+            "{reason}"
+        );
+        assert!(
+            b.requests() < 100,
+            "{} of {sent} reached the backend",
+            b.requests()
+        );
+        let line = f
+            .wait_line("HTTP/3 connection closed: too many cancelled streams", 0)
+            .await;
+        assert!(line.contains("cancelled="), "{line}");
+        // Other clients are served.
+        let mut other = connect(f.addr("secure"), &ca).await;
+        let got = request(&mut other, get_req("/"), Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200);
+        drop(c);
+    })
+    .await;
+}

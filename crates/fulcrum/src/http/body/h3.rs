@@ -12,10 +12,21 @@ pub type H3Recv = RequestStream<h3_quinn::RecvStream, Bytes>;
 /// The sending half of an HTTP/3 request stream.
 pub type H3Send = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
 
+/// What [`H3Source::probe`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probed {
+    /// The request ended with its header section: no body.
+    Ended,
+    /// A body follows, or may.
+    Open,
+    /// The client reset the stream (or it failed) already.
+    Reset,
+}
+
 /// An HTTP/3 body being received.
 pub struct H3Source {
     stream: H3Recv,
-    /// Data read by [`H3Source::probe_end`], delivered first.
+    /// Data read by [`H3Source::probe`], delivered first.
     first: Option<Bytes>,
     data_done: bool,
     done: bool,
@@ -42,24 +53,26 @@ impl H3Source {
         self.done
     }
 
-    /// Whether the stream already ended with its header section, looked at once
-    /// without waiting: a GET's FIN usually comes with its HEADERS, and a request
-    /// known to be bodiless goes to an HTTP/1.1 backend without chunked framing.
-    /// Data already there is kept for [`H3Source::next`].
-    pub fn probe_end(&mut self) -> bool {
+    /// What the stream holds after its header section, looked at once without
+    /// waiting: a GET's FIN usually comes with its HEADERS, so a request known to be
+    /// bodiless goes to an HTTP/1.1 backend without chunked framing; a stream the
+    /// client already reset is never forwarded. Data already there is kept for
+    /// [`H3Source::next`].
+    pub fn probe(&mut self) -> Probed {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         match self.stream.poll_recv_data(&mut cx) {
             std::task::Poll::Ready(Ok(None)) => {
                 self.data_done = true;
                 self.done = true;
-                true
+                Probed::Ended
             }
             std::task::Poll::Ready(Ok(Some(mut buf))) => {
                 self.first = Some(buf.copy_to_bytes(buf.remaining()));
-                false
+                Probed::Open
             }
-            std::task::Poll::Ready(Err(_)) | std::task::Poll::Pending => false,
+            std::task::Poll::Ready(Err(_)) => Probed::Reset,
+            std::task::Poll::Pending => Probed::Open,
         }
     }
 

@@ -18,7 +18,7 @@ mod h3;
 pub use encode::Encoder;
 pub use h1::{H1Sink, H1Source, Out};
 pub use h2::{h2_send, H2Sink, H2Source};
-pub use h3::{H3Recv, H3Send, H3Sink, H3Source};
+pub use h3::{H3Recv, H3Send, H3Sink, H3Source, Probed};
 
 /// One piece of a body.
 #[derive(Debug)]

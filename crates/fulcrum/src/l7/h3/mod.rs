@@ -19,7 +19,7 @@ use http::{Request as HttpRequest, Response, StatusCode};
 use super::forward::{client, describe, forward, Forwarded};
 use super::ids::Ids;
 use crate::access_log::Entry;
-use crate::http::body::{H3Send, H3Source, Source};
+use crate::http::body::{H3Send, H3Source, Probed, Source};
 use crate::http::error::{wants_json, ErrorBody};
 use crate::http::fields::{map_fields, map_framing};
 use crate::http::message::{Asked, Local};
@@ -36,6 +36,31 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// Cancelled streams a connection may have before the share test applies.
+const CANCELS_ALLOWED: u32 = 100;
+
+/// A connection's streams and the ones its client cancelled before an answer
+/// (reset with or right after their header section). A flood of such streams
+/// (HTTP/2's Rapid Reset, carried to QUIC) costs Fulcrum a header decode each and
+/// never a backend request; past [`CANCELS_ALLOWED`], and once cancels are over half
+/// of its streams, the connection is closed with H3_EXCESSIVE_LOAD.
+#[derive(Default)]
+struct Cancels {
+    streams: std::cell::Cell<u32>,
+    cancelled: std::cell::Cell<u32>,
+    excessive: tokio::sync::Notify,
+}
+
+impl Cancels {
+    fn cancel(&self) {
+        let n = self.cancelled.get() + 1;
+        self.cancelled.set(n);
+        if n >= CANCELS_ALLOWED && u64::from(n) * 2 > u64::from(self.streams.get()) {
+            self.excessive.notify_one();
+        }
+    }
+}
 
 /// Serves one QUIC connection of listener `listener` until it closes; `local` is
 /// the address the client reached.
@@ -55,6 +80,7 @@ pub async fn serve(
         l.max_header_bytes as u64
     };
     let _busy = Busy::new(&w);
+    let quic = conn.clone();
     let built = h3::server::builder()
         .max_field_section_size(max_header)
         .build::<_, Bytes>(h3_quinn::Connection::new(conn))
@@ -63,6 +89,7 @@ pub async fn serve(
         return;
     };
     let mut closing = false;
+    let cancels = Rc::new(Cancels::default());
     loop {
         if w.stopping.get() && !closing {
             // GOAWAY: requests already open finish, new ones go elsewhere.
@@ -73,23 +100,38 @@ pub async fn serve(
             r = h3.accept() => match r {
                 Ok(Some(resolver)) => {
                     traffic.quic.streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let (w, listener) = (w.clone(), listener.clone());
+                    cancels.streams.set(cancels.streams.get().saturating_add(1));
+                    let (w, listener, cancels) = (w.clone(), listener.clone(), cancels.clone());
                     tokio::task::spawn_local(Box::pin(async move {
                         // A stream without a valid header section gets its stream
                         // error from h3 and never reaches the forward step.
-                        if let Ok((req, stream)) = resolver.resolve_request().await {
-                            let (send, recv) = stream.split();
-                            handle(&w, req, send, recv, (peer, local), &listener).await;
+                        match resolver.resolve_request().await {
+                            Ok((req, stream)) => {
+                                let (send, recv) = stream.split();
+                                let conn = (peer, local);
+                                if !handle(&w, req, send, recv, conn, &listener).await {
+                                    cancels.cancel();
+                                }
+                            }
+                            Err(_) => cancels.cancel(),
                         }
                     }));
                 }
                 Ok(None) | Err(_) => break,
             },
+            () = cancels.excessive.notified() => {
+                tracing::warn!(listener = %listener, client = %peer, cancelled = cancels.cancelled.get(), streams = cancels.streams.get(), "HTTP/3 connection closed: too many cancelled streams");
+                // H3_EXCESSIVE_LOAD (RFC 9114 §8.1).
+                quic.close(quinn::VarInt::from_u32(0x0107), b"too many cancelled streams");
+                break;
+            }
             () = w.stop.notified(), if !closing => {}
         }
     }
 }
 
+/// Serves one request stream; `false` when the client cancelled it: before it was
+/// forwarded (nothing was), or before its answer went out.
 async fn handle(
     w: &Rc<Worker>,
     req: HttpRequest<()>,
@@ -97,12 +139,17 @@ async fn handle(
     recv: crate::http::body::H3Recv,
     (peer, local): (SocketAddr, Option<SocketAddr>),
     listener: &str,
-) {
+) -> bool {
     let started = Instant::now();
     let snap = w.shared.load_full();
     let Some(l) = snap.listeners.get(listener) else {
-        return;
+        return true;
     };
+    let mut src = H3Source::new(recv, l.max_body_bytes);
+    let probed = src.probe();
+    if probed == Probed::Reset {
+        return false;
+    }
     let (parts, ()) = req.into_parts();
     let host = parts
         .uri
@@ -140,8 +187,7 @@ async fn handle(
     };
     let (peer, via_proxy) = client(l, peer, fields);
     e.client = Some(peer);
-    let mut src = H3Source::new(recv, l.max_body_bytes);
-    let ended = src.probe_end();
+    let ended = probed == Probed::Ended;
     let req = Request {
         via_proxy,
         method,
@@ -210,6 +256,8 @@ async fn handle(
         )),
         Err(f) => Err(f.err),
     };
+    // The answer could not go out: the client reset the stream meanwhile.
+    let delivered = !matches!(result, Err(ProxyError::Client(_)));
     if let Err(err) = result {
         if e.status == 0 && grpc {
             // A gRPC client reads the status from grpc-status, not from HTTP.
@@ -240,6 +288,7 @@ async fn handle(
         w.log.write(&e);
     }
     super::ids::finish(w, &mut e);
+    delivered
 }
 
 /// A trailers-only gRPC answer (HTTP 200, `grpc-status`, `grpc-message`) for an
