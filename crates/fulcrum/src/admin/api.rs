@@ -81,6 +81,22 @@ impl Admin {
                 }));
             }
         }
+        // HTTP/3 apart from the rest, for the dashboard.
+        let mut http3 = Vec::new();
+        for (name, l) in &snap.listeners {
+            if !snap.config.listeners.get(name).is_some_and(|c| c.http3) {
+                continue;
+            }
+            let q = &l.traffic.quic;
+            let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            http3.push(json!({
+                "listener": name,
+                "open_connections": q.open(),
+                "streams": n(&q.streams),
+                "handshakes": { "ok": n(&q.handshakes_ok), "failed": n(&q.handshakes_failed) },
+                "lost_packets": n(&q.lost_packets),
+            }));
+        }
         json(
             StatusCode::OK,
             &json!({
@@ -93,6 +109,7 @@ impl Admin {
                 "config_file": self.path.as_ref().map(|p| p.display().to_string()),
                 "listeners": listeners,
                 "certificates": certificates,
+                "http3": http3,
             }),
         )
     }

@@ -225,6 +225,14 @@ async fn a_hundred_streams_at_once_and_many_connections() {
             "{text}"
         );
         assert!(text.contains("fulcrum_quic_rtt_seconds_bucket"), "{text}");
+        // The admin API (and so the dashboard) shows HTTP/3 apart.
+        let admin = f.admin_addr().await;
+        let (_, _, body) = get(&client(), &format!("http://{admin}/api/status")).await;
+        let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let h3 = &status["http3"][0];
+        assert_eq!(h3["listener"], "secure", "{status}");
+        assert_eq!(h3["streams"], 300, "{status}");
+        assert_eq!(h3["handshakes"]["ok"], 201, "{status}");
     })
     .await;
 }
