@@ -66,6 +66,12 @@ pub async fn run(shared: Shared, registry: Arc<Registry>) {
             continue;
         }
         generation = snap.generation;
+        // No resolver until some pool has a name, an SRV record or a file: a
+        // machine without /etc/resolv.conf serves literal addresses quietly.
+        if snap.pools.iter().all(|p| p.sources.is_empty()) {
+            running.clear();
+            continue;
+        }
         let servers = &snap.config.resolvers;
         if resolver.as_ref().is_none_or(|(s, _)| s != servers) {
             running.clear();

@@ -304,7 +304,7 @@ async fn srv_priorities_weights_and_backups_are_honoured() {
             &dns,
             &format!(
                 "balance = \"weighted_round_robin\"\ndiscover = {{ srv = \"{srv}\" }}\n{}",
-                health_check("200ms", 1)
+                "health = { path = \"/healthz\", interval = \"500ms\", timeout = \"500ms\", rise = 1, fall = 2 }"
             ),
         ));
         let mut got = members(&f, "p").await;
@@ -350,6 +350,15 @@ async fn srv_priorities_weights_and_backups_are_honoured() {
             })
             .await
             .unwrap();
+        }
+        // The health task publishes every member's share in the pass that logs
+        // the change: the backup may take a moment more than the log line.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while get(&c, &url).await.1 != "c" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the backup never served"
+            );
         }
         for _ in 0..20 {
             let (status, backend, _) = get(&c, &url).await;
