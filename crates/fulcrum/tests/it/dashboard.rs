@@ -105,7 +105,7 @@ async fn live_in_headless_chromium() {
         let (cert, key) = ca.leaf(&["dash.test"], false).write(&dir, "dash");
         let (soon, soon_key) = ca.leaf_expiring(&["soon.test"], 5).write(&dir, "soon");
         let (a, b, f, admin) = setup_with(&format!(
-            "\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\n\
+            "\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = true\n\
              tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}, \
              {{ cert = {soon:?}, key = {soon_key:?} }}] }}\n"
         ))
@@ -180,6 +180,13 @@ async fn live_in_headless_chromium() {
             )
             .await;
         let rows: Vec<&str> = rows.as_str().unwrap().lines().collect();
+        // The HTTP/3 listener shows apart, with its QUIC connections and streams.
+        browser
+            .wait(
+                "the HTTP/3 table",
+                r##"!document.getElementById("h3-box").hidden && document.querySelector('#h3 tr[data-listener="secure"]') !== null"##,
+            )
+            .await;
         assert!(rows[0].starts_with("secure|dash.test|4096-"), "{rows:?}");
         assert!(rows[0].ends_with("|false"), "{rows:?}");
         assert!(rows[1].starts_with("secure|soon.test|"), "{rows:?}");
