@@ -42,6 +42,16 @@ pub enum Command {
     /// Stop accepting for listener `name`; its connections carry on (a udp
     /// listener's sessions end).
     Remove(String),
+    /// Serve HTTP/3 on this UDP socket for https listener `name`, replacing what it
+    /// had.
+    AddQuic(String, std::net::UdpSocket),
+    /// Stop taking HTTP/3 connections for listener `name`; open ones finish.
+    RemoveQuic(String),
+}
+
+/// Whether listener `l` serves HTTP/3.
+pub fn has_quic(l: &fulcrum_core::config::ListenerConfig) -> bool {
+    l.http3 && l.protocol == ListenerProtocol::Https
 }
 
 /// One listener's sockets, kept so an upgrade can hand them over.
@@ -67,11 +77,14 @@ pub struct BindError {
     pub error: std::io::Error,
 }
 
-/// Listeners a reload adds or moves, bound and not yet in use, and those it removes.
+/// Listeners a reload adds or moves, bound and not yet in use, and those it removes;
+/// the same for HTTP/3's UDP sockets, which follow their https listener's address.
 #[derive(Debug, Default)]
 pub struct Plan {
     add: Vec<(String, Bound, Vec<Socket>)>,
     remove: Vec<String>,
+    add_quic: Vec<(String, SocketAddr, Vec<std::net::UdpSocket>)>,
+    remove_quic: Vec<String>,
 }
 
 /// The HTTP, TCP and UDP listeners of a running process and the workers that
@@ -80,6 +93,8 @@ pub struct Plan {
 pub struct Live {
     workers: Vec<UnboundedSender<Command>>,
     bound: Mutex<BTreeMap<String, Bound>>,
+    /// HTTP/3 listeners by name, with the address their UDP sockets are bound to.
+    quic: Mutex<BTreeMap<String, SocketAddr>>,
 }
 
 impl Live {
@@ -88,6 +103,7 @@ impl Live {
     pub fn new(
         workers: Vec<UnboundedSender<Command>>,
         started: Vec<(String, String, SocketAddr, Vec<Socket>)>,
+        quic: BTreeMap<String, SocketAddr>,
     ) -> Self {
         let bound = started
             .into_iter()
@@ -105,6 +121,7 @@ impl Live {
         Self {
             workers,
             bound: Mutex::new(bound),
+            quic: Mutex::new(quic),
         }
     }
 
@@ -166,7 +183,44 @@ impl Live {
             })
             .cloned()
             .collect();
+        drop(bound);
+        self.plan_quic(config, &mut plan)?;
         Ok(plan)
+    }
+
+    /// HTTP/3 sockets for the https listeners with `http3`, at the address their TCP
+    /// sockets have (or are about to have): kept when that did not change.
+    fn plan_quic(&self, config: &Config, plan: &mut Plan) -> Result<(), BindError> {
+        let bound = self.guard();
+        let quic = self.quic.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, l) in config.listeners.iter().filter(|(_, l)| has_quic(l)) {
+            let actual = plan
+                .add
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map(|(_, b, _)| b.actual)
+                .or_else(|| bound.get(name).map(|b| b.actual));
+            let Some(actual) = actual else { continue };
+            if quic.get(name) == Some(&actual) {
+                continue;
+            }
+            let err = |error| BindError {
+                name: name.clone(),
+                address: l.address.clone(),
+                error,
+            };
+            let mut sockets = Vec::with_capacity(self.workers.len());
+            for _ in 0..self.workers.len() {
+                sockets.push(super::socket::bind_udp(actual).map_err(err)?);
+            }
+            plan.add_quic.push((name.clone(), actual, sockets));
+        }
+        plan.remove_quic = quic
+            .keys()
+            .filter(|name| !config.listeners.get(*name).is_some_and(has_quic))
+            .cloned()
+            .collect();
+        Ok(())
     }
 
     /// Puts a plan into effect, once the config that made it is published.
@@ -186,6 +240,23 @@ impl Live {
             let workers = self.workers.len();
             tracing::info!(listener = %name, address = %entry.actual, workers, "listening");
             bound.insert(name, entry);
+        }
+        drop(bound);
+        let mut quic = self.quic.lock().unwrap_or_else(|e| e.into_inner());
+        for name in plan.remove_quic {
+            for w in &self.workers {
+                let _ = w.send(Command::RemoveQuic(name.clone()));
+            }
+            quic.remove(&name);
+            tracing::info!(listener = %name, "HTTP/3 stopped; its connections finish");
+        }
+        for (name, actual, sockets) in plan.add_quic {
+            for (w, socket) in self.workers.iter().zip(sockets) {
+                let _ = w.send(Command::AddQuic(name.clone(), socket));
+            }
+            let workers = self.workers.len();
+            tracing::info!(listener = %name, address = %actual, workers, "listening for HTTP/3");
+            quic.insert(name, actual);
         }
     }
 

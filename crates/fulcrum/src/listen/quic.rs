@@ -46,8 +46,15 @@ fn server_config(
     Some((config, tls.quic.clone()))
 }
 
-/// Serves HTTP/3 on `socket` for listener `name` until the worker stops.
-pub async fn serve(w: Rc<Worker>, socket: std::net::UdpSocket, name: Rc<str>) {
+/// Serves HTTP/3 on `socket` for listener `name` until the worker stops or `stop`
+/// is notified (a reload turned HTTP/3 off or moved it): then new connections are
+/// refused and open ones finish.
+pub async fn serve(
+    w: Rc<Worker>,
+    socket: std::net::UdpSocket,
+    name: Rc<str>,
+    stop: Rc<tokio::sync::Notify>,
+) {
     let Some((config, mut tls)) = server_config(&w, &name) else {
         return;
     };
@@ -101,6 +108,7 @@ pub async fn serve(w: Rc<Worker>, socket: std::net::UdpSocket, name: Rc<str>) {
                 }
             }
             () = w.stop.notified() => break,
+            () = stop.notified() => break,
         }
         if w.stopping.get() {
             break;

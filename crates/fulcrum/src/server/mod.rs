@@ -117,7 +117,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             }
         };
         tracing::info!(listener = %name, address = %actual, workers, "listening");
-        if l.http3 && l.protocol == fulcrum_core::config::ListenerProtocol::Https {
+        if crate::listen::live::has_quic(l) {
             // One QUIC socket per worker on the same address and port, all bound
             // before any client: the kernel spreads clients by the group's size.
             let mut group = Vec::with_capacity(workers);
@@ -191,7 +191,11 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     }
     let mut quic_per_worker: Vec<Vec<(String, std::net::UdpSocket)>> =
         (0..workers).map(|_| Vec::new()).collect();
+    let mut quic_bound = std::collections::BTreeMap::new();
     for (name, group) in quic {
+        if let Some(addr) = group.first().and_then(|s| s.local_addr().ok()) {
+            quic_bound.insert(name.clone(), addr);
+        }
         for (w, socket) in quic_per_worker.iter_mut().zip(group) {
             w.push((name.clone(), socket));
         }
@@ -217,7 +221,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             })?;
         threads.push(thread);
     }
-    let live = Arc::new(Live::new(commands, started));
+    let live = Arc::new(Live::new(commands, started, quic_bound));
     process.set_live(live.clone());
     if let Some(inherited) = inherited {
         // Checked backends start unknown: the old process keeps accepting until the

@@ -48,10 +48,7 @@ pub(super) fn worker_main(
     let local = tokio::task::LocalSet::new();
     crate::stats::set_shard(id);
     local.block_on(&rt, async move {
-        tokio::task::spawn_local(listeners(w.clone(), id, sockets, commands));
-        for (name, socket) in quic {
-            tokio::task::spawn_local(listen::quic::serve(w.clone(), socket, Rc::from(&*name)));
-        }
+        tokio::task::spawn_local(listeners(w.clone(), id, (sockets, quic), commands));
         tokio::task::spawn_local(sweep(w.clone()));
         tokio::task::spawn_local(flush_log(w.clone()));
         let _ = stop_rx.wait_for(|s| *s).await;
@@ -97,10 +94,23 @@ async fn flush_log(w: Rc<Worker>) {
 async fn listeners(
     w: Rc<Worker>,
     id: usize,
-    sockets: Vec<(String, Socket)>,
+    (sockets, quic): (Vec<(String, Socket)>, QuicSockets),
     mut commands: UnboundedReceiver<Command>,
 ) {
     let mut loops: HashMap<String, Vec<tokio::task::JoinHandle<()>>> = HashMap::new();
+    // HTTP/3 endpoints by listener name; dropping one's task stops new connections,
+    // and the connections it took finish on their own tasks.
+    let mut endpoints: HashMap<String, Rc<tokio::sync::Notify>> = HashMap::new();
+    let start_quic = |name: String, socket| {
+        let stop = Rc::new(tokio::sync::Notify::new());
+        let task = listen::quic::serve(w.clone(), socket, Rc::from(&*name), stop.clone());
+        tokio::task::spawn_local(task);
+        (name, stop)
+    };
+    for (name, socket) in quic {
+        let (name, task) = start_quic(name, socket);
+        endpoints.insert(name, task);
+    }
     let start = |loops: &mut HashMap<String, Vec<_>>, name: String, socket| {
         let task = match socket {
             Socket::Tcp(socket) => match TcpListener::from_std(socket) {
@@ -136,6 +146,17 @@ async fn listeners(
                 // connections are their own tasks and finish.
                 for task in loops.remove(&name).unwrap_or_default() {
                     task.abort();
+                }
+            }
+            Command::AddQuic(name, socket) => {
+                let (name, task) = start_quic(name, socket);
+                if let Some(old) = endpoints.insert(name, task) {
+                    old.notify_one();
+                }
+            }
+            Command::RemoveQuic(name) => {
+                if let Some(old) = endpoints.remove(&name) {
+                    old.notify_one();
                 }
             }
         }

@@ -657,3 +657,51 @@ async fn a_flood_of_cancelled_streams_closes_the_connection_and_spares_backends(
     })
     .await;
 }
+
+/// Whether an HTTP/3 handshake with `addr` completes within a second.
+async fn answers_h3(addr: SocketAddr, ca: &Ca) -> bool {
+    let tls = client_config(&[ca.der()], &["h3"], None);
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(std::time::Duration::from_secs(1).try_into().unwrap()));
+    config.transport_config(Arc::new(transport));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    let connecting = endpoint.connect(addr, "h3.fulcrum.test").unwrap();
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(3), connecting).await,
+        Ok(Ok(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_turns_http3_on_and_off() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(0).await;
+        let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(&dir, "leaf");
+        let config = |http3: bool| {
+            format!(
+                "workers = 2\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\nhttp3 = {http3}\n\
+                 tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+                 [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
+                quoted(&b)
+            )
+        };
+        let f = Fulcrum::start(&config(false));
+        let addr = f.addr("secure");
+        assert!(!answers_h3(addr, &ca).await, "HTTP/3 before it was turned on");
+        f.reload_ok(&config(true));
+        f.wait_line("listening for HTTP/3", 0).await;
+        let mut c = connect(addr, &ca).await;
+        assert_eq!(request(&mut c, get_req("/"), Bytes::new()).await.unwrap().status, 200);
+        f.reload_ok(&config(false));
+        f.wait_line("HTTP/3 stopped; its connections finish", 0).await;
+        // The connection opened before goes on; new ones are refused.
+        assert_eq!(request(&mut c, get_req("/"), Bytes::new()).await.unwrap().status, 200);
+        assert!(!answers_h3(addr, &ca).await, "HTTP/3 after it was turned off");
+    })
+    .await;
+}
