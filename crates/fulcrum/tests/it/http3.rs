@@ -705,3 +705,32 @@ async fn a_reload_turns_http3_on_and_off() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_http3_connections_and_exits_at_once() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(0).await;
+        let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(&dir, "leaf");
+        let mut f = Fulcrum::start(&format!(
+            "workers = 2\nshutdown_timeout = \"30s\"\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\n\
+             protocol = \"https\"\nhttp3 = true\n\
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+             [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [{}]\n",
+            quoted(&b)
+        ));
+        let (mut c, conn) = connect_raw(f.addr("secure"), &ca).await;
+        assert_eq!(request(&mut c, get_req("/"), Bytes::new()).await.unwrap().status, 200);
+        // The connection stays open and idle; a stop must not wait 30 s for it.
+        let started = std::time::Instant::now();
+        f.signal(15);
+        let reason = tokio::time::timeout(TIMEOUT, conn.closed()).await.unwrap();
+        let status = tokio::task::block_in_place(|| f.wait_exit());
+        let took = started.elapsed();
+        println!("closed ({reason}) and exited {status:?} after {took:?}");
+        assert!(status.success(), "{status:?}");
+        assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    })
+    .await;
+}

@@ -90,11 +90,20 @@ pub async fn serve(
     };
     let mut closing = false;
     let cancels = Rc::new(Cancels::default());
+    // Requests in flight on this connection, so a stop can close it once they end
+    // instead of waiting out an idle client.
+    let active = Rc::new(std::cell::Cell::new(0usize));
+    let done = Rc::new(tokio::sync::Notify::new());
     loop {
         if w.stopping.get() && !closing {
             // GOAWAY: requests already open finish, new ones go elsewhere.
             let _ = h3.shutdown(0).await;
             closing = true;
+        }
+        if closing && active.get() == 0 {
+            // H3_NO_ERROR: the client reconnects to whoever serves next.
+            quic.close(quinn::VarInt::from_u32(0x0100), b"shutting down");
+            break;
         }
         tokio::select! {
             r = h3.accept() => match r {
@@ -102,6 +111,8 @@ pub async fn serve(
                     traffic.quic.streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     cancels.streams.set(cancels.streams.get().saturating_add(1));
                     let (w, listener, cancels) = (w.clone(), listener.clone(), cancels.clone());
+                    active.set(active.get() + 1);
+                    let (active, done) = (active.clone(), done.clone());
                     tokio::task::spawn_local(Box::pin(async move {
                         // A stream without a valid header section gets its stream
                         // error from h3 and never reaches the forward step.
@@ -115,6 +126,8 @@ pub async fn serve(
                             }
                             Err(_) => cancels.cancel(),
                         }
+                        active.set(active.get() - 1);
+                        done.notify_waiters();
                     }));
                 }
                 Ok(None) | Err(_) => break,
@@ -125,6 +138,7 @@ pub async fn serve(
                 quic.close(quinn::VarInt::from_u32(0x0107), b"too many cancelled streams");
                 break;
             }
+            () = done.notified(), if closing => {}
             () = w.stop.notified(), if !closing => {}
         }
     }
