@@ -158,6 +158,57 @@ impl Coded {
     }
 }
 
+/// What a backend's response head becomes for an HTTP/2 or HTTP/3 client: the
+/// backend's fields less what the route's edits and the chosen compression drop,
+/// plus what they add; a HEAD answer's length; no framing fields on a bodiless
+/// status; the sticky cookie and the request ID.
+pub fn client_head(
+    status: u16,
+    fields: FieldList<'_>,
+    edits: Option<&super::Edits>,
+    coded: &Coded,
+    (framing, is_head, bodyless): (Framing, bool, bool),
+    set_cookie: Option<String>,
+    request_id: Option<(&str, &str)>,
+) -> Result<http::Response<()>, super::ProxyError> {
+    let mut headers = response_map(
+        fields
+            .iter()
+            .filter(|(n, _)| super::Edits::keeps(edits, n) && coded.keeps(n))
+            .chain(super::Edits::fields(edits))
+            .chain(coded.fields()),
+    );
+    if is_head {
+        if let Framing::Length(n) = client_framing(framing, status, fields, true, true) {
+            headers.insert(http::header::CONTENT_LENGTH, n.into());
+        }
+    }
+    if bodyless {
+        headers.remove(http::header::CONTENT_LENGTH);
+        headers.remove(http::header::TRANSFER_ENCODING);
+    }
+    if let Some(v) = set_cookie.and_then(|v| HeaderValue::try_from(v).ok()) {
+        headers.append(http::header::SET_COOKIE, v);
+    }
+    set_request_id(&mut headers, request_id);
+    let mut res = http::Response::new(());
+    *res.status_mut() = http::StatusCode::from_u16(status)
+        .map_err(|_| super::ProxyError::BadResponse("invalid status".into()))?;
+    *res.headers_mut() = headers;
+    Ok(res)
+}
+
+/// Sets the request ID field (a backend's own of that name replaced).
+pub fn set_request_id(map: &mut HeaderMap, field: Option<(&str, &str)>) {
+    let Some((name, value)) = field else { return };
+    if let (Ok(n), Ok(v)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        map.insert(n, v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,26 +28,7 @@ impl Drop for H3 {
 }
 
 async fn connect(addr: SocketAddr, ca: &Ca) -> H3 {
-    let tls = client_config(&[ca.der()], &["h3"], None);
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let conn = endpoint
-        .connect(addr, "h3.fulcrum.test")
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
-        .await
-        .unwrap();
-    let driver = tokio::spawn(async move {
-        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
-    });
-    H3 {
-        send,
-        driver,
-        _endpoint: endpoint,
-    }
+    connect_raw(addr, ca).await.0
 }
 
 /// One request: status, fields, body and trailers.

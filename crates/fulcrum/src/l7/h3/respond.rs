@@ -4,13 +4,13 @@
 use std::rc::Rc;
 
 use fulcrum_core::http1::Framing;
-use http::header::{HeaderMap, HeaderValue};
+use http::header::HeaderValue;
 use http::{Response as HttpResponse, StatusCode};
 
 use crate::access_log::Entry;
 use crate::http::body::{pump_encoded, H3Send, H3Sink, PumpError, Sink};
-use crate::http::fields::{client_framing, response_map, Coded};
-use crate::http::{Edits, ProxyError, Response};
+use crate::http::fields::{client_head, set_request_id, Coded};
+use crate::http::{ProxyError, Response};
 use crate::l7::files::{read_chunk, FileAnswer};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
@@ -28,17 +28,6 @@ pub struct Out<'a> {
 
 fn client(err: impl std::fmt::Display) -> ProxyError {
     ProxyError::Client(err.to_string())
-}
-
-/// Sets the request ID field (a backend's own of that name replaced).
-fn set_request_id(map: &mut HeaderMap, field: Option<(&str, &str)>) {
-    let Some((name, value)) = field else { return };
-    if let (Ok(n), Ok(v)) = (
-        http::header::HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
-    ) {
-        map.insert(n, v);
-    }
 }
 
 impl Out<'_> {
@@ -120,30 +109,15 @@ impl Out<'_> {
         let fields = head.fields(&mut pairs);
         let edits = edits.as_deref();
         let coded = Coded::new(encode, fields.iter());
-        let mut headers = response_map(
-            fields
-                .iter()
-                .filter(|(n, _)| Edits::keeps(edits, n) && coded.keeps(n))
-                .chain(Edits::fields(edits))
-                .chain(coded.fields()),
-        );
-        if is_head {
-            if let Framing::Length(n) = client_framing(framing, status, fields, true, true) {
-                headers.insert(http::header::CONTENT_LENGTH, n.into());
-            }
-        }
-        if bodyless {
-            headers.remove(http::header::CONTENT_LENGTH);
-            headers.remove(http::header::TRANSFER_ENCODING);
-        }
-        if let Some(v) = set_cookie.and_then(|v| HeaderValue::try_from(v).ok()) {
-            headers.append(http::header::SET_COOKIE, v);
-        }
-        set_request_id(&mut headers, self.request_id);
-        let mut res = HttpResponse::new(());
-        *res.status_mut() = StatusCode::from_u16(status)
-            .map_err(|_| ProxyError::BadResponse("invalid status".into()))?;
-        *res.headers_mut() = headers;
+        let res = client_head(
+            status,
+            fields,
+            edits,
+            &coded,
+            (framing, is_head, bodyless),
+            set_cookie,
+            self.request_id,
+        )?;
         e.status = status;
         let framing = if is_head { Framing::Empty } else { framing };
         self.send.send_response(res).await.map_err(client)?;
