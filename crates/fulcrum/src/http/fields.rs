@@ -209,6 +209,30 @@ pub fn set_request_id(map: &mut HeaderMap, field: Option<(&str, &str)>) {
     }
 }
 
+/// The host (`:authority`, else `Host`) and the path with its query of an HTTP/2 or
+/// HTTP/3 request.
+pub fn host_and_path(parts: &http::request::Parts) -> (&str, &str) {
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("");
+    (host, parts.uri.path_and_query().map_or("/", |p| p.as_str()))
+}
+
+/// Whether a request's `content-type` says gRPC.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|ct| fulcrum_core::grpc::is_grpc(ct.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

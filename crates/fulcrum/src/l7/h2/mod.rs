@@ -23,7 +23,7 @@ use super::ids::Ids;
 use crate::access_log::Entry;
 use crate::http::body::{H2Source, Source};
 use crate::http::error::{wants_json, ErrorBody};
-use crate::http::fields::{map_fields, map_framing};
+use crate::http::fields::{host_and_path, is_grpc, map_fields, map_framing};
 use crate::http::message::{Asked, Local};
 use crate::http::{ProxyError, Request};
 use crate::worker::Worker;
@@ -122,18 +122,7 @@ async fn handle(
         return;
     };
     let (parts, recv) = req.into_parts();
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("");
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let (host, path) = host_and_path(&parts);
     let method = parts.method.as_str();
     let mut e = Entry {
         listener: &l.name,
@@ -145,10 +134,7 @@ async fn handle(
         path,
         ..Entry::default()
     };
-    let grpc = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|ct| fulcrum_core::grpc::is_grpc(ct.as_bytes()));
+    let grpc = is_grpc(&parts.headers);
     let pairs = map_fields(&parts.headers);
     let websocket = is_websocket(&parts);
     let fields = FieldList::Pairs(&pairs);

@@ -21,7 +21,7 @@ use super::ids::Ids;
 use crate::access_log::Entry;
 use crate::http::body::{H3Send, H3Source, Probed, Source};
 use crate::http::error::{wants_json, ErrorBody};
-use crate::http::fields::{map_fields, map_framing};
+use crate::http::fields::{host_and_path, is_grpc, map_fields, map_framing};
 use crate::http::message::{Asked, Local};
 use crate::http::{ProxyError, Request};
 use crate::worker::{Busy, Worker};
@@ -165,18 +165,7 @@ async fn handle(
         return false;
     }
     let (parts, ()) = req.into_parts();
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("");
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let (host, path) = host_and_path(&parts);
     let method = parts.method.as_str();
     let mut e = Entry {
         listener: &l.name,
@@ -188,10 +177,7 @@ async fn handle(
         path,
         ..Entry::default()
     };
-    let grpc = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|ct| fulcrum_core::grpc::is_grpc(ct.as_bytes()));
+    let grpc = is_grpc(&parts.headers);
     let pairs = map_fields(&parts.headers);
     let fields = FieldList::Pairs(&pairs);
     let ids = if l.request_id.is_some() || snap.config.tracing.is_some() {
