@@ -233,6 +233,33 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| fulcrum_core::grpc::is_grpc(ct.as_bytes()))
 }
 
+/// The head of an answer Fulcrum makes itself (a policy's, a static file's) for an
+/// HTTP/2 or HTTP/3 client: its fields, then any `extra` a route adds, and the
+/// request ID. Fields whose value a header cannot hold are left out.
+pub fn answer_head<'a>(
+    status: u16,
+    fields: Vec<(&'static str, String)>,
+    extra: impl IntoIterator<Item = &'a (Box<str>, String)>,
+    request_id: Option<(&str, &str)>,
+) -> http::Response<()> {
+    let mut res = http::Response::new(());
+    *res.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    let map = res.headers_mut();
+    for (name, value) in fields {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            map.append(name, v);
+        }
+    }
+    for (name, value) in extra {
+        let name = HeaderName::from_bytes(name.as_bytes());
+        if let (Ok(n), Ok(v)) = (name, HeaderValue::from_str(value)) {
+            map.append(n, v);
+        }
+    }
+    set_request_id(map, request_id);
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

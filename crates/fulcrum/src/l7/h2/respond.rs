@@ -6,13 +6,12 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use fulcrum_core::http1::Framing;
-use http::header::HeaderValue;
-use http::{Response as HttpResponse, StatusCode};
+use http::Response as HttpResponse;
 
 use super::ws;
 use crate::access_log::Entry;
 use crate::http::body::{h2_send, pump_encoded, H2Sink, PumpError, Sink, Source};
-use crate::http::fields::{client_head, response_map, set_request_id, Coded};
+use crate::http::fields::{answer_head, client_head, response_map, Coded};
 use crate::http::{ProxyError, Response, Switch, Upgrade};
 use crate::l7::files::{read_chunk, FileAnswer};
 use crate::l7::forward::Held;
@@ -32,16 +31,9 @@ pub struct Out<'a> {
 impl Out<'_> {
     /// Sends a policy's answer.
     pub fn answer(self, a: Answer, e: &mut Entry<'_>) -> Result<(), ProxyError> {
-        let mut res = HttpResponse::new(());
-        *res.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
-        for (name, value) in a.fields {
-            if let Ok(v) = HeaderValue::try_from(value) {
-                res.headers_mut().append(name, v);
-            }
-        }
+        let mut res = answer_head(a.status, a.fields, [], self.request_id);
         res.headers_mut()
             .insert(http::header::CONTENT_LENGTH, a.body.len().into());
-        set_request_id(res.headers_mut(), self.request_id);
         e.status = a.status;
         let end = a.body.is_empty();
         let mut stream = self
@@ -57,20 +49,7 @@ impl Out<'_> {
     /// Sends a static file (or a static route's small answer), read in 64 KiB
     /// pieces off the worker and sent as the stream's window allows.
     pub async fn file(self, a: FileAnswer, e: &mut Entry<'_>) -> Result<(), ProxyError> {
-        let mut res = HttpResponse::new(());
-        *res.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
-        for (name, value) in a.fields {
-            if let Ok(v) = HeaderValue::try_from(value) {
-                res.headers_mut().append(name, v);
-            }
-        }
-        for (name, value) in a.extra {
-            let name = http::header::HeaderName::from_bytes(name.as_bytes());
-            if let (Ok(n), Ok(v)) = (name, HeaderValue::try_from(value)) {
-                res.headers_mut().append(n, v);
-            }
-        }
-        set_request_id(res.headers_mut(), self.request_id);
+        let res = answer_head(a.status, a.fields, &a.extra, self.request_id);
         e.status = a.status;
         let end = a.bytes.is_empty() && a.file.is_none();
         let mut stream = self
