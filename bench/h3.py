@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from l4 import cpu_ticks, free_port, install, raise_nofile, rss_kb, wait_port  # noqa: E402
-from tls import certificate  # noqa: E402
+from tls import backend as tls_backend, certificate  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = os.environ.get("DURATION", "10")
@@ -48,32 +48,9 @@ def log(*a):
 
 
 def backend(d):
-    port = free_port()
     with open(f"{d}/big", "wb") as f:
         f.write(os.urandom(1 << 20) * (BIG >> 20))
-    with open(f"{d}/backend.conf", "w") as f:
-        f.write(f"""daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid {d}/backend.pid;
-error_log {d}/backend-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location = /big {{ alias {d}/big; }}
-        location / {{ return 200 "hello\\n"; }}
-    }}
-}}
-""")
-    p = subprocess.Popen(["taskset", "-c", LOAD_CPU, "nginx", "-p", f"{d}/", "-c",
-                          f"{d}/backend.conf", "-e", f"{d}/backend-error.log"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, p, "backend nginx")
-    return p, port
+    return tls_backend(d, f"location = /big {{ alias {d}/big; }}")
 
 
 def start(proxy, d, target):

@@ -66,7 +66,9 @@ def certificate(d):
         f.write(open(f"{d}/cert.pem").read() + open(f"{d}/key.pem").read())
 
 
-def backend(d):
+def backend(d, locations=""):
+    """An nginx answering `hello` on a free port, pinned to LOAD_CPU; `locations`
+    adds nginx `location` blocks before the catch-all."""
     port = free_port()
     with open(f"{d}/backend.conf", "w") as f:
         f.write(f"""daemon off;
@@ -79,7 +81,7 @@ events {{ worker_connections 4096; }}
 http {{
     access_log off;
     keepalive_requests 1000000;
-    server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+    server {{ listen 127.0.0.1:{port} backlog=4096; {locations} location / {{ return 200 "hello\\n"; }} }}
 }}
 """)
     p = subprocess.Popen(["taskset", "-c", LOAD_CPU, "nginx", "-p", f"{d}/", "-c",

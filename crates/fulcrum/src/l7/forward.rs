@@ -69,6 +69,42 @@ impl Held<'_> {
     pub fn release(self, w: &Worker, body: ResponseBody, whole: bool) {
         upstream::h1::release(w, self.pool, self.backend, body, whole);
     }
+
+    /// Streams a backend's response `body` into `sink`, an HTTP/2 or HTTP/3 stream
+    /// whose head went out, compressed as `coded` chose and cut at the gRPC
+    /// `deadline`; then releases what the request held (`body_done`: the request's
+    /// body went through whole). A failure resets the client's stream, so the
+    /// client sees the response break, not end cleanly.
+    pub async fn stream_body(
+        self,
+        w: &Worker,
+        (mut body, framing, deadline): (ResponseBody, Framing, Option<tokio::time::Instant>),
+        mut sink: crate::http::body::Sink<'_>,
+        coded: &crate::http::fields::Coded,
+        body_done: bool,
+        e: &mut Entry<'_>,
+    ) -> Result<(), ProxyError> {
+        use crate::http::body::{pump_encoded, PumpError};
+        let mut src = body.source(framing);
+        let mut enc = coded.encoder().map_err(|f| f.err)?;
+        let pumped = pump_encoded(&mut src, &mut sink, enc.as_mut());
+        let result = match deadline {
+            Some(at) => tokio::time::timeout_at(at, pumped)
+                .await
+                .unwrap_or_else(|_| Err(PumpError::Sink("grpc-timeout passed".into()))),
+            None => pumped.await,
+        };
+        e.bytes_out = sink.sent();
+        drop(src);
+        match result {
+            Ok(()) => self.release(w, body, body_done),
+            Err(err) => {
+                sink.abort();
+                e.error = Some(err.to_string());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The client of a request from `peer` on `l`, and the trusted proxy it came

@@ -10,7 +10,7 @@ use http::Response as HttpResponse;
 
 use super::ws;
 use crate::access_log::Entry;
-use crate::http::body::{h2_send, pump_encoded, H2Sink, PumpError, Sink, Source};
+use crate::http::body::{h2_send, H2Sink, Sink, Source};
 use crate::http::fields::{answer_head, client_head, response_map, Coded};
 use crate::http::{ProxyError, Response, Switch, Upgrade};
 use crate::l7::files::{read_chunk, FileAnswer};
@@ -101,7 +101,7 @@ impl Out<'_> {
             status,
             head,
             framing,
-            mut body,
+            body,
             set_cookie,
             deadline,
             bodyless,
@@ -132,28 +132,16 @@ impl Out<'_> {
             held.release(self.w, body, body_done);
             return Ok(());
         }
-        let mut src = body.source(framing);
-        let mut sink = Sink::H2(H2Sink::new(stream));
-        let mut enc = coded.encoder().map_err(|f| f.err)?;
-        let pumped = pump_encoded(&mut src, &mut sink, enc.as_mut());
-        let result = match deadline {
-            Some(at) => tokio::time::timeout_at(at, pumped)
-                .await
-                .unwrap_or_else(|_| Err(PumpError::Sink("grpc-timeout passed".into()))),
-            None => pumped.await,
-        };
-        e.bytes_out = sink.sent();
-        drop(src);
-        match result {
-            Ok(()) => held.release(self.w, body, body_done),
-            Err(err) => {
-                // Both streams are reset: the client sees the response end, not a
-                // clean end.
-                sink.abort();
-                e.error = Some(err.to_string());
-            }
-        }
-        Ok(())
+        let sink = Sink::H2(H2Sink::new(stream));
+        held.stream_body(
+            self.w,
+            (body, framing, deadline),
+            sink,
+            &coded,
+            body_done,
+            e,
+        )
+        .await
     }
 
     /// After a backend's `101` for an RFC 8441 WebSocket: answers the client's

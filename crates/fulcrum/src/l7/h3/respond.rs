@@ -6,7 +6,7 @@ use std::rc::Rc;
 use fulcrum_core::http1::Framing;
 
 use crate::access_log::Entry;
-use crate::http::body::{pump_encoded, H3Send, H3Sink, PumpError, Sink};
+use crate::http::body::{H3Send, H3Sink, Sink};
 use crate::http::fields::{answer_head, client_head, Coded};
 use crate::http::{ProxyError, Response};
 use crate::l7::files::{read_chunk, FileAnswer};
@@ -76,7 +76,7 @@ impl Out<'_> {
             status,
             head,
             framing,
-            mut body,
+            body,
             set_cookie,
             deadline,
             bodyless,
@@ -103,25 +103,15 @@ impl Out<'_> {
             held.release(self.w, body, body_done);
             return self.send.finish().await.map_err(client);
         }
-        let mut src = body.source(framing);
-        let mut sink = Sink::H3(H3Sink::new(self.send));
-        let mut enc = coded.encoder().map_err(|f| f.err)?;
-        let pumped = pump_encoded(&mut src, &mut sink, enc.as_mut());
-        let result = match deadline {
-            Some(at) => tokio::time::timeout_at(at, pumped)
-                .await
-                .unwrap_or_else(|_| Err(PumpError::Sink("grpc-timeout passed".into()))),
-            None => pumped.await,
-        };
-        e.bytes_out = sink.sent();
-        drop(src);
-        match result {
-            Ok(()) => held.release(self.w, body, body_done),
-            Err(err) => {
-                sink.abort();
-                e.error = Some(err.to_string());
-            }
-        }
-        Ok(())
+        let sink = Sink::H3(H3Sink::new(self.send));
+        held.stream_body(
+            self.w,
+            (body, framing, deadline),
+            sink,
+            &coded,
+            body_done,
+            e,
+        )
+        .await
     }
 }
