@@ -32,6 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results  # noqa: E402
 from l4 import cpu_ticks, free_port, install, raise_nofile, wait_port  # noqa: E402
 from tls import (DURATION, FULCRUM, FULCRUM_BASE_BIN, LOAD_CPU, PROXY_CPU, REPO,  # noqa: E402
                  ROUNDS, SKIP_BUILD, TICK)
@@ -173,10 +174,12 @@ def h2c_bodies(port, n):
     return bodies
 
 
-def h2load(port, duration):
+def h2load(port, duration, log_file=None):
     """-> (requests done, errors, req/s, h2load's output)"""
     cmd = ["taskset", "-c", LOAD_CPU, "h2load", "-t1", f"-c{CONNS}", f"-m{STREAMS}",
            f"-D{duration.rstrip('s')}", f"http://127.0.0.1:{port}/"]
+    if log_file:
+        cmd[4:4] = [f"--log-file={log_file}"]
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
     m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, "
                   r"(\d+) errored, (\d+) timeout", out)
@@ -209,15 +212,16 @@ def measure(proxy, d, targets, r):
         h2load(port, WARMUP)  # warm up: upstream connections, caches
         pids = proc_tree(p.pid)
         t0 = sum(cpu_ticks(x) for x in pids)
-        done, errors, rps, out = h2load(port, DURATION)
+        done, errors, rps, out = h2load(port, DURATION, f"{d}/h2load-r{r}-{proxy}.log")
         cpu = (sum(cpu_ticks(x) for x in pids) - t0) / TICK
+        p99 = results.h2load_p99(f"{d}/h2load-r{r}-{proxy}.log")
         with open(f"{d}/h2load-r{r}-{proxy}.txt", "w") as f:
             f.write(out)
         if p.poll() is not None:
             log(f"{proxy} died during the run")
             errors += 1
         return {"per_cpu_s": done / max(cpu, 1 / TICK), "rps": rps, "cpu_s": cpu,
-                "errors": errors}
+                "p99_ms": p99 if p99 is not None else float("nan"), "errors": errors}
     finally:
         p.terminate()
         try:
@@ -256,19 +260,20 @@ def main():
     busy_before = busy()
     d = tempfile.mkdtemp(prefix="fulcrum-h2c-")
     b, targets = backends(d)
-    results = {p: [] for p in PROXIES}
+    rounds = {p: [] for p in PROXIES}
     try:
         for r in range(ROUNDS):
             order = PROXIES[r % len(PROXIES):] + PROXIES[:r % len(PROXIES)]
             for proxy in order:
                 m = measure(proxy, d, targets, r + 1)
                 log(f"round {r + 1} {proxy}: " + " ".join(f"{k}={v:.1f}" for k, v in m.items()))
-                results[proxy].append(m)
+                rounds[proxy].append(m)
     finally:
         b.terminate()
         b.wait()
     busy_after = busy()
-    med = {p: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for p, rs in results.items()}
+    med = {p: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for p, rs in rounds.items()}
+    results.save("h2c", rounds, med, conns=CONNS, streams=STREAMS, duration=DURATION)
     base = med.get("haproxy")
     print(f"\nh2c (HTTP/2 prior knowledge, cleartext): h2load -t1 -c{CONNS} -m{STREAMS} "
           f"-D {DURATION} after {WARMUP} warm-up; proxies on CPU {PROXY_CPU} with one worker, "
@@ -279,14 +284,14 @@ def main():
     if busy_before > 10 or busy_after > 10:
         print("WARNING: the machine was busy with other work; ratios are noisier")
     print()
-    print("| proxy | h2c requests per proxy CPU-s | (min-max) | vs HAProxy | req/s "
+    print("| proxy | h2c requests per proxy CPU-s | (min-max) | vs HAProxy | req/s | p99 ms "
           "| proxy CPU s | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for p, m in med.items():
-        eff = [x["per_cpu_s"] for x in results[p]]
+        eff = [x["per_cpu_s"] for x in rounds[p]]
         ratio = f"{m['per_cpu_s'] / base['per_cpu_s']:.2f}" if base and base["per_cpu_s"] else "-"
         print(f"| {p} | {m['per_cpu_s']:,.0f} | {min(eff):,.0f}-{max(eff):,.0f} | {ratio} | "
-              f"{m['rps']:,.0f} | {m['cpu_s']:.2f} | {m['errors']:.0f} |")
+              f"{m['rps']:,.0f} | {m['p99_ms']:.2f} | {m['cpu_s']:.2f} | {m['errors']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from l4 import cpu_ticks, free_port, install, raise_nofile, rss_kb, wait_port  # noqa: E402
+import results as results_json  # noqa: E402
 from tls import backend as tls_backend, certificate  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -195,6 +196,8 @@ def main():
         stop(back)
     med = {p: {k: (statistics.median(v) if isinstance(v, list) and v else v)
                for k, v in res.items()} for p, res in results.items()}
+    results_json.save("h3", results, med, conns=CONNS, streams=STREAMS, duration=DURATION,
+                      idle=IDLE)
     f, c = med["fulcrum"], med["caddy"]
     print(f"| figure (median of {ROUNDS}) | Fulcrum | Caddy | ratio |")
     print("|---|---|---|---|")

@@ -33,6 +33,8 @@ import tempfile
 import threading
 import time
 
+import results
+
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 BULK_MIB = int(os.environ.get("BULK_MIB", "1024"))
 CONNS = int(os.environ.get("CONNS", "20000"))
@@ -409,17 +411,19 @@ def main():
             except OSError:
                 time.sleep(0.05)
     os.sched_setaffinity(0, {int(LOAD_CPU)})
-    results = {p: [] for p in PROXIES}
+    rounds = {p: [] for p in PROXIES}
     try:
         for r in range(ROUNDS):
             order = PROXIES[r % len(PROXIES):] + PROXIES[:r % len(PROXIES)]
             for proxy in order:
                 m = measure(proxy, d, ports, nofile)
                 log(f"round {r + 1} {proxy}: " + " ".join(f"{k}={v:.1f}" for k, v in m.items()))
-                results[proxy].append(m)
+                rounds[proxy].append(m)
     finally:
         backends.kill()
-    med = {p: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for p, rs in results.items()}
+    med = {p: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for p, rs in rounds.items()}
+    results.save("l4", rounds, med, bulk_mib=BULK_MIB, conns=CONNS, concurrency=CONCURRENCY,
+                 ws_conns=WS_CONNS, only=ONLY)
     base = med.get("haproxy")
     print(f"\nbulk {BULK_MIB} MiB on one connection; {CONNS} short connections "
           f"({CONCURRENCY} at a time); {WS_CONNS} idle WebSockets; medians of {ROUNDS} rounds\n")

@@ -32,6 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results  # noqa: E402
 from l4 import cpu_ticks, free_port, install, raise_nofile, wait_port  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -159,7 +160,8 @@ http {{
 
 
 def wrk(port, conns, close):
-    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}",
+    """-> (requests, errors, p99 in ms or None)"""
+    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}", "--latency",
            f"https://127.0.0.1:{port}/"]
     if close:
         cmd[5:5] = ["-H", "Connection: close"]
@@ -167,26 +169,27 @@ def wrk(port, conns, close):
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return reqs, errors + (int(non2xx.group(1)) if non2xx else 0)
+    return reqs, errors + (int(non2xx.group(1)) if non2xx else 0), results.wrk_p99(out)
 
 
-def h2load(port):
+def h2load(port, log_file):
+    """-> (requests, errors, p99 in ms or None)"""
     seconds = DURATION.rstrip("s")
     cmd = ["taskset", "-c", LOAD_CPU, "h2load", "-t1", f"-c{H2_CONNS}", f"-m{H2_STREAMS}",
-           f"-D{seconds}", f"https://127.0.0.1:{port}/"]
+           f"-D{seconds}", f"--log-file={log_file}", f"https://127.0.0.1:{port}/"]
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
     m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
                   r"(\d+) errored, (\d+) timeout", out)
     if not m:
         log(f"h2load printed no summary: {out[-500:]}")
-        return 0, 1
+        return 0, 1, None
     ok, failed, errored, timeout = (int(x) for x in m.groups())
     non2xx = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     bad = sum(int(x) for x in non2xx.groups()) if non2xx else 0
     if "h2" not in out.split("Application protocol:")[-1][:20]:
         log("h2load did not negotiate h2")
-        return 0, 1
-    return ok - bad, failed + errored + timeout + bad
+        return 0, 1, None
+    return ok - bad, failed + errored + timeout + bad, results.h2load_p99(log_file)
 
 
 def idle(port, pid):
@@ -214,10 +217,14 @@ def measure(proxy, d, target, resume, runs):
         out = {}
         for name, conns, close in runs:
             t0 = cpu_ticks(p.pid)
-            reqs, errors = h2load(port) if name == "h2" else wrk(port, conns, close)
+            if name == "h2":
+                reqs, errors, p99 = h2load(port, f"{d}/h2load-{proxy}.log")
+            else:
+                reqs, errors, p99 = wrk(port, conns, close)
             cpu = (cpu_ticks(p.pid) - t0) / TICK
             out[f"{name}_per_cpu_s"] = reqs / max(cpu, 1 / TICK)
             out[f"{name}_errors"] = errors
+            out[f"{name}_p99_ms"] = p99 if p99 is not None else float("nan")
         return out
     finally:
         p.terminate()
@@ -247,7 +254,7 @@ def main():
     d = tempfile.mkdtemp(prefix="fulcrum-tls-")
     certificate(d)
     b, target = backend(d)
-    results = {p: [] for p in PROXIES}
+    rounds = {p: [] for p in PROXIES}
     try:
         for r in range(ROUNDS):
             order = PROXIES[r % len(PROXIES):] + PROXIES[:r % len(PROXIES)]
@@ -260,10 +267,12 @@ def main():
                                   ("h2", H2_CONNS, False)]))
                 m.update(measure(proxy, d, target, True, "idle"))
                 log(f"round {r + 1} {proxy}: " + " ".join(f"{k}={v:.1f}" for k, v in m.items()))
-                results[proxy].append(m)
+                rounds[proxy].append(m)
     finally:
         b.terminate()
-    med = {p: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for p, rs in results.items()}
+    med = {p: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for p, rs in rounds.items()}
+    results.save("tls", rounds, med, conns=CONNS, hs_conns=HS_CONNS, h2_conns=H2_CONNS,
+                 h2_streams=H2_STREAMS, idle_conns=IDLE_CONNS, duration=DURATION)
     base = med.get("haproxy")
     print(f"\nTLS 1.3, ECDSA P-256; handshakes: {HS_CONNS} wrk connections with Connection: close "
           f"(full: resumption off at the proxy; resumed: its defaults, tickets on); "
@@ -273,8 +282,8 @@ def main():
     print("| proxy | full handshakes per proxy CPU-s | vs HAProxy | resumed handshakes per proxy CPU-s "
           "| vs HAProxy | HTTPS keep-alive requests per proxy CPU-s | vs HAProxy "
           "| HTTP/2 requests per proxy CPU-s | vs HAProxy "
-          "| KB per idle TLS connection | vs HAProxy | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| KB per idle TLS connection | vs HAProxy | p99 ms keep-alive / HTTP/2 | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p, m in med.items():
         ratio = lambda k: f"{m[k] / base[k]:.2f}" if base and base[k] else "-"
         errors = m["full_errors"] + m["resumed_errors"] + m["ka_errors"] + m["h2_errors"]
@@ -282,7 +291,8 @@ def main():
               f"{m['resumed_per_cpu_s']:,.0f} | {ratio('resumed_per_cpu_s')} | "
               f"{m['ka_per_cpu_s']:,.0f} | {ratio('ka_per_cpu_s')} | "
               f"{m['h2_per_cpu_s']:,.0f} | {ratio('h2_per_cpu_s')} | "
-              f"{m['idle_kb']:.2f} | {ratio('idle_kb')} | {errors:.0f} |")
+              f"{m['idle_kb']:.2f} | {ratio('idle_kb')} | "
+              f"{m['ka_p99_ms']:.2f} / {m['h2_p99_ms']:.2f} | {errors:.0f} |")
 
 
 if __name__ == "__main__":
