@@ -34,9 +34,23 @@ pub struct Terminator {
     pub watch_interval: Duration,
 }
 
-/// The rustls crypto provider: ring, which builds without cmake.
+/// The rustls crypto provider: ring, which builds without cmake, with the
+/// AES-128-GCM suites first (the server picks in this order). Their SHA-256 key
+/// schedule runs on the CPU's SHA instructions where SHA-384's cannot, and
+/// AES-128 takes 10 rounds to AES-256's 14: a profile of resumed handshakes had
+/// 15% of the proxy's time in SHA-512 blocks (README, "Performance").
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::CipherSuite as S;
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.sort_by_key(|s| {
+        !matches!(
+            s.suite(),
+            S::TLS13_AES_128_GCM_SHA256
+                | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    Arc::new(p)
 }
 
 /// Session tickets: one rotating key set for the whole process, so a client
@@ -102,6 +116,7 @@ impl Terminator {
             }
         };
         let mut config = builder.with_cert_resolver(resolver.clone());
+        config.ignore_client_order = true;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         if tls
             .acme
