@@ -275,7 +275,7 @@ def main():
         versions = about.get("versions", "")
         block = (f"Measured {date} on {cpu} ({about.get('cpus', '?')} CPUs), Fulcrum at "
                  f"{commit}{'; ' + versions if versions else ''}. Remake it with "
-                 f"`bash bench/all` (about 40 minutes; `bench/README.md` says how each "
+                 f"`bash bench/all` (about 25 minutes; `bench/README.md` says how each "
                  f"figure is taken).\n\n"
                  f"![Fulcrum beside nginx, HAProxy and Caddy per mode]"
                  f"({os.path.relpath(args.chart, os.path.dirname(args.readme) or '.')})\n\n"
