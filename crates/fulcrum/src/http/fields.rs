@@ -158,6 +158,63 @@ impl Coded {
     }
 }
 
+/// A backend's response made ready for an HTTP/2 or HTTP/3 client: the head
+/// `client_head` builds, and what streaming the body needs.
+pub struct StreamHead {
+    /// The head to send.
+    pub head: http::Response<()>,
+    /// The status, for the access log.
+    pub status: u16,
+    /// The body's framing (`Empty` for a HEAD request).
+    pub framing: Framing,
+    /// The body's compression.
+    pub coded: Coded,
+    /// Where the body comes from.
+    pub body: super::ResponseBody,
+    /// A gRPC call's deadline.
+    pub deadline: Option<tokio::time::Instant>,
+}
+
+/// Splits `resp` into the head an HTTP/2 or HTTP/3 client gets and its body's parts.
+pub fn stream_head(
+    resp: super::Response,
+    is_head: bool,
+    request_id: Option<(&str, &str)>,
+) -> Result<StreamHead, super::ProxyError> {
+    let super::Response {
+        status,
+        head,
+        framing,
+        body,
+        set_cookie,
+        deadline,
+        bodyless,
+        edits,
+        encode,
+    } = resp;
+    let mut pairs = Vec::new();
+    let fields = head.fields(&mut pairs);
+    let edits = edits.as_deref();
+    let coded = Coded::new(encode, fields.iter());
+    let head = client_head(
+        status,
+        fields,
+        edits,
+        &coded,
+        (framing, is_head, bodyless),
+        set_cookie,
+        request_id,
+    )?;
+    Ok(StreamHead {
+        head,
+        status,
+        framing: if is_head { Framing::Empty } else { framing },
+        coded,
+        body,
+        deadline,
+    })
+}
+
 /// What a backend's response head becomes for an HTTP/2 or HTTP/3 client: the
 /// backend's fields less what the route's edits and the chosen compression drop,
 /// plus what they add; a HEAD answer's length; no framing fields on a bodiless

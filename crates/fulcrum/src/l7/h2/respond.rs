@@ -11,7 +11,7 @@ use http::Response as HttpResponse;
 use super::ws;
 use crate::access_log::Entry;
 use crate::http::body::{h2_send, H2Sink, Sink, Source};
-use crate::http::fields::{answer_head, client_head, response_map, Coded};
+use crate::http::fields::{answer_head, response_map, stream_head, StreamHead};
 use crate::http::{ProxyError, Response, Switch, Upgrade};
 use crate::l7::files::{read_chunk, FileAnswer};
 use crate::l7::forward::Held;
@@ -97,32 +97,15 @@ impl Out<'_> {
         body_done: bool,
         e: &mut Entry<'_>,
     ) -> Result<(), ProxyError> {
-        let Response {
+        let StreamHead {
+            head: res,
             status,
-            head,
             framing,
+            coded,
             body,
-            set_cookie,
             deadline,
-            bodyless,
-            edits,
-            encode,
-        } = resp;
-        let mut pairs = Vec::new();
-        let fields = head.fields(&mut pairs);
-        let edits = edits.as_deref();
-        let coded = Coded::new(encode, fields.iter());
-        let res = client_head(
-            status,
-            fields,
-            edits,
-            &coded,
-            (framing, is_head, bodyless),
-            set_cookie,
-            self.request_id,
-        )?;
+        } = stream_head(resp, is_head, self.request_id)?;
         e.status = status;
-        let framing = if is_head { Framing::Empty } else { framing };
         let end = framing == Framing::Empty;
         let stream = self
             .respond

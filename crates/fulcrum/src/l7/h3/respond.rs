@@ -7,7 +7,7 @@ use fulcrum_core::http1::Framing;
 
 use crate::access_log::Entry;
 use crate::http::body::{H3Send, H3Sink, Sink};
-use crate::http::fields::{answer_head, client_head, Coded};
+use crate::http::fields::{answer_head, stream_head, StreamHead};
 use crate::http::{ProxyError, Response};
 use crate::l7::files::{read_chunk, FileAnswer};
 use crate::l7::forward::Held;
@@ -72,32 +72,15 @@ impl Out<'_> {
         body_done: bool,
         e: &mut Entry<'_>,
     ) -> Result<(), ProxyError> {
-        let Response {
+        let StreamHead {
+            head: res,
             status,
-            head,
             framing,
+            coded,
             body,
-            set_cookie,
             deadline,
-            bodyless,
-            edits,
-            encode,
-        } = resp;
-        let mut pairs = Vec::new();
-        let fields = head.fields(&mut pairs);
-        let edits = edits.as_deref();
-        let coded = Coded::new(encode, fields.iter());
-        let res = client_head(
-            status,
-            fields,
-            edits,
-            &coded,
-            (framing, is_head, bodyless),
-            set_cookie,
-            self.request_id,
-        )?;
+        } = stream_head(resp, is_head, self.request_id)?;
         e.status = status;
-        let framing = if is_head { Framing::Empty } else { framing };
         self.send.send_response(res).await.map_err(client)?;
         if framing == Framing::Empty {
             held.release(self.w, body, body_done);
