@@ -5,7 +5,9 @@
 //! once the new one says it serves, then finishes what it has in flight. UDP
 //! listener sockets move the same way, with the datagrams queued in them; UDP
 //! sessions do not (each holds its own backend socket), so a client's next
-//! datagram after the handover starts a new session in the new process.
+//! datagram after the handover starts a new session in the new process. HTTP/3
+//! sockets move too, each with a link for the packets of the old process's QUIC
+//! connections (`listen::quic_relay`).
 //!
 //! ```text
 //! old: SIGUSR2 → bind fulcrum-upgrade-PID.sock → spawn new binary (same args, env
@@ -256,6 +258,20 @@ impl Inherited {
             return None;
         }
         self.by_name.remove(name)
+    }
+
+    /// Every entry whose name starts with `prefix`: `(name, address, sockets)`.
+    pub fn take_prefixed(&mut self, prefix: &str) -> Vec<(String, SocketAddr, Vec<Socket>)> {
+        let names: Vec<String> = self
+            .by_name
+            .keys()
+            .filter(|n| n.starts_with(prefix))
+            .cloned()
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|n| self.by_name.remove(&n).map(|(a, s)| (n, a, s)))
+            .collect()
     }
 
     /// Tells the old process this one serves: it stops accepting and winds down.

@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fulcrum_core::config::{Config, ListenerProtocol};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::quic_relay::{link_to_socket, QuicSocket, Relay, Tag};
 use super::socket::Listening;
 use super::socket::Socket;
 
@@ -44,10 +45,16 @@ pub enum Command {
     Remove(String),
     /// Serve HTTP/3 on this UDP socket for https listener `name`, replacing what it
     /// had.
-    AddQuic(String, std::net::UdpSocket),
+    AddQuic(String, QuicSocket),
     /// Stop taking HTTP/3 connections for listener `name`; open ones finish.
     RemoveQuic(String),
 }
+
+/// Handover entry name of an HTTP/3 listener's UDP sockets, before its name.
+pub const QUIC_ENTRY: &str = "@quic/";
+
+/// Handover entry name of an HTTP/3 listener's relay links, before `TAG/NAME`.
+pub const RELAY_ENTRY: &str = "@quic-relay/";
 
 /// Whether listener `l` serves HTTP/3.
 pub fn has_quic(l: &fulcrum_core::config::ListenerConfig) -> bool {
@@ -63,6 +70,38 @@ struct Bound {
     actual: SocketAddr,
     /// Copies of the workers' sockets.
     copies: Vec<Socket>,
+}
+
+/// One listener's HTTP/3 sockets, kept so an upgrade can hand them over with a
+/// relay link each (`quic_relay`).
+#[derive(Debug)]
+pub struct QuicBound {
+    /// The address bound.
+    actual: SocketAddr,
+    /// Copies of the workers' sockets.
+    copies: Vec<std::net::UdpSocket>,
+    /// Each worker socket's relay.
+    relays: Vec<Arc<Relay>>,
+}
+
+impl QuicBound {
+    /// The record of `sockets` (one per worker) bound to `actual`, and the sockets.
+    pub fn new(
+        actual: SocketAddr,
+        sockets: Vec<QuicSocket>,
+    ) -> std::io::Result<(Self, Vec<QuicSocket>)> {
+        let copies = sockets
+            .iter()
+            .map(|s| s.udp.try_clone())
+            .collect::<Result<_, _>>()?;
+        let relays = sockets.iter().map(|s| s.relay.clone()).collect();
+        let bound = Self {
+            actual,
+            copies,
+            relays,
+        };
+        Ok((bound, sockets))
+    }
 }
 
 /// Why a reload's listeners could not be bound.
@@ -83,7 +122,7 @@ pub struct BindError {
 pub struct Plan {
     add: Vec<(String, Bound, Vec<Socket>)>,
     remove: Vec<String>,
-    add_quic: Vec<(String, SocketAddr, Vec<std::net::UdpSocket>)>,
+    add_quic: Vec<(String, QuicBound, Vec<QuicSocket>)>,
     remove_quic: Vec<String>,
 }
 
@@ -93,8 +132,10 @@ pub struct Plan {
 pub struct Live {
     workers: Vec<UnboundedSender<Command>>,
     bound: Mutex<BTreeMap<String, Bound>>,
-    /// HTTP/3 listeners by name, with the address their UDP sockets are bound to.
-    quic: Mutex<BTreeMap<String, SocketAddr>>,
+    /// HTTP/3 listeners by name, with their UDP sockets.
+    quic: Mutex<BTreeMap<String, QuicBound>>,
+    /// The tag of this process's QUIC connection IDs.
+    tag: Tag,
 }
 
 impl Live {
@@ -103,7 +144,8 @@ impl Live {
     pub fn new(
         workers: Vec<UnboundedSender<Command>>,
         started: Vec<(String, String, SocketAddr, Vec<Socket>)>,
-        quic: BTreeMap<String, SocketAddr>,
+        quic: BTreeMap<String, QuicBound>,
+        tag: Tag,
     ) -> Self {
         let bound = started
             .into_iter()
@@ -122,6 +164,7 @@ impl Live {
             workers,
             bound: Mutex::new(bound),
             quic: Mutex::new(quic),
+            tag,
         }
     }
 
@@ -201,7 +244,7 @@ impl Live {
                 .map(|(_, b, _)| b.actual)
                 .or_else(|| bound.get(name).map(|b| b.actual));
             let Some(actual) = actual else { continue };
-            if quic.get(name) == Some(&actual) {
+            if quic.get(name).map(|q| q.actual) == Some(actual) {
                 continue;
             }
             let err = |error| BindError {
@@ -211,9 +254,13 @@ impl Live {
             };
             let mut sockets = Vec::with_capacity(self.workers.len());
             for _ in 0..self.workers.len() {
-                sockets.push(super::socket::bind_udp(actual).map_err(err)?);
+                sockets.push(QuicSocket {
+                    udp: super::socket::bind_udp(actual).map_err(err)?,
+                    relay: Relay::new(self.tag, None),
+                });
             }
-            plan.add_quic.push((name.clone(), actual, sockets));
+            let (entry, sockets) = QuicBound::new(actual, sockets).map_err(err)?;
+            plan.add_quic.push((name.clone(), entry, sockets));
         }
         plan.remove_quic = quic
             .keys()
@@ -250,19 +297,23 @@ impl Live {
             quic.remove(&name);
             tracing::info!(listener = %name, "HTTP/3 stopped; its connections finish");
         }
-        for (name, actual, sockets) in plan.add_quic {
+        for (name, entry, sockets) in plan.add_quic {
             for (w, socket) in self.workers.iter().zip(sockets) {
                 let _ = w.send(Command::AddQuic(name.clone(), socket));
             }
             let workers = self.workers.len();
-            tracing::info!(listener = %name, address = %actual, workers, "listening for HTTP/3");
-            quic.insert(name, actual);
+            tracing::info!(listener = %name, address = %entry.actual, workers, "listening for HTTP/3");
+            quic.insert(name, entry);
         }
     }
 
-    /// Copies of every listening socket, for a successor process.
+    /// Copies of every listening socket, for a successor process. HTTP/3 sockets
+    /// go as `@quic/NAME`, with a relay link per socket as `@quic-relay/TAG/NAME`
+    /// (`quic_relay`); packets of the successor's connections read here cross
+    /// over from now on.
     pub fn handover(&self) -> std::io::Result<Vec<Listening>> {
-        self.guard()
+        let mut out = self
+            .guard()
             .iter()
             .map(|(name, b)| {
                 Ok(Listening {
@@ -275,7 +326,30 @@ impl Live {
                         .collect::<Result<_, _>>()?,
                 })
             })
-            .collect()
+            .collect::<std::io::Result<Vec<_>>>()?;
+        for (name, q) in self.quic.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let sockets = q
+                .copies
+                .iter()
+                .map(|s| s.try_clone().map(Socket::Udp))
+                .collect::<Result<_, _>>()?;
+            out.push(Listening {
+                name: format!("{QUIC_ENTRY}{name}"),
+                addr: q.actual,
+                sockets,
+            });
+            let links = q
+                .relays
+                .iter()
+                .map(|r| r.link_newer().map(link_to_socket))
+                .collect::<Result<_, _>>()?;
+            out.push(Listening {
+                name: format!("{RELAY_ENTRY}{}/{name}", self.tag),
+                addr: q.actual,
+                sockets: links,
+            });
+        }
+        Ok(out)
     }
 
     /// Every listener's name and bound address.

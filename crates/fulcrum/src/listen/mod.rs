@@ -8,6 +8,7 @@ pub mod cap;
 pub mod live;
 pub mod proxy_header;
 pub mod quic;
+pub mod quic_relay;
 pub mod socket;
 
 use std::io;

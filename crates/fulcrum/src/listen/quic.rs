@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::QuicServerConfig;
+use quinn::Runtime;
 
+use super::quic_relay::{QuicSocket, Relayed};
 use crate::worker::Worker;
 
 /// How often an endpoint looks for a reload's new certificates or limits.
@@ -48,23 +50,29 @@ fn server_config(
 
 /// Serves HTTP/3 on `socket` for listener `name` until the worker stops or `stop`
 /// is notified (a reload turned HTTP/3 off or moved it): then new connections are
-/// refused and open ones finish.
+/// refused (or, after an upgrade, go to the new process) and open ones finish.
 pub async fn serve(
     w: Rc<Worker>,
-    socket: std::net::UdpSocket,
+    socket: QuicSocket,
     name: Rc<str>,
     stop: Rc<tokio::sync::Notify>,
 ) {
     let Some((config, mut tls)) = server_config(&w, &name) else {
         return;
     };
-    let local: Option<SocketAddr> = socket.local_addr().ok();
-    let endpoint = match quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(config),
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    ) {
+    let QuicSocket { udp, relay } = socket;
+    let local: Option<SocketAddr> = udp.local_addr().ok();
+    let runtime = Arc::new(quinn::TokioRuntime);
+    let started = runtime.wrap_udp_socket(udp).and_then(|inner| {
+        let relayed = Arc::new(Relayed::new(inner, relay.clone()));
+        quinn::Endpoint::new_with_abstract_socket(
+            relay.tag().endpoint_config(),
+            Some(config),
+            relayed,
+            runtime,
+        )
+    });
+    let endpoint = match started {
         Ok(e) => e,
         Err(error) => {
             tracing::error!(listener = %name, %error, "HTTP/3 endpoint failed to start");
@@ -115,5 +123,7 @@ pub async fn serve(
         }
     }
     // No new connections; open ones finish (each saw the stop and sent GOAWAY).
+    // A successor, if any, takes clients' first packets from now on.
+    relay.retire();
     endpoint.set_server_config(None);
 }

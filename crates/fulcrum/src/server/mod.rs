@@ -5,7 +5,9 @@
 //! same port, then waits for signals: SIGHUP reloads, SIGTERM/SIGINT stop accepting
 //! and let in-flight requests finish up to `shutdown_timeout`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram as StdDatagram;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,8 @@ use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
 use crate::handover::Inherited;
-use crate::listen::live::Live;
+use crate::listen::live::{Live, QuicBound, QUIC_ENTRY, RELAY_ENTRY};
+use crate::listen::quic_relay::{socket_to_link, QuicSocket, Relay, Tag};
 use crate::listen::socket::Socket;
 use crate::state::{Registry, Snapshot};
 use crate::worker::{Shared, Worker};
@@ -80,7 +83,8 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         Signals::new()?
     };
     let mut bound = Vec::new();
-    let mut quic: Vec<(String, Vec<std::net::UdpSocket>)> = Vec::new();
+    let (tag, mut inherited_quic) = take_quic(inherited.as_mut());
+    let mut quic: Vec<(String, SocketAddr, Vec<QuicSocket>)> = Vec::new();
     for (name, l) in &config.listeners {
         if !crate::listen::live::is_bound(l.protocol) {
             continue;
@@ -118,14 +122,29 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         };
         tracing::info!(listener = %name, address = %actual, workers, "listening");
         if crate::listen::live::has_quic(l) {
-            // One QUIC socket per worker on the same address and port, all bound
-            // before any client: the kernel spreads clients by the group's size.
-            let mut group = Vec::with_capacity(workers);
-            for _ in 0..workers {
-                group.push(crate::listen::socket::bind_udp(actual).map_err(bind_err)?);
-            }
+            // The old process's sockets, one per worker, with their relay links:
+            // the group stays the same, so does the kernel's spread.
+            let taken = inherited_quic
+                .remove(name)
+                .filter(|(addr, group)| *addr == actual && group.len() == workers);
+            let group = match taken {
+                Some((_, group)) => group,
+                None => {
+                    // One QUIC socket per worker on the same address and port, all
+                    // bound before any client: the kernel spreads clients by the
+                    // group's size.
+                    let mut group = Vec::with_capacity(workers);
+                    for _ in 0..workers {
+                        group.push(QuicSocket {
+                            udp: crate::listen::socket::bind_udp(actual).map_err(bind_err)?,
+                            relay: Relay::new(tag, None),
+                        });
+                    }
+                    group
+                }
+            };
             tracing::info!(listener = %name, address = %actual, workers, "listening for HTTP/3");
-            quic.push((name.clone(), group));
+            quic.push((name.clone(), actual, group));
         }
         bound.push((name.clone(), l.address.clone(), actual, sockets));
     }
@@ -189,13 +208,12 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
         // workers' sockets, and the workers' closing does not close these.
         started.push((name, address, actual, copies));
     }
-    let mut quic_per_worker: Vec<Vec<(String, std::net::UdpSocket)>> =
+    let mut quic_per_worker: Vec<Vec<(String, QuicSocket)>> =
         (0..workers).map(|_| Vec::new()).collect();
     let mut quic_bound = std::collections::BTreeMap::new();
-    for (name, group) in quic {
-        if let Some(addr) = group.first().and_then(|s| s.local_addr().ok()) {
-            quic_bound.insert(name.clone(), addr);
-        }
+    for (name, actual, group) in quic {
+        let (entry, group) = QuicBound::new(actual, group)?;
+        quic_bound.insert(name.clone(), entry);
         for (w, socket) in quic_per_worker.iter_mut().zip(group) {
             w.push((name.clone(), socket));
         }
@@ -221,7 +239,7 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
             })?;
         threads.push(thread);
     }
-    let live = Arc::new(Live::new(commands, started, quic_bound));
+    let live = Arc::new(Live::new(commands, started, quic_bound, tag));
     process.set_live(live.clone());
     if let Some(inherited) = inherited {
         // Checked backends start unknown: the old process keeps accepting until the
@@ -257,6 +275,60 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<(), RunError> {
     log.close(LOG_CLOSE);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The HTTP/3 sockets an upgrade handed over, by listener, each with the relay
+/// link to the old process; and this process's tag, other than the old one's.
+fn take_quic(
+    inherited: Option<&mut Inherited>,
+) -> (Tag, HashMap<String, (SocketAddr, Vec<QuicSocket>)>) {
+    let Some(inherited) = inherited else {
+        return (Tag::pick(None), HashMap::new());
+    };
+    let mut links: HashMap<String, (Tag, Vec<StdDatagram>)> = HashMap::new();
+    for (entry, _, sockets) in inherited.take_prefixed(RELAY_ENTRY) {
+        let rest = entry.strip_prefix(RELAY_ENTRY).unwrap_or_default();
+        let Some((tag, name)) = rest.split_once('/') else {
+            continue;
+        };
+        let Some(tag) = Tag::parse(tag) else { continue };
+        let ends: Option<Vec<_>> = sockets.into_iter().map(socket_to_link).collect();
+        if let Some(ends) = ends {
+            links.insert(name.to_owned(), (tag, ends));
+        }
+    }
+    let tag = Tag::pick(links.values().next().map(|(t, _)| *t));
+    let mut out = HashMap::new();
+    for (entry, addr, sockets) in inherited.take_prefixed(QUIC_ENTRY) {
+        let name = entry
+            .strip_prefix(QUIC_ENTRY)
+            .unwrap_or_default()
+            .to_owned();
+        let udp: Vec<_> = sockets
+            .into_iter()
+            .filter_map(|s| match s {
+                Socket::Udp(u) => Some(u),
+                Socket::Tcp(_) => None,
+            })
+            .collect();
+        let mut older: Vec<Option<(Tag, StdDatagram)>> = match links.remove(&name) {
+            Some((t, ends)) if ends.len() == udp.len() => {
+                ends.into_iter().map(|e| Some((t, e))).collect()
+            }
+            _ => Vec::new(),
+        };
+        older.resize_with(udp.len(), || None);
+        let group = udp
+            .into_iter()
+            .zip(older)
+            .map(|(udp, older)| QuicSocket {
+                udp,
+                relay: Relay::new(tag, older),
+            })
+            .collect();
+        out.insert(name, (addr, group));
+    }
+    (tag, out)
 }
 
 /// How long the exit waits for the access log writer (a stuck pipe must not hold it).

@@ -22,7 +22,7 @@ pub(super) fn worker_seed(id: usize) -> u64 {
 }
 
 /// A worker's HTTP/3 sockets, by listener name.
-pub(super) type QuicSockets = Vec<(String, std::net::UdpSocket)>;
+pub(super) type QuicSockets = Vec<(String, crate::listen::quic_relay::QuicSocket)>;
 
 pub(super) fn worker_main(
     id: usize,

@@ -11,7 +11,7 @@ use crate::support_health::*;
 
 /// Kills a process by pid when dropped (the processes started by an upgrade are
 /// not the test's children).
-struct Reap(Vec<u32>);
+pub struct Reap(pub Vec<u32>);
 
 impl Drop for Reap {
     fn drop(&mut self) {
@@ -19,6 +19,17 @@ impl Drop for Reap {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         }
     }
+}
+
+/// Upgrades process `pid`, whose log is `f`'s, and returns the new process's pid
+/// from the first line past `skip` that says it serves.
+pub async fn upgrade(f: &Fulcrum, pid: u32, skip: usize) -> u32 {
+    usr2(pid);
+    let line = f.wait_line("upgrade: the new process serves", skip).await;
+    line.split_whitespace()
+        .find_map(|t| t.strip_prefix("new_pid="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no new_pid in {line}"))
 }
 
 fn usr2(pid: u32) {
@@ -74,13 +85,7 @@ async fn three_upgrades_under_load_refuse_nothing_and_a_long_stream_completes() 
         let mut pid = f.child.id();
         let mut skip = 0;
         for round in 0..3 {
-            usr2(pid);
-            let line = f.wait_line("upgrade: the new process serves", skip).await;
-            let new_pid: u32 = line
-                .split_whitespace()
-                .find_map(|t| t.strip_prefix("new_pid="))
-                .and_then(|p| p.parse().ok())
-                .unwrap_or_else(|| panic!("no new_pid in {line}"));
+            let new_pid = upgrade(&f, pid, skip).await;
             reap.0.push(new_pid);
             skip = f.log.len();
             pid = new_pid;

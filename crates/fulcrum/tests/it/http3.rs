@@ -715,3 +715,148 @@ async fn sigterm_closes_idle_http3_connections_and_exits_at_once() {
     })
     .await;
 }
+
+/// What an HTTP/3 load client saw: answers, requests a client may resend on a new
+/// connection (refused before any backend saw them: GOAWAY, a closed connection,
+/// H3_REQUEST_REJECTED), and failures.
+#[derive(Debug, Default)]
+struct H3Tally {
+    ok: usize,
+    resent: usize,
+    connections: usize,
+    failed: Vec<String>,
+}
+
+/// Whether a client may send a request again on a new connection after `e`, seen
+/// before any of the answer arrived: the server said it did not take the request
+/// (GOAWAY, H3_REQUEST_REJECTED), or closed the connection with H3_NO_ERROR, which
+/// Fulcrum does only once every request it took is answered.
+fn may_resend(e: &h3::error::StreamError) -> bool {
+    use h3::error::{Code, StreamError};
+    match e {
+        StreamError::RemoteClosing { .. } => true,
+        StreamError::RemoteTerminate { code, .. } => *code == Code::H3_REQUEST_REJECTED,
+        _ => e.is_h3_no_error(),
+    }
+}
+
+/// Requests over HTTP/3 until `stop`, a new connection every 20 requests (and
+/// whenever the server closes one), as browsers do.
+async fn h3_load(
+    addr: SocketAddr,
+    ca: Arc<Ca>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    total: Arc<std::sync::atomic::AtomicUsize>,
+) -> H3Tally {
+    let mut t = H3Tally::default();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut c = connect(addr, &ca).await;
+        t.connections += 1;
+        for _ in 0..20 {
+            let mut stream = match c.send.send_request(get_req("/")).await {
+                Ok(s) => s,
+                Err(e) if may_resend(&e) => {
+                    t.resent += 1;
+                    break;
+                }
+                Err(e) => {
+                    t.failed.push(format!("send: {e}"));
+                    break;
+                }
+            };
+            let head = async {
+                stream.finish().await?;
+                stream.recv_response().await
+            };
+            let status = match head.await {
+                Ok(resp) => resp.status(),
+                Err(e) if may_resend(&e) => {
+                    t.resent += 1;
+                    break;
+                }
+                Err(e) => {
+                    t.failed.push(format!("head: {e}"));
+                    break;
+                }
+            };
+            // Once the answer started, nothing may cut it.
+            let body = async {
+                while stream.recv_data().await?.is_some() {}
+                Ok::<_, h3::error::StreamError>(())
+            };
+            match body.await {
+                Ok(()) if status == 200 => {
+                    t.ok += 1;
+                    total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(()) => t.failed.push(format!("status {status}")),
+                Err(e) => {
+                    t.failed.push(format!("body: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_under_http3_load_fails_nothing_and_old_connections_finish_there() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    within(async {
+        let ca = Arc::new(Ca::new("h3 test CA"));
+        let dir = TempDir::new();
+        let a = crate::support_health::Switchable::start("a").await;
+        let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(&dir, "leaf");
+        let mut f = Fulcrum::start(&format!(
+            "workers = 2\nshutdown_timeout = \"60s\"\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\n\
+             protocol = \"https\"\nhttp3 = true\n\
+             tls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+             [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [\"{}\"]\n",
+            a.addr
+        ));
+        let addr = f.addr("secure");
+        let mut reap = crate::handover::Reap(Vec::new());
+        // Opened on the old process and held there across the upgrade: every packet
+        // of it the new process reads must reach the old one.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut c = connect(addr, &ca).await;
+            held.push(tokio::spawn(async move {
+                request(&mut c, get_req("/stream-hold"), Bytes::new()).await
+            }));
+        }
+        until("the held responses started", || a.held() == 4).await;
+        let (stop, total) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let load: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(h3_load(addr, ca.clone(), stop.clone(), total.clone())))
+            .collect();
+        until("load before the upgrade", || total.load(Ordering::Relaxed) >= 100).await;
+        reap.0.push(crate::handover::upgrade(&f, f.child.id(), 0).await);
+        let after = total.load(Ordering::Relaxed);
+        until("load on both processes", || total.load(Ordering::Relaxed) >= after + 300).await;
+        // The held responses finish on the old process, then it exits.
+        a.release();
+        for h in held {
+            let got = h.await.unwrap().expect("a held response over HTTP/3");
+            assert_eq!(got.status, 200);
+            assert_eq!(got.body, Bytes::from_static(b"start\nend\n"), "cut short");
+        }
+        let status = tokio::task::block_in_place(|| f.wait_exit());
+        assert!(status.success(), "{status:?}");
+        let after = total.load(Ordering::Relaxed);
+        until("load on the new process alone", || total.load(Ordering::Relaxed) >= after + 200).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = H3Tally::default();
+        for t in load {
+            let t = t.await.unwrap();
+            all.ok += t.ok;
+            all.resent += t.resent;
+            all.connections += t.connections;
+            all.failed.extend(t.failed);
+        }
+        println!("{all:?}");
+        assert!(all.failed.is_empty(), "{:?}", all.failed);
+    })
+    .await;
+}

@@ -276,20 +276,6 @@ async fn shutdown_waits_for_an_open_connection() {
     .await;
 }
 
-/// Kills the processes an upgrade started (not the test's children) when dropped.
-struct Reap(Vec<u32>);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            let _ = std::process::Command::new("kill")
-                .arg("-9")
-                .arg(pid.to_string())
-                .status();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_hands_the_listener_over_and_the_old_process_finishes_its_connection() {
     within(async {
@@ -298,18 +284,8 @@ async fn an_upgrade_hands_the_listener_over_and_the_old_process_finishes_its_con
         let addr = f.addr("db");
         let mut open = TcpStream::connect(addr).await.unwrap();
         round_trip(&mut open, b"before").await;
-        let status = std::process::Command::new(bin())
-            .args(["upgrade", "--pid", &f.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "fulcrum upgrade failed");
-        let line = f.wait_line("upgrade: the new process serves", 0).await;
-        let new_pid: u32 = line
-            .split_whitespace()
-            .find_map(|t| t.strip_prefix("new_pid="))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no new_pid in {line}"));
-        let _reap = Reap(vec![new_pid]);
+        let new_pid = crate::handover::upgrade(&f, f.child.id(), 0).await;
+        let _reap = crate::handover::Reap(vec![new_pid]);
         // The old process still splices the connection it accepted...
         round_trip(&mut open, b"during").await;
         open.shutdown().await.unwrap();

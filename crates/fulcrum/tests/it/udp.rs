@@ -369,18 +369,8 @@ async fn an_upgrade_hands_the_udp_sockets_over() {
         let dns = f.addr("dns");
         let c = client_socket().await;
         assert_eq!(ask(&c, dns, "before").await.backend, "a");
-        let status = std::process::Command::new(bin())
-            .args(["upgrade", "--pid", &f.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let line = f.wait_line("upgrade: the new process serves", 0).await;
-        let new_pid: u32 = line
-            .split_whitespace()
-            .find_map(|t| t.strip_prefix("new_pid="))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no new_pid in {line}"));
-        let _reap = Kill(new_pid);
+        let new_pid = crate::handover::upgrade(&f, f.child.id(), 0).await;
+        let _reap = crate::handover::Reap(vec![new_pid]);
         // The old process ends its session and exits; the same address answers,
         // now from the new process.
         let old = tokio::task::block_in_place(|| f.wait_exit());
@@ -394,15 +384,4 @@ async fn an_upgrade_hands_the_udp_sockets_over() {
         );
     })
     .await;
-}
-
-/// Kills a process by pid when dropped (one an upgrade started: not the test's child).
-struct Kill(u32);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &self.0.to_string()])
-            .status();
-    }
 }

@@ -10,7 +10,7 @@ mod respond;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fulcrum_core::forward::{FieldList, Target};
@@ -62,6 +62,12 @@ impl Cancels {
     }
 }
 
+/// What a stopping connection waits after its last answer and its GOAWAY before
+/// it closes, on top of four round trips.
+const CLOSE_DRAIN_MIN: Duration = Duration::from_millis(100);
+/// The most a stopping connection waits after its last answer and its GOAWAY.
+const CLOSE_DRAIN_MAX: Duration = Duration::from_secs(2);
+
 /// Serves one QUIC connection of listener `listener` until it closes; `local` is
 /// the address the client reached.
 pub async fn serve(
@@ -94,16 +100,34 @@ pub async fn serve(
     // instead of waiting out an idle client.
     let active = Rc::new(std::cell::Cell::new(0usize));
     let done = Rc::new(tokio::sync::Notify::new());
+    // When the last request stream ended: its final bytes may still be in flight.
+    let last_end: Rc<std::cell::Cell<Option<Instant>>> = Rc::default();
+    // When the GOAWAY went out.
+    let mut closed_at = Instant::now();
     loop {
         if w.stopping.get() && !closing {
             // GOAWAY: requests already open finish, new ones go elsewhere.
             let _ = h3.shutdown(0).await;
             closing = true;
+            closed_at = Instant::now();
         }
+        // Closing: once the last request ended, and a few round trips after it and
+        // after the GOAWAY. A close discards stream data not yet acknowledged (an
+        // answer's last bytes), and requests the client sent before it saw the
+        // GOAWAY get H3_REQUEST_REJECTED meanwhile (h3 does that while accepting),
+        // which tells the client to send them again elsewhere.
+        let mut linger = None;
         if closing && active.get() == 0 {
-            // H3_NO_ERROR: the client reconnects to whoever serves next.
-            quic.close(quinn::VarInt::from_u32(0x0100), b"shutting down");
-            break;
+            let drain = (quic.rtt() * 4 + CLOSE_DRAIN_MIN).min(CLOSE_DRAIN_MAX);
+            let since = last_end.get().map_or(closed_at, |t| t.max(closed_at));
+            match drain.checked_sub(since.elapsed()) {
+                Some(left) if !left.is_zero() => linger = Some(left),
+                _ => {
+                    // H3_NO_ERROR: the client reconnects to whoever serves next.
+                    quic.close(quinn::VarInt::from_u32(0x0100), b"shutting down");
+                    break;
+                }
+            }
         }
         tokio::select! {
             r = h3.accept() => match r {
@@ -112,7 +136,7 @@ pub async fn serve(
                     cancels.streams.set(cancels.streams.get().saturating_add(1));
                     let (w, listener, cancels) = (w.clone(), listener.clone(), cancels.clone());
                     active.set(active.get() + 1);
-                    let (active, done) = (active.clone(), done.clone());
+                    let (active, done, last_end) = (active.clone(), done.clone(), last_end.clone());
                     tokio::task::spawn_local(Box::pin(async move {
                         // A stream without a valid header section gets its stream
                         // error from h3 and never reaches the forward step.
@@ -127,6 +151,7 @@ pub async fn serve(
                             Err(_) => cancels.cancel(),
                         }
                         active.set(active.get() - 1);
+                        last_end.set(Some(Instant::now()));
                         done.notify_waiters();
                     }));
                 }
@@ -139,6 +164,7 @@ pub async fn serve(
                 break;
             }
             () = done.notified(), if closing => {}
+            () = tokio::time::sleep(linger.unwrap_or_default()), if linger.is_some() => {}
             () = w.stop.notified(), if !closing => {}
         }
     }
