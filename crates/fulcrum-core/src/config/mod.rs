@@ -322,6 +322,11 @@ pub struct ListenerConfig {
     /// Streams an HTTP/3 client may open at once on one connection.
     #[serde(default = "defaults::max_concurrent_streams")]
     pub max_concurrent_streams: u32,
+    /// With `http3`: 0-RTT. Requests that arrive before the handshake completes
+    /// (replayable) are forwarded only for safe methods, with `Early-Data: 1`
+    /// (RFC 8470); others get 425.
+    #[serde(default)]
+    pub early_data: bool,
 }
 
 /// A udp listener's `session_idle_timeout` when the config leaves it out.

@@ -187,6 +187,18 @@ fn check_listener(c: &mut Checker<'_>, config: &Config, path: &KeyPath, l: &List
             "HTTP/3 needs TLS: only an https listener serves it",
         );
     }
+    if l.early_data && !l.http3 {
+        c.report(
+            path.key("early_data"),
+            "0-RTT is served over HTTP/3 only: set http3 = true",
+        );
+    }
+    if l.early_data && l.tls.as_ref().is_some_and(|t| !t.resumption) {
+        c.report(
+            path.key("early_data"),
+            "0-RTT resumes a session: it needs tls.resumption = true",
+        );
+    }
     if !(1..=10_000).contains(&l.max_concurrent_streams) {
         c.report(
             path.key("max_concurrent_streams"),

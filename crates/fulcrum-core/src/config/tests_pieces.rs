@@ -49,7 +49,7 @@ also_bogus = true
             "f.toml:6: listeners.a.protocl: unknown key (expected one of: address, protocol, \
              pool, max_header_bytes, max_body_bytes, header_timeout, keepalive_timeout, \
              client_timeout, idle_timeout, max_connections, proxy_protocol, proxy_protocol_from, \
-             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes, error_pages, http3, alt_svc, alt_svc_max_age, max_concurrent_streams)",
+             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes, error_pages, http3, alt_svc, alt_svc_max_age, max_concurrent_streams, early_data)",
             "f.toml:9: listeners.b.max_header_bytes: must not be negative (found -1)",
             "f.toml:11: routes[0].pool: expected a string, found integer `5`",
             "f.toml:14: routes[1].paht: unknown key (expected one of: name, listener, host, path, \
@@ -186,7 +186,7 @@ fn dotted_keys_are_placed_too() {
             "f.toml:1: listeners.a.adress: unknown key (expected one of: address, protocol, \
              pool, max_header_bytes, max_body_bytes, header_timeout, keepalive_timeout, \
              client_timeout, idle_timeout, max_connections, proxy_protocol, proxy_protocol_from, \
-             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes, error_pages, http3, alt_svc, alt_svc_max_age, max_concurrent_streams)",
+             session_idle_timeout, max_sessions, tls, redirect_https, request_id, max_connections_per_client, trusted_proxies, allow, deny, request_headers, response_headers, encoded_slashes, error_pages, http3, alt_svc, alt_svc_max_age, max_concurrent_streams, early_data)",
             "f.toml:1: listeners.a.address: missing required key",
             "f.toml:3: pools.p.idle_timeout: expected a duration string such as \"250ms\", \
              \"5s\", \"2m\" or \"1h\", found integer `3`",

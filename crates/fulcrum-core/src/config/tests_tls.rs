@@ -168,3 +168,22 @@ fn acme_takes_the_place_of_certificates() {
         ]
     );
 }
+
+#[test]
+fn early_data_needs_http3_and_resumption() {
+    let cert = "tls = { certificates = [{ cert = \"a\", key = \"b\" }] }";
+    let c = parse_ok(&https(&format!("{cert}\nhttp3 = true\nearly_data = true")));
+    assert!(c.listeners["secure"].early_data);
+    assert!(!parse_ok(&https(cert)).listeners["secure"].early_data);
+    assert_eq!(
+        errors(&https(&format!("{cert}\nearly_data = true"))),
+        ["f.toml:13: listeners.secure.early_data: 0-RTT is served over HTTP/3 only: set http3 = true"]
+    );
+    assert_eq!(
+        errors(&https(
+            "tls = { certificates = [{ cert = \"a\", key = \"b\" }], resumption = false }\n\
+             http3 = true\nearly_data = true"
+        )),
+        ["f.toml:14: listeners.secure.early_data: 0-RTT resumes a session: it needs tls.resumption = true"]
+    );
+}

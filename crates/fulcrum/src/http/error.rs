@@ -67,6 +67,9 @@ pub enum ProxyError {
     /// A service an edge policy needs (the `forward_auth` service) did not answer.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A request in 0-RTT early data whose method is not safe to replay (RFC 8470).
+    #[error("too early: {0} in 0-RTT data")]
+    TooEarly(String),
 }
 
 impl ProxyError {
@@ -75,6 +78,7 @@ impl ProxyError {
         match self {
             Self::BadRequest(_) | Self::Client(_) => 400,
             Self::ClientTimeout => 408,
+            Self::TooEarly(_) => 425,
             Self::HeaderTooLarge => 431,
             Self::BodyTooLarge => 413,
             Self::MethodNotAllowed => 405,
@@ -94,7 +98,8 @@ impl ProxyError {
             | Self::BodyTooLarge
             | Self::MethodNotAllowed
             | Self::Client(_)
-            | Self::ClientTimeout => Side::Client,
+            | Self::ClientTimeout
+            | Self::TooEarly(_) => Side::Client,
             Self::NoRoute | Self::NoBackend | Self::Overloaded | Self::Unavailable(_) => {
                 Side::Proxy
             }

@@ -48,6 +48,22 @@ fn server_config(
     Some((config, tls.quic.clone()))
 }
 
+/// A client's connection once its handshake completed, or with `early_data` at
+/// once, so requests in its 0-RTT data are read (`l7::h3` tells them apart).
+async fn accept(
+    incoming: quinn::Incoming,
+    early_data: bool,
+) -> Result<quinn::Connection, quinn::ConnectionError> {
+    let connecting = incoming.accept()?;
+    if !early_data {
+        return connecting.await;
+    }
+    match connecting.into_0rtt() {
+        Ok((conn, _accepted)) => Ok(conn),
+        Err(connecting) => connecting.await,
+    }
+}
+
 /// Serves HTTP/3 on `socket` for listener `name` until the worker stops or `stop`
 /// is notified (a reload turned HTTP/3 off or moved it): then new connections are
 /// refused (or, after an upgrade, go to the new process) and open ones finish.
@@ -90,7 +106,8 @@ pub async fn serve(
                     let traffic = w.shared.load().listeners.get(&*name).map(|l| l.traffic.clone());
                     let Some(traffic) = traffic else { return };
                     let q = &traffic.quic;
-                    match incoming.await {
+                    let early = w.shared.load().listeners.get(&*name).is_some_and(|l| l.early_data);
+                    match accept(incoming, early).await {
                         Ok(conn) => {
                             q.handshakes_ok.fetch_add(1, Ordering::Relaxed);
                             q.started.fetch_add(1, Ordering::Relaxed);

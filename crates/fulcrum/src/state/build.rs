@@ -270,12 +270,14 @@ impl Snapshot {
             .map(|(name, l)| {
                 let tls = match &l.tls {
                     None => None,
-                    Some(t) => Some(Arc::new(crate::tls::Terminator::build(t).map_err(
-                        |reason| BuildError::Tls {
-                            at: format!("listeners.{name}.tls"),
-                            reason,
-                        },
-                    )?)),
+                    Some(t) => Some(Arc::new(
+                        crate::tls::Terminator::build(t, l.early_data).map_err(|reason| {
+                            BuildError::Tls {
+                                at: format!("listeners.{name}.tls"),
+                                reason,
+                            }
+                        })?,
+                    )),
                 };
                 let listener = Listener {
                     tls,
@@ -292,6 +294,7 @@ impl Snapshot {
                     redirect_https: l.redirect_https,
                     alt_svc: (l.http3 && l.alt_svc).then(|| l.alt_svc_max_age.get().as_secs()),
                     max_concurrent_streams: l.max_concurrent_streams,
+                    early_data: l.http3 && l.early_data,
                     trusted: l
                         .trusted_proxies
                         .iter()

@@ -93,6 +93,8 @@ pub struct Listener {
     pub alt_svc: Option<u64>,
     /// Streams an HTTP/3 client may open at once on one connection.
     pub max_concurrent_streams: u32,
+    /// HTTP/3 takes 0-RTT requests (`early_data`).
+    pub early_data: bool,
 }
 
 /// Policies that only routes with their keys need: the slot skips them elsewhere.

@@ -62,6 +62,18 @@ fn ticketer() -> Option<Arc<dyn ProducesTickets>> {
         .clone()
 }
 
+/// Sessions of QUIC clients that may resume with 0-RTT: one cache for the whole
+/// process, so a client resumes on any worker and across reloads.
+fn quic_sessions() -> Arc<dyn rustls::server::StoresServerSessions> {
+    static SESSIONS: OnceLock<Arc<rustls::server::ServerSessionMemoryCache>> = OnceLock::new();
+    SESSIONS
+        .get_or_init(|| rustls::server::ServerSessionMemoryCache::new(QUIC_SESSIONS))
+        .clone()
+}
+
+/// Sessions that cache holds (a few hundred bytes each).
+const QUIC_SESSIONS: usize = 8192;
+
 /// The versions served by `min_version`.
 const BOTH: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
@@ -69,7 +81,8 @@ const TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS
 
 impl Terminator {
     /// Loads the certificates and the client CA of `tls`; errors name the file.
-    pub fn build(tls: &ListenerTlsConfig) -> Result<Self, String> {
+    /// `early_data`: QUIC connections may resume with 0-RTT.
+    pub fn build(tls: &ListenerTlsConfig, early_data: bool) -> Result<Self, String> {
         let mut loaded = Vec::new();
         for (i, c) in tls.certificates.iter().enumerate() {
             loaded
@@ -127,13 +140,24 @@ impl Terminator {
                 .alpn_protocols
                 .push(super::acme::ACME_TLS_ALPN.to_vec());
         }
+        // Before the ticketer: rustls takes 0-RTT only on stateful resumption, where
+        // each ticket is used once, so a replayed handshake gets no early data.
+        let mut quic = config.clone();
         if !tls.resumption {
             config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
             config.send_tls13_tickets = 0;
         } else if let Some(t) = ticketer() {
             config.ticketer = t;
         }
-        let mut quic = config.clone();
+        if early_data && tls.resumption {
+            quic.session_storage = quic_sessions();
+            // QUIC allows no other size (RFC 9001 §4.6.1).
+            quic.max_early_data_size = u32::MAX;
+        } else {
+            quic.session_storage = config.session_storage.clone();
+            quic.send_tls13_tickets = config.send_tls13_tickets;
+            quic.ticketer = config.ticketer.clone();
+        }
         quic.alpn_protocols = vec![b"h3".to_vec()];
         Ok(Self {
             config: Arc::new(config),

@@ -33,6 +33,7 @@ mod health;
 mod http1;
 mod http2;
 mod http3;
+mod http3_early;
 mod jwt;
 mod lifecycle;
 mod limits;

@@ -68,6 +68,23 @@ const CLOSE_DRAIN_MIN: Duration = Duration::from_millis(100);
 /// The most a stopping connection waits after its last answer and its GOAWAY.
 const CLOSE_DRAIN_MAX: Duration = Duration::from_secs(2);
 
+/// Whether a request read from `conn` now came in 0-RTT data. A server processes
+/// no 1-RTT packet before its TLS handshake is complete (RFC 9001 §5.7), and
+/// rustls exports keying material only once it is: so a request read while that
+/// fails arrived in early data. One read after the handshake completed may have
+/// too; such a connection is not a replay (a replayed handshake never completes).
+/// `done` remembers a completed handshake.
+fn in_early_data(conn: &quinn::Connection, done: &std::cell::Cell<bool>) -> bool {
+    if done.get() {
+        return false;
+    }
+    let complete = conn
+        .export_keying_material(&mut [0u8; 1], b"fulcrum handshake probe", b"")
+        .is_ok();
+    done.set(complete);
+    !complete
+}
+
 /// Serves one QUIC connection of listener `listener` until it closes; `local` is
 /// the address the client reached.
 pub async fn serve(
@@ -78,13 +95,15 @@ pub async fn serve(
     traffic: &crate::stats::Traffic,
 ) {
     let peer = conn.remote_address();
-    let max_header = {
+    let (max_header, early_data) = {
         let snap = w.shared.load();
         let Some(l) = snap.listeners.get(&*listener) else {
             return;
         };
-        l.max_header_bytes as u64
+        (l.max_header_bytes as u64, l.early_data)
     };
+    // Without early_data the handshake completed before the connection came here.
+    let handshaken = Rc::new(std::cell::Cell::new(!early_data));
     let _busy = Busy::new(&w);
     let quic = conn.clone();
     let built = h3::server::builder()
@@ -137,13 +156,14 @@ pub async fn serve(
                     let (w, listener, cancels) = (w.clone(), listener.clone(), cancels.clone());
                     active.set(active.get() + 1);
                     let (active, done, last_end) = (active.clone(), done.clone(), last_end.clone());
+                    let (quic, handshaken) = (quic.clone(), handshaken.clone());
                     tokio::task::spawn_local(Box::pin(async move {
                         // A stream without a valid header section gets its stream
                         // error from h3 and never reaches the forward step.
                         match resolver.resolve_request().await {
                             Ok((req, stream)) => {
                                 let (send, recv) = stream.split();
-                                let conn = (peer, local);
+                                let conn = (peer, local, in_early_data(&quic, &handshaken));
                                 if !handle(&w, req, send, recv, conn, &listener).await {
                                     cancels.cancel();
                                 }
@@ -170,6 +190,14 @@ pub async fn serve(
     }
 }
 
+/// Methods whose requests may be replayed without harm (RFC 9110 §9.2.1).
+fn is_safe(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
+    )
+}
+
 /// Serves one request stream; `false` when the client cancelled it: before it was
 /// forwarded (nothing was), or before its answer went out.
 async fn handle(
@@ -177,7 +205,7 @@ async fn handle(
     req: HttpRequest<()>,
     mut send: H3Send,
     recv: crate::http::body::H3Recv,
-    (peer, local): (SocketAddr, Option<SocketAddr>),
+    (peer, local, early): (SocketAddr, Option<SocketAddr>, bool),
     listener: &str,
 ) -> bool {
     let started = Instant::now();
@@ -190,7 +218,15 @@ async fn handle(
     if probed == Probed::Reset {
         return false;
     }
-    let (parts, ()) = req.into_parts();
+    let (mut parts, ()) = req.into_parts();
+    // RFC 8470: a replayable request goes on only if its method is safe, marked so
+    // the backend may still answer 425.
+    let too_early = early && !is_safe(&parts.method);
+    if early && !too_early {
+        parts
+            .headers
+            .insert("early-data", http::HeaderValue::from_static("1"));
+    }
     let (host, path) = host_and_path(&parts);
     let method = parts.method.as_str();
     let mut e = Entry {
@@ -255,6 +291,8 @@ async fn handle(
     let mut body = Source::H3(src);
     let result = if malformed {
         Err(ProxyError::BadRequest("connection-specific header field in an HTTP/3 request").into())
+    } else if too_early {
+        Err(ProxyError::TooEarly(parts.method.to_string()).into())
     } else if parts.method == http::Method::CONNECT {
         Err(ProxyError::MethodNotAllowed.into())
     } else {
