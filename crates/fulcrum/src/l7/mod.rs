@@ -4,9 +4,11 @@
 //! what comes back; `forward` runs the same route, policies and backend stage for
 //! all of them; `policy` is the ordered slot where edge policies plug in; `shaping` applies a
 //! route's rewrite and header rules; `stream`
-//! splices an upgraded HTTP/1.1 connection. Never picks a backend itself: that is
+//! splices an upgraded HTTP/1.1 connection, `bridge` a WebSocket on an HTTP/2 or
+//! HTTP/3 stream. Never picks a backend itself: that is
 //! `upstream` with `fulcrum_core`'s balancers.
 
+pub mod bridge;
 pub mod files;
 pub mod forward;
 pub mod h1;

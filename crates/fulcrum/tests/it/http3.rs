@@ -860,3 +860,86 @@ async fn an_upgrade_under_http3_load_fails_nothing_and_old_connections_finish_th
     })
     .await;
 }
+
+/// The h3 stream's data until at least `n` bytes are in `got`.
+async fn read_h3_at_least(
+    stream: &mut h3::client::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
+    got: &mut Vec<u8>,
+    n: usize,
+) {
+    while got.len() < n {
+        let mut chunk = stream
+            .recv_data()
+            .await
+            .unwrap()
+            .expect("the stream ended early");
+        got.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+    }
+}
+
+/// RFC 9220: an HTTP/3 client's extended CONNECT reaches an HTTP/1.1 WebSocket
+/// backend (tungstenite) as an upgrade, and frames cross both ways on the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_http3_reaches_an_http1_backend() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let echo = crate::websocket::Echo::start().await;
+        let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(&dir, "leaf");
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\n\
+             http3 = true\ntls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+             [[routes]]\npool = \"p\"\n\n[pools.p]\nbackends = [\"{}\"]\n",
+            echo.addr
+        ));
+        let mut c = connect(f.addr("secure"), &ca).await;
+        let mut req = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri("https://h3.fulcrum.test/chat")
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(h3::ext::Protocol::WEBSOCKET);
+        let mut stream = c.send.send_request(req).await.unwrap();
+        let res = stream.recv_response().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers().get("sec-websocket-accept").is_none());
+
+        let hello = b"hello over h3";
+        let frame = crate::websocket::client_frame(0x1, hello);
+        stream.send_data(Bytes::from(frame)).await.unwrap();
+        let mut got = Vec::new();
+        read_h3_at_least(&mut stream, &mut got, 2 + hello.len()).await;
+        assert_eq!(&got[..2], &[0x81, hello.len() as u8]);
+        assert_eq!(&got[2..2 + hello.len()], hello);
+        got.drain(..2 + hello.len());
+
+        // A 100 KiB binary message, then close 1000: the backend answers with a
+        // close and ends its connection, which ends the stream.
+        let big: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
+        let frame = crate::websocket::client_frame(0x2, &big);
+        stream.send_data(Bytes::from(frame)).await.unwrap();
+        read_h3_at_least(&mut stream, &mut got, 10 + big.len()).await;
+        assert_eq!(&got[..2], &[0x82, 127]);
+        assert_eq!(&got[10..10 + big.len()], &big[..]);
+        got.drain(..10 + big.len());
+        let close = crate::websocket::client_frame(0x8, &1000u16.to_be_bytes());
+        stream.send_data(Bytes::from(close)).await.unwrap();
+        stream.finish().await.unwrap();
+        read_h3_at_least(&mut stream, &mut got, 4).await;
+        assert_eq!(&got[..4], &[0x88, 2, 0x03, 0xe8]);
+        while stream.recv_data().await.unwrap().is_some() {}
+        assert_eq!(echo.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // A plain CONNECT is still refused: no open tunnel.
+        let plain = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri("https://h3.fulcrum.test/")
+            .body(())
+            .unwrap();
+        let mut stream = c.send.send_request(plain).await.unwrap();
+        stream.finish().await.unwrap();
+        assert_eq!(stream.recv_response().await.unwrap().status(), 405);
+    })
+    .await;
+}

@@ -418,11 +418,21 @@ async fn a_101_that_was_not_asked_for_is_a_502() {
     .await;
 }
 
-/// A masked client frame (RFC 6455 §5.2) with a short payload.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() < 126);
+/// A masked client frame (RFC 6455 §5.2).
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
     f.extend_from_slice(&mask);
     f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     f

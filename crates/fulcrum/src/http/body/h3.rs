@@ -76,6 +76,12 @@ impl H3Source {
         }
     }
 
+    /// The stream itself and any data [`H3Source::probe`] read, for a bridge that
+    /// moves bytes without body framing.
+    pub fn into_parts(self) -> (H3Recv, Option<Bytes>) {
+        (self.stream, self.first)
+    }
+
     /// The next frame, `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Frame>, BodyError> {
         if let Some(data) = self.first.take() {

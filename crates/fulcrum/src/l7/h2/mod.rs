@@ -5,7 +5,6 @@
 
 mod respond;
 mod rewind;
-mod ws;
 
 use std::cell::Cell;
 use std::net::SocketAddr;

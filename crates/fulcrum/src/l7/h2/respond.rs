@@ -6,13 +6,12 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use fulcrum_core::http1::Framing;
-use http::Response as HttpResponse;
 
-use super::ws;
 use crate::access_log::Entry;
 use crate::http::body::{h2_send, H2Sink, Sink, Source};
-use crate::http::fields::{answer_head, response_map, stream_head, StreamHead};
+use crate::http::fields::{answer_head, stream_head, StreamHead};
 use crate::http::{ProxyError, Response, Switch, Upgrade};
+use crate::l7::bridge;
 use crate::l7::files::{read_chunk, FileAnswer};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
@@ -139,35 +138,14 @@ impl Out<'_> {
         e: &mut Entry<'_>,
     ) -> Result<(), ProxyError> {
         let Source::H2(src) = body else {
-            return Err(ProxyError::BadResponse(
-                "switched without a client stream".into(),
-            ));
+            return Err(bridge::no_stream());
         };
-        let mut headers = response_map(sw.head.fields(&sw.bytes));
-        headers.remove("sec-websocket-accept");
-        let mut res = HttpResponse::new(());
-        *res.headers_mut() = headers;
-        let send = self
+        let mut send = self
             .respond
-            .send_response(res, false)
+            .send_response(bridge::opened(&sw), false)
             .map_err(|err| ProxyError::Client(err.to_string()))?;
-        e.status = 200;
-        let open = held.member.map(|m| m.stats.stream_opened());
-        let started = std::time::Instant::now();
-        let moved = ws::Moved::default();
         let mut recv = src.into_stream();
-        let run = ws::relay(&mut recv, send, &sw.up, sw.early, upgrade.idle, &moved);
-        let ended = match upgrade.max {
-            Some(max) => tokio::time::timeout(max, run)
-                .await
-                .unwrap_or_else(|_| Some("max_stream_duration".into())),
-            None => run.await,
-        };
-        e.bytes_in = moved.forward.get();
-        e.bytes_out = moved.backward.get();
-        e.error = ended;
-        held.pool.state.streams.observe(started.elapsed());
-        drop(open);
+        bridge::run(&mut recv, &mut send, sw, held, upgrade, e).await;
         Ok(())
     }
 }

@@ -108,6 +108,8 @@ pub async fn serve(
     let quic = conn.clone();
     let built = h3::server::builder()
         .max_field_section_size(max_header)
+        // RFC 9220: WebSocket over extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL).
+        .enable_extended_connect(true)
         .build::<_, Bytes>(h3_quinn::Connection::new(conn))
         .await;
     let Ok(mut h3) = built else {
@@ -240,6 +242,8 @@ async fn handle(
         ..Entry::default()
     };
     let grpc = is_grpc(&parts.headers);
+    let websocket = parts.method == http::Method::CONNECT
+        && parts.extensions.get::<h3::ext::Protocol>() == Some(&h3::ext::Protocol::WEBSOCKET);
     let pairs = map_fields(&parts.headers);
     let fields = FieldList::Pairs(&pairs);
     let ids = if l.request_id.is_some() || snap.config.tracing.is_some() {
@@ -267,7 +271,11 @@ async fn handle(
         peer,
         local: Local::Known(local),
         framing: map_framing(&parts.headers, ended),
-        asked: Asked::Nothing,
+        asked: if websocket {
+            Asked::WebSocket
+        } else {
+            Asked::Nothing
+        },
         grpc_timeout: parts
             .headers
             .get("grpc-timeout")
@@ -293,7 +301,7 @@ async fn handle(
         Err(ProxyError::BadRequest("connection-specific header field in an HTTP/3 request").into())
     } else if too_early {
         Err(ProxyError::TooEarly(parts.method.to_string()).into())
-    } else if parts.method == http::Method::CONNECT {
+    } else if parts.method == http::Method::CONNECT && !websocket {
         Err(ProxyError::MethodNotAllowed.into())
     } else {
         forward(w, &snap, l, &req, &mut body, &mut e).await
@@ -315,9 +323,9 @@ async fn handle(
             out.response(req.is_head(), resp, held, body_done, &mut e)
                 .await
         }
-        Ok(Forwarded::Switched(..)) => Err(ProxyError::BadResponse(
-            "a protocol switch over HTTP/3 is not supported yet".into(),
-        )),
+        Ok(Forwarded::Switched(sw, held, upgrade)) => {
+            out.switch(body, sw, held, upgrade, &mut e).await
+        }
         Err(f) => Err(f.err),
     };
     // The answer could not go out: the client reset the stream meanwhile.

@@ -1,14 +1,16 @@
 //! Encoding for an HTTP/3 client: a backend's response (its body streamed, a
-//! gRPC deadline cutting it), a policy's answer, or a static file.
+//! gRPC deadline cutting it), a policy's answer, a static file, or the `200` that
+//! opens an RFC 9220 WebSocket and the bridge that follows.
 
 use std::rc::Rc;
 
 use fulcrum_core::http1::Framing;
 
 use crate::access_log::Entry;
-use crate::http::body::{H3Send, H3Sink, Sink};
+use crate::http::body::{H3Send, H3Sink, Sink, Source};
 use crate::http::fields::{answer_head, stream_head, StreamHead};
-use crate::http::{ProxyError, Response};
+use crate::http::{ProxyError, Response, Switch, Upgrade};
+use crate::l7::bridge::{self, H3In};
 use crate::l7::files::{read_chunk, FileAnswer};
 use crate::l7::forward::Held;
 use crate::l7::policy::Answer;
@@ -96,5 +98,29 @@ impl Out<'_> {
             e,
         )
         .await
+    }
+
+    /// Answers an RFC 9220 WebSocket CONNECT with `200` (the backend's `101`
+    /// fields but its accept value, which was Fulcrum's to check) and bridges the
+    /// stream to the backend connection.
+    pub async fn switch(
+        self,
+        body: Source<'_>,
+        sw: Switch,
+        held: Held<'_>,
+        upgrade: Upgrade<'_>,
+        e: &mut Entry<'_>,
+    ) -> Result<(), ProxyError> {
+        let Source::H3(src) = body else {
+            return Err(bridge::no_stream());
+        };
+        self.send
+            .send_response(bridge::opened(&sw))
+            .await
+            .map_err(client)?;
+        let (recv, first) = src.into_parts();
+        let mut send = self.send;
+        bridge::run(&mut H3In(recv, first), &mut send, sw, held, upgrade, e).await;
+        Ok(())
     }
 }
