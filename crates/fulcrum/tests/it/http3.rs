@@ -943,3 +943,49 @@ async fn websocket_over_http3_reaches_an_http1_backend() {
     })
     .await;
 }
+
+/// aioquic (Python; its own QUIC, TLS and QPACK) through Fulcrum: a GET, a 1 MiB
+/// POST, and a WebSocket over HTTP/3 to a tungstenite backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aioquic_client_gets_posts_and_talks_websocket_through_fulcrum() {
+    within(async {
+        let ca = Ca::new("h3 test CA");
+        let dir = TempDir::new();
+        let b = backend(0).await;
+        let echo = crate::websocket::Echo::start().await;
+        let ca_file = dir.path("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let (cert, key) = ca.leaf(&["h3.fulcrum.test"], false).write(&dir, "leaf");
+        let f = Fulcrum::start(&format!(
+            "workers = 1\n\n[listeners.secure]\naddress = \"127.0.0.1:0\"\nprotocol = \"https\"\n\
+             http3 = true\ntls = {{ certificates = [{{ cert = {cert:?}, key = {key:?} }}] }}\n\n\
+             [[routes]]\npath_prefix = \"/ws\"\npool = \"ws\"\n\n[[routes]]\npool = \"p\"\n\n\
+             [pools.p]\nbackends = [{}]\n\n[pools.ws]\nbackends = [\"{}\"]\n",
+            quoted(&b),
+            echo.addr
+        ));
+        let addr = f.addr("secure");
+        let script = format!("{}/tests/it/aioquic/client.py", env!("CARGO_MANIFEST_DIR"));
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .arg(script)
+                .arg(addr.to_string())
+                .arg(ca_file)
+                .arg("h3.fulcrum.test")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("python3 runs (scripts/test-all installs aioquic)")
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "aioquic client failed through Fulcrum:\n{stdout}\n{stderr}"
+        );
+        assert!(stdout.contains("aioquic client: all passed"), "{stdout}");
+        assert_eq!(echo.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    })
+    .await;
+}
