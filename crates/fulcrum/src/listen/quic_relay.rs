@@ -294,10 +294,50 @@ impl Relay {
         Ok(there)
     }
 
+    /// Whether packets may belong to another process: a predecessor still runs,
+    /// or a successor was started. Otherwise reads pass untouched.
+    fn active(&self) -> bool {
+        self.older.as_ref().is_some_and(|(_, l)| l.alive())
+            || self.newer.load().as_ref().is_some_and(|l| l.alive())
+    }
+
     /// This process takes no new connections: clients' first packets go to the
     /// successor, if there is one.
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// Sends across the datagrams of one read (several, `stride` apart, with
+    /// GRO) that belong to the other process, each by its own ID: one client
+    /// address may hold connections of both. Those that stay move together at
+    /// the front; returns their length.
+    fn keep_own(
+        &self,
+        buf: &mut [u8],
+        stride: usize,
+        from: SocketAddr,
+        ecn: Option<EcnCodepoint>,
+    ) -> usize {
+        let (mut kept, mut at) = (0, 0);
+        while at < buf.len() {
+            let end = (at + stride).min(buf.len());
+            let packet = buf.get(at..end).unwrap_or_default();
+            let route = self.route(packet);
+            let link = match &route {
+                Route::Here => None,
+                Route::Older => self.older.as_ref().map(|(_, l)| l),
+                Route::Newer(l) => Some(&**l),
+            };
+            match link {
+                Some(link) => link.send(from, ecn, packet),
+                None => {
+                    buf.copy_within(at..end, kept);
+                    kept += end - at;
+                }
+            }
+            at = end;
+        }
+        kept
     }
 
     fn route(&self, packet: &[u8]) -> Route {
@@ -384,33 +424,30 @@ impl Relayed {
     /// Sends across what belongs to the other process among `n` datagrams read;
     /// the rest move to the front. Returns how many stay.
     fn sort(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta], n: usize) -> usize {
+        if !self.relay.active() {
+            return n;
+        }
         let mut kept = 0;
         for i in 0..n.min(bufs.len()).min(meta.len()) {
             let m = meta[i];
-            let data = bufs[i].get(..m.len).unwrap_or_default();
-            let stride = m.stride.max(1);
-            let route = self.relay.route(data);
-            let link = match &route {
-                Route::Here => None,
-                Route::Older => self.relay.older.as_ref().map(|(_, l)| l),
-                Route::Newer(l) => Some(&**l),
+            let Some(buf) = bufs[i].get_mut(..m.len) else {
+                continue;
             };
-            if let Some(link) = link {
-                // One GRO batch holds datagrams of one client address: one route.
-                for packet in data.chunks(stride) {
-                    link.send(m.addr, m.ecn, packet);
-                }
+            let len = self.relay.keep_own(buf, m.stride.max(1), m.addr, m.ecn);
+            if len == 0 {
                 continue;
             }
             if kept != i {
                 let (front, back) = bufs.split_at_mut(i);
-                if let (Some(to), Some(from)) = (front.get_mut(kept), back.first()) {
-                    let len = m.len.min(to.len()).min(from.len());
-                    to[..len].copy_from_slice(&from[..len]);
-                    meta[kept] = m;
-                    meta[kept].len = len;
-                }
+                let (Some(to), Some(from)) = (front.get_mut(kept), back.first()) else {
+                    continue;
+                };
+                let Some(to) = to.get_mut(..len) else {
+                    continue;
+                };
+                to.copy_from_slice(from.get(..len).unwrap_or_default());
             }
+            meta[kept] = RecvMeta { len, ..m };
             kept += 1;
         }
         kept
@@ -530,6 +567,31 @@ mod tests {
         assert_eq!(route(&long(0, &[7; 8])), "newer");
         assert_eq!(route(&long(1, &[7; 12])), "newer");
         assert_eq!(route(&long(0, &[1, 2, 0, 0, 0, 0, 0, 0])), "here");
+    }
+
+    #[test]
+    fn a_gro_batch_is_split_by_each_datagram_s_id() {
+        let (old, new) = (Tag([1, 2]), Tag([3, 4]));
+        let (a, b) = StdDatagram::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let relay = Relay::new(new, Some((old, a)));
+        let mut own = short([3, 4, 7, 7, 7, 7, 7, 7]);
+        own[20] = 0xee;
+        let mut batch = short([1, 2, 9, 9, 9, 9, 9, 9]);
+        batch.extend_from_slice(&own);
+        batch.extend_from_slice(&short([1, 2, 8, 8, 8, 8, 8, 8])[..12]);
+        let from: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let kept = relay.keep_own(&mut batch, own.len(), from, None);
+        assert_eq!(kept, own.len());
+        assert_eq!(&batch[..kept], &own[..]);
+        let mut frame = [0u8; 128];
+        assert_eq!(b.recv(&mut frame).unwrap(), FRAME + own.len());
+        assert_eq!(
+            b.recv(&mut frame).unwrap(),
+            FRAME + 12,
+            "the short last datagram"
+        );
+        assert!(b.recv(&mut frame).is_err(), "nothing else crossed");
     }
 
     #[test]
