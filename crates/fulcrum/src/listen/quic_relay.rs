@@ -27,7 +27,7 @@ use std::os::unix::net::UnixDatagram as StdDatagram;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -83,9 +83,9 @@ fn random(buf: &mut [u8]) {
     // The same source rustls draws its keys from. It fails only without any OS
     // randomness, where TLS itself would not start; the ID is then mostly tag,
     // still distinct per connection by quinn's collision check.
-    let _ = rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(buf);
+    static SOURCE: OnceLock<&'static dyn rustls::crypto::SecureRandom> = OnceLock::new();
+    let source = SOURCE.get_or_init(|| rustls::crypto::ring::default_provider().secure_random);
+    let _ = source.fill(buf);
 }
 
 /// Connection IDs made of the process tag and six random bytes.
@@ -258,11 +258,12 @@ pub struct Relay {
     tag: Tag,
     older: Option<(Tag, Link)>,
     newer: ArcSwapOption<Link>,
+    /// A successor was linked: reads are sorted (checked on every read, so a flag
+    /// rather than the link).
+    linked: AtomicBool,
     /// This process takes no new connections: a client's first packets go to the
     /// successor.
     retired: AtomicBool,
-    /// The endpoint's receive task, woken when a successor's link arrives.
-    waker: Mutex<Option<Waker>>,
 }
 
 impl Relay {
@@ -273,8 +274,8 @@ impl Relay {
             tag,
             older: older.map(|(t, s)| (t, Link::new(s))),
             newer: ArcSwapOption::empty(),
+            linked: AtomicBool::new(false),
             retired: AtomicBool::new(false),
-            waker: Mutex::new(None),
         })
     }
 
@@ -284,13 +285,13 @@ impl Relay {
     }
 
     /// A link to a successor about to start: returns the end it gets. Packets of
-    /// its connections read here cross from now on.
+    /// its connections read here cross from now on. Nothing needs waking: what
+    /// crosses back was read from the shared socket, whose every datagram wakes
+    /// both processes' reads, and a read polls the links too.
     pub fn link_newer(&self) -> io::Result<StdDatagram> {
         let (here, there) = StdDatagram::pair()?;
         self.newer.store(Some(Arc::new(Link::new(here))));
-        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            w.wake();
-        }
+        self.linked.store(true, Ordering::Relaxed);
         Ok(there)
     }
 
@@ -298,7 +299,8 @@ impl Relay {
     /// or a successor was started. Otherwise reads pass untouched.
     fn active(&self) -> bool {
         self.older.as_ref().is_some_and(|(_, l)| l.alive())
-            || self.newer.load().as_ref().is_some_and(|l| l.alive())
+            || (self.linked.load(Ordering::Relaxed)
+                && self.newer.load().as_ref().is_some_and(|l| l.alive()))
     }
 
     /// This process takes no new connections: clients' first packets go to the
@@ -424,9 +426,6 @@ impl Relayed {
     /// Sends across what belongs to the other process among `n` datagrams read;
     /// the rest move to the front. Returns how many stay.
     fn sort(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta], n: usize) -> usize {
-        if !self.relay.active() {
-            return n;
-        }
         let mut kept = 0;
         for i in 0..n.min(bufs.len()).min(meta.len()) {
             let m = meta[i];
@@ -469,21 +468,18 @@ impl AsyncUdpSocket for Relayed {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        {
-            let mut w = self.relay.waker.lock().unwrap_or_else(|e| e.into_inner());
-            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *w = Some(cx.waker().clone());
+        let active = self.relay.active();
+        if active {
+            if let Some(n) = self.poll_links(cx, bufs, meta) {
+                return Poll::Ready(Ok(n));
             }
-        }
-        if let Some(n) = self.poll_links(cx, bufs, meta) {
-            return Poll::Ready(Ok(n));
         }
         loop {
             let n = match self.inner.poll_recv(cx, bufs, meta) {
                 Poll::Ready(Ok(n)) => n,
                 other => return other,
             };
-            let kept = self.sort(bufs, meta, n);
+            let kept = if active { self.sort(bufs, meta, n) } else { n };
             if kept > 0 {
                 return Poll::Ready(Ok(kept));
             }

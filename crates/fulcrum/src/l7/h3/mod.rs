@@ -186,7 +186,13 @@ pub async fn serve(
                 break;
             }
             () = done.notified(), if closing => {}
-            () = tokio::time::sleep(linger.unwrap_or_default()), if linger.is_some() => {}
+            // select! builds every branch's future each turn: no timer unless lingering.
+            () = async {
+                match linger {
+                    Some(left) => tokio::time::sleep(left).await,
+                    None => std::future::pending().await,
+                }
+            }, if linger.is_some() => {}
             () = w.stop.notified(), if !closing => {}
         }
     }
