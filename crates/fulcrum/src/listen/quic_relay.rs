@@ -14,10 +14,10 @@
 //!   once this process stops taking connections.
 //!
 //! The tag is visible on the wire and the same for all of one process's
-//! connections (as QUIC-LB's plaintext server IDs are); the six other bytes are
-//! random. A new client's own random ID starts with the old tag once in 65,536
-//! connections made during an upgrade; that one reaches the old process, which
-//! refuses it, and the client retries.
+//! connections (as QUIC-LB's plaintext server IDs are); the seven other bytes are
+//! random. IDs are 9 bytes, a length clients do not choose for the ID of their
+//! first packets (quinn takes 20, aioquic and Chrome 8, ngtcp2 18), so a new
+//! client's Initial is never taken for a packet of the other process by chance.
 
 use std::fmt;
 use std::io::{self, IoSliceMut};
@@ -36,8 +36,9 @@ use quinn::{AsyncUdpSocket, ConnectionId, ConnectionIdGenerator, UdpPoller};
 
 use super::socket::Socket;
 
-/// Length of the connection IDs Fulcrum issues (quinn's default length).
-const CID_LEN: usize = 8;
+/// Length of the connection IDs Fulcrum issues: one byte over the usual 8, so a
+/// client's own first ID does not have it.
+const CID_LEN: usize = 9;
 
 /// Bytes in front of a relayed packet: address family, IP (16), port (2), ECN.
 const FRAME: usize = 20;
@@ -121,7 +122,7 @@ fn classify(packet: &[u8]) -> Option<(bool, Option<Tag>)> {
         (kind <= 1, packet.get(6..6 + len)?)
     };
     let tag = match id {
-        [a, b, _, _, _, _, _, _] => Some(Tag([*a, *b])),
+        [a, b, ..] if id.len() == CID_LEN => Some(Tag([*a, *b])),
         _ => None,
     };
     Some((opening, tag))
@@ -516,7 +517,7 @@ pub struct QuicSocket {
 mod tests {
     use super::*;
 
-    fn short(id: [u8; 8]) -> Vec<u8> {
+    fn short(id: [u8; CID_LEN]) -> Vec<u8> {
         let mut p = vec![0x40];
         p.extend_from_slice(&id);
         p.extend_from_slice(&[0; 20]);
@@ -540,11 +541,13 @@ mod tests {
             Route::Older => "older",
             Route::Newer(_) => "newer",
         };
-        assert_eq!(route(&short([1, 2, 9, 9, 9, 9, 9, 9])), "older");
-        assert_eq!(route(&short([3, 4, 9, 9, 9, 9, 9, 9])), "here");
-        assert_eq!(route(&long(2, &[1, 2, 0, 0, 0, 0, 0, 0])), "older");
-        // A client's Initial with an ID of its own choosing stays with the new process.
+        assert_eq!(route(&short([1, 2, 9, 9, 9, 9, 9, 9, 9])), "older");
+        assert_eq!(route(&short([3, 4, 9, 9, 9, 9, 9, 9, 9])), "here");
+        assert_eq!(route(&long(2, &[1, 2, 0, 0, 0, 0, 0, 0, 0])), "older");
+        // A client's Initial with an ID of its own choosing stays with the new
+        // process, even one that starts with the old tag (clients choose 8 bytes).
         assert_eq!(route(&long(0, &[7; 16])), "here");
+        assert_eq!(route(&long(0, &[1, 2, 0, 0, 0, 0, 0, 0])), "here");
         assert_eq!(route(&[]), "here");
 
         // The old process: other tags go to the successor, first packets only once
@@ -556,13 +559,13 @@ mod tests {
             Route::Older => "older",
             Route::Newer(_) => "newer",
         };
-        assert_eq!(route(&short([3, 4, 9, 9, 9, 9, 9, 9])), "newer");
-        assert_eq!(route(&short([1, 2, 9, 9, 9, 9, 9, 9])), "here");
+        assert_eq!(route(&short([3, 4, 9, 9, 9, 9, 9, 9, 9])), "newer");
+        assert_eq!(route(&short([1, 2, 9, 9, 9, 9, 9, 9, 9])), "here");
         assert_eq!(route(&long(0, &[7; 8])), "here");
         relay.retire();
         assert_eq!(route(&long(0, &[7; 8])), "newer");
         assert_eq!(route(&long(1, &[7; 12])), "newer");
-        assert_eq!(route(&long(0, &[1, 2, 0, 0, 0, 0, 0, 0])), "here");
+        assert_eq!(route(&long(0, &[1, 2, 0, 0, 0, 0, 0, 0, 0])), "here");
     }
 
     #[test]
@@ -571,11 +574,11 @@ mod tests {
         let (a, b) = StdDatagram::pair().unwrap();
         b.set_nonblocking(true).unwrap();
         let relay = Relay::new(new, Some((old, a)));
-        let mut own = short([3, 4, 7, 7, 7, 7, 7, 7]);
+        let mut own = short([3, 4, 7, 7, 7, 7, 7, 7, 7]);
         own[20] = 0xee;
-        let mut batch = short([1, 2, 9, 9, 9, 9, 9, 9]);
+        let mut batch = short([1, 2, 9, 9, 9, 9, 9, 9, 9]);
         batch.extend_from_slice(&own);
-        batch.extend_from_slice(&short([1, 2, 8, 8, 8, 8, 8, 8])[..12]);
+        batch.extend_from_slice(&short([1, 2, 8, 8, 8, 8, 8, 8, 8])[..12]);
         let from: SocketAddr = "192.0.2.1:5000".parse().unwrap();
         let kept = relay.keep_own(&mut batch, own.len(), from, None);
         assert_eq!(kept, own.len());
